@@ -1,0 +1,34 @@
+"""pytest-lossguard: find losses and metrics that silently broadcast labels against predictions.
+
+Importing this package is cheap: the engine (and NumPy) load on first use of an attribute,
+and no framework loads until a target is probed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_lossguard.api import check, check_loss
+    from pytest_lossguard.errors import LossguardError
+    from pytest_lossguard.options import Options
+    from pytest_lossguard.report import Finding, Report
+
+__all__ = ["Finding", "LossguardError", "Options", "Report", "check", "check_loss"]
+__version__ = "0.1.0"
+
+_HOMES = {
+    "check": "api",
+    "check_loss": "api",
+    "LossguardError": "errors",
+    "Options": "options",
+    "Finding": "report",
+    "Report": "report",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"pytest_lossguard.{_HOMES[name]}"), name)
+    raise AttributeError(f"module 'pytest_lossguard' has no attribute {name!r}")

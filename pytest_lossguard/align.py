@@ -1,0 +1,79 @@
+"""The reference alignment: what Keras's loss container does to y_true / y_pred before a loss.
+
+Alignment is a pure squeeze or expand of a trailing unit axis, so it is computed once per pair
+of shapes by the installed Keras's own function and then applied to arrays as a reshape.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import os
+from collections.abc import Callable
+
+import numpy as np
+
+from pytest_lossguard.options import Shape
+
+ShapePair = tuple[Shape, Shape]
+
+
+def _keras3() -> Callable[[Shape, Shape], ShapePair]:
+    from keras.src.losses.loss import squeeze_or_expand_to_same_rank
+
+    def align(true: Shape, pred: Shape) -> ShapePair:
+        y_true, y_pred = squeeze_or_expand_to_same_rank(np.zeros(true), np.zeros(pred))
+        return tuple(y_true.shape), tuple(y_pred.shape)
+
+    return align
+
+
+def _tf_keras() -> Callable[[Shape, Shape], ShapePair]:
+    import tensorflow as tf
+    from tf_keras.src.utils.losses_utils import squeeze_or_expand_dimensions
+
+    def align(true: Shape, pred: Shape) -> ShapePair:
+        y_pred, y_true = squeeze_or_expand_dimensions(tf.zeros(pred), tf.zeros(true))
+        return tuple(y_true.shape), tuple(y_pred.shape)
+
+    return align
+
+
+def numpy_port(true: Shape, pred: Shape) -> ShapePair:
+    """Keras 3's squeeze_or_expand_to_same_rank on shapes, for when no Keras is importable."""
+    if len(true) == len(pred) + 1 and true[-1:] == (1,):
+        return (true, (*pred, 1)) if len(pred) == 1 else (true[:-1], pred)
+    if len(pred) == len(true) + 1 and pred[-1:] == (1,):
+        return ((*true, 1), pred) if len(true) == 1 else (true, pred[:-1])
+    return true, pred
+
+
+def _legacy_requested() -> bool:
+    return os.environ.get("TF_USE_LEGACY_KERAS", "").lower() in ("1", "true", "yes")
+
+
+@functools.cache
+def reference() -> tuple[str, Callable[[Shape, Shape], ShapePair], str]:
+    """(name, align function, note) of the alignment in force for the user's Keras."""
+    order = [("tf_keras", _tf_keras), ("keras", _keras3)]
+    if not _legacy_requested():
+        order.reverse()
+    notes = []
+    for name, loader in order:
+        if importlib.util.find_spec(name) is None:
+            continue
+        try:
+            align = loader()
+        except Exception as exc:  # a broken install must not hide the NumPy port
+            notes.append(f"{name} failed to import ({type(exc).__name__}: {exc})")
+            continue
+        version = getattr(importlib.import_module(name), "__version__", "?")
+        return f"{name} {version}", align, "; ".join(notes)
+    return "numpy port of keras 3", numpy_port, "; ".join(notes)
+
+
+@functools.cache
+def aligned_shapes(true: Shape, pred: Shape) -> ShapePair:
+    """Batch-inclusive shapes after the container's alignment, as the user's Keras computes it."""
+    return reference()[1](true, pred)

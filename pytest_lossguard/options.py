@@ -1,0 +1,144 @@
+"""Options of one check: marker kwargs, ini defaults and API keywords share this record."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from pytest_lossguard.errors import LossguardError
+
+DOMAINS = ("real", "probability", "binary", "one-hot", "sparse")
+BACKENDS = ("auto", "numpy", "tensorflow", "keras")
+# Primes, so that an outer broadcast of the batch against a per-sample axis always shows.
+BATCH_CANDIDATES = (7, 11, 13, 17, 19, 23, 29, 31)
+# Refuse canonical shapes whose probe arrays would be absurdly large.
+MAX_ELEMENTS = 1_000_000
+
+Shape = tuple[int, ...]
+
+
+def _shape(name: str, value: Any) -> Shape:
+    if isinstance(value, int):
+        value = (value,)
+    try:
+        shape = tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        raise LossguardError(
+            f"{name}={value!r} is not a shape: give a tuple of positive ints, e.g. {name}=(1,)"
+        ) from None
+    if any(v < 1 for v in shape):
+        raise LossguardError(f"{name}={value!r} has an axis < 1: every axis must be positive")
+    return shape
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """What to probe and how; every field is a marker kwarg of the same name."""
+
+    output_shape: Shape = (1,)
+    y_true_shape: Shape | None = None
+    y_pred_shape: Shape | None = None
+    domain: str = "real"
+    batch_size: int | None = None
+    probes: tuple[str, ...] = ("default",)
+    rtol: float | None = None
+    atol: float | None = None
+    strict: bool = False
+    seed: int = 0
+    backend: str = "auto"
+    init: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def build(cls, base: Options | None = None, **kwargs: Any) -> Options:
+        """Validate kwargs on top of `base`; unknown or malformed keys raise LossguardError."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise LossguardError(
+                f"unknown lossguard option(s) {', '.join(unknown)}; "
+                f"known options are {', '.join(sorted(known))}"
+            )
+        fields = dataclasses.asdict(base) if base else {}
+        fields.update(kwargs)
+        for key in ("output_shape", "y_true_shape", "y_pred_shape"):
+            if fields.get(key) is not None:
+                fields[key] = _shape(key, fields[key])
+        if isinstance(fields.get("probes"), str):
+            fields["probes"] = (fields["probes"],)
+        if "probes" in fields:
+            fields["probes"] = tuple(fields["probes"])
+        options = cls(**fields)
+        options._validate()
+        return options
+
+    def _validate(self) -> None:
+        if self.domain not in DOMAINS:
+            raise LossguardError(
+                f"domain={self.domain!r} is not known; use one of {', '.join(DOMAINS)}"
+            )
+        if self.backend not in BACKENDS:
+            raise LossguardError(
+                f"backend={self.backend!r} is not known; use one of {', '.join(BACKENDS)}"
+            )
+        if self.domain in ("one-hot", "sparse") and self.pred_shape[-1:] in ((), (1,)):
+            raise LossguardError(
+                f"domain={self.domain!r} needs a class axis: set output_shape=(C,) with C >= 2"
+            )
+        if self.domain == "sparse" and self.true_shape != self.pred_shape[:-1]:
+            raise LossguardError(
+                f"domain='sparse' needs y_true_shape == y_pred_shape[:-1], got "
+                f"{self.true_shape} and {self.pred_shape}"
+            )
+        if self.batch_size is not None:
+            if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int):
+                raise LossguardError(f"batch_size={self.batch_size!r} must be an int")
+            if self.batch_size < 2 or self.batch_size in self.axes:
+                raise LossguardError(
+                    f"batch_size={self.batch_size} must be > 1 and differ from every axis of "
+                    f"{self.true_shape} and {self.pred_shape}, or an outer broadcast can hide; "
+                    "a prime such as 7 or 11 works"
+                )
+        size = self.batch * max(math.prod(self.true_shape), math.prod(self.pred_shape))
+        if size > MAX_ELEMENTS:
+            raise LossguardError(
+                f"canonical shapes {self.true_shape} / {self.pred_shape} at batch {self.batch} "
+                f"need {size} elements, over the limit of {MAX_ELEMENTS}; "
+                "probe a smaller output_shape: broadcasting does not depend on size"
+            )
+        for name in ("rtol", "atol"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and value >= 0):
+                raise LossguardError(f"{name}={value!r} must be a number >= 0")
+
+    @property
+    def pred_shape(self) -> Shape:
+        """Per-sample prediction shape."""
+        return self.y_pred_shape if self.y_pred_shape is not None else self.output_shape
+
+    @property
+    def true_shape(self) -> Shape:
+        """Per-sample label shape: sparse labels drop the class axis."""
+        if self.y_true_shape is not None:
+            return self.y_true_shape
+        return self.pred_shape[:-1] if self.domain == "sparse" else self.pred_shape
+
+    @property
+    def axes(self) -> set[int]:
+        """Every per-sample axis length, which the batch size must avoid."""
+        return set(self.true_shape) | set(self.pred_shape)
+
+    @property
+    def batch(self) -> int:
+        """The batch size in use: given, or the first prime that no axis equals."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return next(b for b in BATCH_CANDIDATES if b not in self.axes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly view, for reports."""
+        data = dataclasses.asdict(self)
+        data["init"] = {k: repr(v) for k, v in self.init.items()}
+        return data
+

@@ -1,0 +1,161 @@
+"""Run each probe against its references, reduce as the container does, and judge."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from pytest_lossguard import align, backends, probes
+from pytest_lossguard.options import Options, Shape
+from pytest_lossguard.probes import Case, Inputs
+from pytest_lossguard.report import Finding, Report
+from pytest_lossguard.state import preserved
+from pytest_lossguard.targets import Target, resolve
+
+# (rtol, atol) by the result's float width: reductions in another order differ in the last bits.
+_TOLERANCES = {2: (1e-2, 1e-3), 4: (1e-4, 1e-6), 8: (1e-7, 1e-10)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """One call of the target: its raw result's shape and reduced value, or what it raised."""
+
+    shape: Shape | None = None
+    value: float | None = None
+    itemsize: int = 4
+    error: BaseException | None = None
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape or ())
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    if len(first) > 160:
+        first = first[:157] + "..."
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+class Evaluator:
+    """Calls the target once per distinct input layout and remembers the outcome."""
+
+    def __init__(self, target: Target, backend: backends.Backend) -> None:
+        self.target = target
+        self.backend = backend
+        self.cache: dict[tuple[object, ...], Outcome] = {}
+
+    def __call__(self, inputs: Inputs) -> Outcome:
+        if inputs.key not in self.cache:
+            self.cache[inputs.key] = self._call(inputs)
+        return self.cache[inputs.key]
+
+    def _call(self, inputs: Inputs) -> Outcome:
+        __tracebackhide__ = True
+        to_tensor = self.backend.to_tensor
+        kwargs = {}
+        if inputs.sample_weight is not None:
+            kwargs["sample_weight"] = to_tensor(inputs.sample_weight)
+        try:
+            raw = self.target.call(to_tensor(inputs.y_true), to_tensor(inputs.y_pred), **kwargs)
+            result = np.asarray(self.backend.to_numpy(raw))
+        except Exception as exc:
+            return Outcome(error=exc)
+        if raw is None or not np.issubdtype(result.dtype, np.number) or np.iscomplexobj(result):
+            return Outcome(error=TypeError(
+                f"returned {type(raw).__name__} of dtype {result.dtype}; a loss must return "
+                "a real-valued tensor or array"))
+        itemsize = result.dtype.itemsize if np.issubdtype(result.dtype, np.floating) else 8
+        value = float(np.mean(result, dtype=np.float64)) if result.size else math.nan
+        return Outcome(tuple(result.shape), value, itemsize)
+
+
+def _close(a: Outcome, b: Outcome, options: Options) -> bool:
+    rtol, atol = _TOLERANCES.get(min(a.itemsize, b.itemsize), _TOLERANCES[4])
+    rtol = options.rtol if options.rtol is not None else rtol
+    atol = options.atol if options.atol is not None else atol
+    return bool(np.isclose(a.value, b.value, rtol=rtol, atol=atol))  # type: ignore[arg-type]
+
+
+def _aligned(case: Case) -> Inputs | None:
+    """The probe's arrays as Keras's container would hand them over, if that differs."""
+    if case.probe.weights or case.probe.label_dtype:
+        return None
+    true, pred = align.aligned_shapes(case.inputs.y_true.shape, case.inputs.y_pred.shape)
+    if (true, pred) == (case.inputs.y_true.shape, case.inputs.y_pred.shape):
+        return None
+    return Inputs(case.inputs.y_true.reshape(true), case.inputs.y_pred.reshape(pred))
+
+
+def _finding(case: Case, verdict: str, **fields: Any) -> Finding:
+    edits = tuple(side for side, edit in (("y_true", case.probe.y_true),
+                                          ("y_pred", case.probe.y_pred)) if edit != "keep")
+    weight = case.inputs.sample_weight
+    return Finding(
+        case.label, verdict, case.inputs.y_true.shape, case.inputs.y_pred.shape,
+        None if weight is None else weight.shape, edits=edits, **fields,
+    )
+
+
+def judge(case: Case, evaluate: Evaluator, options: Options) -> Finding | None:
+    """The verdict of one probe; None when no reference applies to it."""
+    __tracebackhide__ = True
+    canonical = evaluate(case.canonical)
+    if canonical.error is not None or not math.isfinite(canonical.value or 0.0):
+        message = (_one_line(canonical.error) if canonical.error else
+                   f"returned {canonical.value} on well-formed input; check domain= and the "
+                   "loss's arithmetic")
+        return Finding("canonical", "error", case.canonical.y_true.shape,
+                       case.canonical.y_pred.shape, sample_weight=None if case.canonical
+                       .sample_weight is None else case.canonical.sample_weight.shape,
+                       message=message, exception=canonical.error)
+    references = [("canonical", case.canonical, canonical)]
+    aligned = _aligned(case)
+    if aligned is not None and (outcome := evaluate(aligned)).error is None:
+        references.insert(0, ("Keras-aligned", aligned, outcome))
+    probe = evaluate(case.inputs)
+    if probe.error is not None:
+        return _finding(case, "raises", message=_one_line(probe.error))
+    match = next((r for r in references if _close(probe, r[2], options)), None)
+    name, _, reference = match or references[0]
+    if match is None and case.symmetric and reference.size > probe.size:
+        probe, reference = reference, probe
+    verdict = "safe" if match else ("broadcast" if probe.size > reference.size else "mismatch")
+    return _finding(
+        case, verdict, result_shape=probe.shape, value=probe.value, reference=name,
+        reference_shape=reference.shape, reference_value=reference.value,
+    )
+
+
+def run(target: Target, options: Options) -> Report:
+    """Every applicable probe of `target`; never raises for a verdict."""
+    __tracebackhide__ = True
+    started = time.perf_counter()
+    findings: list[Finding] = []
+    with preserved() as restored:
+        name = options.backend if options.backend != "auto" else target.backend
+        evaluate = Evaluator(target, backends.load(name))
+        alignment = align.reference()[0]
+        for case in probes.cases(options, target.takes_weights):
+            finding = judge(case, evaluate, options)
+            if finding is not None and finding.verdict == "error":
+                findings = [finding]
+                break
+            if finding is not None:
+                findings.append(finding)
+    return Report(
+        target.name, target.kind, target.source, name, alignment, options.true_shape,
+        options.pred_shape, options.strict, tuple(findings), time.perf_counter() - started,
+        tuple(restored),
+    )
+
+
+def probe(obj: Any, options: Options) -> Report:
+    """Resolve a marked object and run it; LossguardError only if it cannot be checked."""
+    __tracebackhide__ = True
+    return run(resolve(obj, options), options)

@@ -1,0 +1,292 @@
+"""pytest hooks only: options, marker, collection, items, fixture and the summary table.
+
+Nothing here imports NumPy or a framework at load time; the engine loads when the first
+lossguard item runs, or when the `lossguard` fixture is used.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_lossguard.errors import LossguardError
+from pytest_lossguard.options import Options
+
+if TYPE_CHECKING:
+    from pytest_lossguard.report import Report
+
+MARKER = "lossguard"
+PROPERTY = "lossguard"
+# Marker kwargs that may also be given as ini defaults: lossguard_<key>.
+INI_DEFAULTS = {
+    "output_shape": "per-sample output shape of losses, e.g. (1,)",
+    "domain": "label domain: real, probability, binary, one-hot or sparse",
+    "batch_size": "probe batch size (> 1, differing from every per-sample axis)",
+    "probes": "probes to run: default, label-dtype, coincident-batch, ... (space separated)",
+    "rtol": "relative tolerance of the value comparison (default: by dtype)",
+    "atol": "absolute tolerance of the value comparison (default: by dtype)",
+    "seed": "seed of the probe values",
+    "backend": "tensor library to feed targets: auto, numpy, tensorflow or keras",
+}
+_SEEN = pytest.StashKey[set[tuple[int, str]]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("lossguard", "lossguard: loss broadcasting checks")
+    group.addoption("--lossguard", action="store_true", default=None,
+                    help="probe targets marked with @pytest.mark.lossguard (ini: lossguard)")
+    group.addoption("--lossguard-strict", action="store_true", default=None,
+                    help="also fail probes that raise on shapes Keras aligns "
+                         "(ini: lossguard_strict)")
+    parser.addini("lossguard", "always probe lossguard targets, as --lossguard does",
+                  type="bool", default=False)
+    parser.addini("lossguard_strict", "as --lossguard-strict", type="bool", default=False)
+    for key, text in INI_DEFAULTS.items():
+        parser.addini(f"lossguard_{key}", f"default {text}",
+                      type="args" if key == "probes" else "string", default=None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(targets=None, **options): probe a loss, Loss class or factory for silent "
+        "label/prediction broadcasting (run with --lossguard); see pytest-lossguard's README",
+    )
+    config.stash[_SEEN] = set()
+    config.pluginmanager.register(Summary(config), "lossguard-summary")
+
+
+def _flag(config: pytest.Config, name: str) -> bool:
+    """A command-line switch, else its ini twin of the same name."""
+    value = config.getoption(name)
+    return bool(value) if value is not None else bool(config.getini(name))
+
+
+def enabled(config: pytest.Config) -> bool:
+    """--lossguard, or the `lossguard` ini switch."""
+    return _flag(config, "lossguard")
+
+
+def base_options(config: pytest.Config) -> Options:
+    """Options from ini keys and --lossguard-strict, under every marker's own kwargs."""
+    values: dict[str, Any] = {"strict": _flag(config, "lossguard_strict")}
+    for key in INI_DEFAULTS:
+        raw = config.getini(f"lossguard_{key}")
+        if not raw:
+            continue
+        if key in ("domain", "backend", "probes"):
+            values[key] = raw
+            continue
+        try:
+            values[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            raise pytest.UsageError(
+                f"ini lossguard_{key} = {raw!r} is not a Python literal, e.g. (1,) or 1e-5"
+            ) from None
+    try:
+        return Options.build(**values)
+    except LossguardError as exc:
+        raise pytest.UsageError(f"lossguard ini options: {exc}") from None
+
+
+def _own_marks(name: str, obj: Any) -> list[pytest.Mark]:
+    """Lossguard marks set on `obj` itself, or a module's `pytestmark` when name says so.
+
+    A class does not inherit its base's marks here: marking a base Loss marks only the base.
+    """
+    if name == "pytestmark":
+        marks = obj
+    elif isinstance(obj, type):
+        marks = vars(obj).get("pytestmark", [])
+    else:
+        marks = getattr(obj, "pytestmark", [])
+    if not isinstance(marks, list):
+        marks = [marks]
+    found = [getattr(m, "mark", m) for m in marks]
+    return [m for m in found if isinstance(m, pytest.Mark) and m.name == MARKER]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(
+    collector: pytest.Module | pytest.Class, name: str, obj: object
+) -> Iterator[None] | Any:
+    result = yield
+    if not enabled(collector.config) or not isinstance(collector, (pytest.Module, pytest.Class)):
+        return result
+    marks = _own_marks(name, obj)
+    if not marks:
+        return result
+    nodes = [] if result is None else list(result) if isinstance(result, list) else [result]
+    for mark in marks:
+        options = {k: v for k, v in mark.kwargs.items() if k != "targets"}
+        if mark.args:
+            nodes.append(Invalid.from_parent(collector, name=f"{name}[lossguard]", reason=(
+                f"@pytest.mark.lossguard on {name} got positional arguments; pass targets by "
+                "keyword, targets=[...], since pytest takes a lone positional callable as the "
+                "object being marked")))
+        elif "targets" in mark.kwargs:
+            nodes.extend(_items(collector, list(mark.kwargs["targets"] or []), options))
+        elif result is None and name != "pytestmark":
+            nodes.extend(_items(collector, [obj], options, name))
+    return nodes or result
+
+
+def _items(
+    collector: pytest.Collector, targets: list[Any], options: dict[str, Any],
+    name: str | None = None,
+) -> Iterator[pytest.Item | pytest.Collector]:
+    from pytest_lossguard.targets import classify, describe
+
+    seen = collector.config.stash[_SEEN]
+    for target in targets:
+        node_name = f"{name or describe(target)}[lossguard]"
+        key = (id(target), f"{collector.nodeid}::{node_name}:{options!r}")
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            classify(target)
+        except LossguardError as exc:
+            yield Invalid.from_parent(collector, name=node_name, reason=str(exc))
+            continue
+        yield LossguardItem.from_parent(collector, name=node_name, target=target, options=options)
+
+
+class Invalid(pytest.Collector):
+    """A marked object lossguard cannot check: a collection error naming it and the fix."""
+
+    def __init__(self, *, reason: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.reason = reason
+
+    def collect(self) -> list[pytest.Item]:
+        raise LossguardError(self.reason)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str:  # type: ignore[override]
+        return f"lossguard: {excinfo.value}"
+
+
+class Failed(Exception):
+    """A report that did not pass; the item shows the report instead of a traceback."""
+
+    def __init__(self, report: Report) -> None:
+        super().__init__(str(report))
+        self.report = report
+
+
+class LossguardItem(pytest.Item):
+    """One marked target: probed in setup, judged in call, recorded for the summary."""
+
+    def __init__(self, *, target: Any, options: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.target = target
+        self.options = options
+        self.report: Report | None = None
+        self.add_marker(MARKER)
+
+    def setup(self) -> None:
+        __tracebackhide__ = True
+        from pytest_lossguard.oracle import probe
+
+        self.report = probe(self.target, Options.build(base_options(self.config), **self.options))
+        self.user_properties.append((PROPERTY, json.dumps(_stats(self.nodeid, self.report))))
+        error = self.report.error
+        if error is not None:
+            raise LossguardError(str(self.report)) from error.exception
+
+    def runtest(self) -> None:
+        __tracebackhide__ = True
+        if self.report is not None and not self.report.ok:
+            raise Failed(self.report)
+
+    def repr_failure(  # type: ignore[override]
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None,
+    ) -> Any:
+        if isinstance(excinfo.value, (Failed, LossguardError)) and excinfo.value.__cause__ is None:
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def _traceback_filter(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
+        """Drop pytest's and lossguard's own frames: users see their code and the verdict."""
+        own = Path(__file__).parent
+        return excinfo.traceback.filter(
+            lambda entry: own not in Path(str(entry.path)).parents
+            and "_pytest" not in str(entry.path) and "pluggy" not in str(entry.path)
+        )
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"lossguard: {self.name}"
+
+
+def _stats(nodeid: str, report: Report) -> dict[str, Any]:
+    return {"nodeid": nodeid, "ok": report.ok, "seconds": report.seconds, **report.counts()}
+
+
+class Summary:
+    """Collects per-target stats from reports (so xdist workers count) and prints the table."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.rows: list[dict[str, Any]] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" or (report.when == "setup" and report.failed):
+            self.rows.extend(json.loads(value) for key, value in report.user_properties
+                             if key == PROPERTY)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.rows or hasattr(self.config, "workerinput"):
+            return
+        from pytest_lossguard.report import VERDICTS
+
+        write = terminalreporter.write_line
+        terminalreporter.write_sep("=", "lossguard")
+        verbose = self.config.get_verbosity() > 0 or len(self.rows) <= 20
+        shown = [r for r in self.rows if verbose or not r["ok"] or r["raises"]]
+        width = max([len("target"), *(len(r["nodeid"]) for r in shown)])
+        write(f"{'target':<{width}}  probes  " + "  ".join(VERDICTS) + "  seconds")
+        totals = {v: 0 for v in ("probes", *VERDICTS, "seconds")}
+        for row in sorted(self.rows, key=lambda r: r["nodeid"]):
+            row["probes"] = sum(row[v] for v in VERDICTS)
+            for key in totals:
+                totals[key] += row[key]
+            if row in shown:
+                write(_row(row["nodeid"], width, row))
+        write(_row(f"{len(self.rows)} target(s)", width, totals))
+        if len(shown) < len(self.rows):
+            write(f"({len(self.rows) - len(shown)} clean target(s) not shown; -v shows all)")
+
+
+def _row(label: str, width: int, row: dict[str, Any]) -> str:
+    from pytest_lossguard.report import VERDICTS
+
+    counts = "  ".join(f"{row[v]:>{len(v)}}" for v in VERDICTS)
+    return f"{label:<{width}}  {row['probes']:>6}  {counts}  {row['seconds']:>7.2f}"
+
+
+class Guard:
+    """The `lossguard` fixture: the engine, failing the test with the report when not ok."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def check(self, target: Any, **options: Any) -> Report:
+        """Probe `target`; fail the calling test with the failure block unless it is ok."""
+        __tracebackhide__ = True
+        from pytest_lossguard.oracle import probe
+
+        report = probe(target, Options.build(base_options(self.config), **options))
+        if not report.ok:
+            pytest.fail(str(report), pytrace=False)
+        return report
+
+
+@pytest.fixture
+def lossguard(request: pytest.FixtureRequest) -> Guard:
+    """Check losses from inside a test: lossguard.check(target, **options)."""
+    return Guard(request.config)

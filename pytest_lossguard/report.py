@@ -1,0 +1,184 @@
+"""Findings, the per-target Report, and how both read: the failure block and JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import textwrap
+from typing import Any
+
+from pytest_lossguard.options import Shape
+
+VERDICTS = ("safe", "broadcast", "mismatch", "raises", "error")
+_HEADLINES = {
+    "broadcast": "broadcasts labels against predictions",
+    "mismatch": "gives a different value when label and prediction ranks differ",
+    "error": "cannot be evaluated on canonical input",
+    "raises": "raises on shapes that Keras's loss container aligns (strict)",
+}
+_NAMESPACES = {"tensorflow": "tf", "keras": "keras.ops", "numpy": "np"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """The verdict of one probe, with everything needed to explain it."""
+
+    probe: str
+    verdict: str
+    y_true: Shape
+    y_pred: Shape
+    sample_weight: Shape | None = None
+    result_shape: Shape | None = None
+    value: float | None = None
+    reference: str | None = None
+    reference_shape: Shape | None = None
+    reference_value: float | None = None
+    message: str = ""
+    edits: tuple[str, ...] = ()
+    exception: BaseException | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    @property
+    def failed(self) -> bool:
+        """Broadcast, mismatch and error always fail; raises fails only under strict."""
+        return self.verdict in ("broadcast", "mismatch", "error")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly view (the exception object stays behind)."""
+        data = dataclasses.asdict(self)
+        del data["exception"]
+        return data
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """Every finding for one target; `ok` is the pass/fail answer."""
+
+    target: str
+    kind: str
+    source: str
+    backend: str
+    alignment: str
+    true_shape: Shape
+    pred_shape: Shape
+    strict: bool
+    findings: tuple[Finding, ...]
+    seconds: float
+    restored: tuple[str, ...] = ()
+
+    @property
+    def failures(self) -> tuple[Finding, ...]:
+        """The findings that make this report fail."""
+        return tuple(f for f in self.findings
+                     if f.failed or (self.strict and f.verdict == "raises"))
+
+    @property
+    def ok(self) -> bool:
+        """True when no probe failed."""
+        return not self.failures
+
+    @property
+    def error(self) -> Finding | None:
+        """The error finding, when the target could not be evaluated at all."""
+        return next((f for f in self.findings if f.verdict == "error"), None)
+
+    def counts(self) -> dict[str, int]:
+        """Number of findings per verdict, every verdict present."""
+        return {v: sum(f.verdict == v for f in self.findings) for v in VERDICTS}
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly view of the whole report."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["findings"] = [f.as_dict() for f in self.findings]
+        data["ok"] = self.ok
+        data["counts"] = self.counts()
+        return data
+
+    def __str__(self) -> str:
+        return render(self)
+
+
+def number(value: float | None) -> str:
+    """Values rounded for reading: 4 significant digits."""
+    if value is None:
+        return "-"
+    if math.isnan(value) or math.isinf(value):
+        return str(value)
+    return f"{value:.4g}"
+
+
+def _shape(shape: Shape | None) -> str:
+    return "?" if shape is None else str(tuple(shape))
+
+
+def _shapes_line(finding: Finding) -> str:
+    text = f"y_true {_shape(finding.y_true)}  y_pred {_shape(finding.y_pred)}"
+    if finding.sample_weight is not None:
+        text += f"  sample_weight {_shape(finding.sample_weight)}"
+    return text
+
+
+def _block(finding: Finding) -> list[str]:
+    lines = [f"  probe       {finding.probe:<27}{_shapes_line(finding)}"]
+    if finding.verdict in ("raises", "error"):
+        lines.append(f"  raised      {finding.message}")
+        return lines
+    result = f"{_shape(finding.result_shape)} -> {number(finding.value)}"
+    reference = (f"reference ({finding.reference}) {_shape(finding.reference_shape)}"
+                 f" -> {number(finding.reference_value)}")
+    lines.append(f"  result      {result:<27}{reference}")
+    return lines
+
+
+def fix_hint(report: Report, finding: Finding) -> str:
+    """What to change, specific to the kind of target, its library and the probe."""
+    if finding.verdict == "error":
+        return ("make the target work on canonical input, or describe its intended shapes with "
+                "output_shape / y_true_shape / y_pred_shape and its values with domain=")
+    ns = _NAMESPACES.get(report.backend, "keras.ops")
+    if finding.sample_weight is not None:
+        return (f"reshape sample_weight to the per-sample loss before weighting, e.g. "
+                f"sample_weight = {ns}.reshape(sample_weight, {ns}.shape(values))")
+    side = "y_pred" if finding.edits == ("y_pred",) else "y_true"
+    other = "y_true" if side == "y_pred" else "y_pred"
+    if report.true_shape == report.pred_shape:
+        target_shape = f"{ns}.shape({other})"
+    else:
+        own = report.pred_shape if side == "y_pred" else report.true_shape
+        target_shape = str((-1, *own))
+    align = f"{side} = {ns}.reshape({side}, {target_shape})"
+    if report.kind == "loss":
+        return (f"align ranks inside call(), e.g. {align}: a Loss subclass that overrides call "
+                "gets no alignment, even in compile(); or wrap a plain function in "
+                "keras.losses.LossFunctionWrapper, which aligns")
+    return (f"align ranks before combining, e.g. {align} (or keras.ops.reshape / expand_dims / "
+            "squeeze), or let Keras do it: compile(loss=fn) and self.compute_loss(...) in "
+            "train_step")
+
+
+def render(report: Report) -> str:
+    """The failure block of design.md section 6, or a one-line pass summary."""
+    failures = report.failures
+    raises = [f for f in report.findings if f.verdict == "raises" and f not in failures]
+    if not failures:
+        line = f"lossguard: {report.target} is safe under {len(report.findings)} probe(s)"
+        notes = [f"  note        {f.probe} raises (loud, not silent): {f.message}" for f in raises]
+        return "\n".join([line, *notes, *_restored(report)])
+    worst = next((v for v in VERDICTS[1:] if any(f.verdict == v for f in failures)), "error")
+    lines = [f"lossguard: {report.target} {_HEADLINES[worst]}"]
+    where = report.source or "?"
+    lines.append(f"  target      {where}  ({report.kind}, {report.backend} tensors, "
+                 f"reference: {report.alignment})")
+    for finding in failures:
+        lines.extend(_block(finding))
+    lines.extend(f"  note        {f.probe} raises (loud, not silent): {f.message}" for f in raises)
+    lines.extend(_restored(report))
+    fix = textwrap.wrap(fix_hint(report, failures[0]), 86)
+    lines.append(f"  fix         {fix[0]}")
+    lines.extend(f"              {rest}" for rest in fix[1:])
+    return "\n".join(lines)
+
+
+def _restored(report: Report) -> list[str]:
+    if not report.restored:
+        return []
+    return [f"  restored    the target changed {', '.join(report.restored)}; lossguard put it back"]

@@ -1,0 +1,184 @@
+"""Resolve what was marked (loss, Loss class or instance, factory) into a uniform Target."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import inspect
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from pytest_lossguard.backends import infer
+from pytest_lossguard.errors import LossguardError
+from pytest_lossguard.options import Options
+
+ACCEPTED = (
+    "a loss or metric function fn(y_true, y_pred[, sample_weight]), a keras.losses.Loss class "
+    "or instance, or a zero-argument factory returning one"
+)
+_KERAS_ROOTS = ("keras", "tf_keras")
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """A checkable loss: how to call it unreduced, and what it is called in reports."""
+
+    name: str
+    kind: str
+    call: Callable[..., Any]
+    takes_weights: bool
+    backend: str
+    source: str
+    framework: str | None = None
+
+
+def _keras_base(cls: type, base: str) -> str | None:
+    """The Keras flavour whose `base` class `cls` derives from, found without importing Keras."""
+    for klass in cls.__mro__:
+        root = klass.__module__.partition(".")[0]
+        if klass.__name__ == base and root in _KERAS_ROOTS:
+            return root
+    return None
+
+
+def _unwrap(obj: Any) -> Any:
+    """The plain Python function behind partials, tf.functions, bound methods and callables."""
+    for _ in range(10):
+        if isinstance(obj, functools.partial):
+            obj = obj.func
+        elif hasattr(obj, "python_function"):
+            obj = obj.python_function
+        elif inspect.ismethod(obj):
+            obj = obj.__func__
+        elif not inspect.isfunction(obj) and callable(obj) and not isinstance(obj, type):
+            obj = type(obj).__call__
+        else:
+            break
+    return obj
+
+
+def describe(obj: Any) -> str:
+    """A short, stable name for reports and node ids."""
+    if isinstance(obj, type) or inspect.isfunction(obj) or inspect.ismethod(obj):
+        return str(obj.__qualname__)
+    if isinstance(obj, functools.partial) or hasattr(obj, "python_function"):
+        return str(getattr(_unwrap(obj), "__qualname__", type(obj).__name__))
+    return type(obj).__name__
+
+
+def _source(obj: Any) -> str:
+    try:
+        inner = _unwrap(obj)
+        path = inspect.getsourcefile(inner) or ""
+        line = inspect.getsourcelines(inner)[1]
+    except (TypeError, OSError):
+        return ""
+    with contextlib.suppress(ValueError):
+        path = os.path.relpath(path)
+    return f"{path}:{line}"
+
+
+def _signature(fn: Any) -> inspect.Signature | None:
+    try:
+        return inspect.signature(getattr(fn, "python_function", fn))
+    except (TypeError, ValueError):
+        return None
+
+
+def _binds(signature: inspect.Signature, *args: Any) -> bool:
+    try:
+        signature.bind(*args)
+    except TypeError:
+        return False
+    return True
+
+
+def classify(obj: Any) -> str:
+    """What kind of target `obj` is, without building anything; LossguardError if none.
+
+    Cheap enough for collection time: "loss class", "model class", "loss", "model",
+    "function" or "factory".
+    """
+    name = describe(obj)
+    if isinstance(obj, type):
+        for kind in ("Loss", "Model"):
+            if _keras_base(obj, kind):
+                return f"{kind.lower()} class"
+        raise LossguardError(
+            f"class {name} is neither a keras Loss nor a keras Model; lossguard accepts {ACCEPTED}"
+        )
+    for kind in ("Loss", "Model"):
+        if _keras_base(type(obj), kind):
+            return kind.lower()
+    if not callable(obj):
+        raise LossguardError(
+            f"{name} ({type(obj).__name__}) is not callable; lossguard accepts {ACCEPTED}"
+        )
+    signature = _signature(obj)
+    if signature is None:
+        raise LossguardError(f"{name} has no inspectable signature; lossguard accepts {ACCEPTED}")
+    if _binds(signature, None, None):
+        return "function"
+    if _binds(signature):
+        return "factory"
+    raise LossguardError(
+        f"{name}{signature} cannot be called as fn(y_true, y_pred); lossguard accepts {ACCEPTED}"
+    )
+
+
+def resolve(obj: Any, options: Options, *, _built: bool = False) -> Target:
+    """Turn a marked object into a Target, building classes and factories as needed."""
+    name = describe(obj)
+    kind = classify(obj)
+    if kind in ("model", "model class"):
+        raise LossguardError(
+            f"{name} is a keras Model: Model targets are not supported by this version of "
+            "lossguard; mark the loss function it uses instead"
+        )
+    if kind == "loss":
+        return _resolve_loss(obj, name)
+    if kind == "function":
+        return _resolve_function(obj, name)
+    if _built:
+        raise LossguardError(f"factory {name} returned another factory; return the target itself")
+    try:
+        built = obj(**options.init) if kind == "loss class" else obj()
+    except Exception as exc:
+        raise LossguardError(
+            f"cannot build {name}: {type(exc).__name__}: {exc}; pass constructor arguments "
+            "with init={...} or mark a zero-argument factory that builds it"
+        ) from exc
+    return dataclasses.replace(resolve(built, options, _built=True), name=name)
+
+
+def _user_defines(cls: type, attribute: str) -> bool:
+    """True when `attribute` comes from a class outside Keras (the user's override)."""
+    for klass in cls.__mro__:
+        if attribute in vars(klass):
+            return klass.__module__.partition(".")[0] not in _KERAS_ROOTS
+    return False
+
+
+def _resolve_loss(loss: Any, name: str) -> Target:
+    cls = type(loss)
+    framework = _keras_base(cls, "Loss")
+    module = sys.modules.get(cls.__module__)
+    backend = infer([vars(module)] if module else [], cls.__module__)
+    if _user_defines(cls, "__call__"):
+        return Target(name, "loss", loss, True, backend, _source(cls), framework)
+    # A shallow twin that skips the reduction, so the raw per-sample shape stays visible.
+    unreduced = object.__new__(cls)
+    unreduced.__dict__.update(vars(loss))
+    unreduced.reduction = "none"
+    return Target(name, "loss", unreduced, False, backend, _source(cls), framework)
+
+
+def _resolve_function(fn: Any, name: str) -> Target:
+    inner = _unwrap(fn)
+    backend = infer([getattr(inner, "__globals__", {})], getattr(inner, "__module__", "") or "")
+    signature = _signature(fn)
+    takes_weights = signature is not None and "sample_weight" in signature.parameters
+    return Target(name, "function", fn, takes_weights, backend, _source(fn))

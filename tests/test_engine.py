@@ -1,0 +1,359 @@
+"""The engine through its public API: each detector with a case it must flag and a near-miss."""
+
+import functools
+import random
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pytest_lossguard import LossguardError, check, check_loss
+from pytest_lossguard.align import aligned_shapes, numpy_port
+
+
+def naive_mse(y_true, y_pred):
+    return tf.reduce_mean(tf.math.square(y_true - y_pred))
+
+
+def reshaped_mse(y_true, y_pred):
+    y_true = tf.reshape(y_true, tf.shape(y_pred))
+    return tf.reduce_mean(tf.math.square(y_true - y_pred))
+
+
+def absolute_error(y_true, y_pred):
+    return tf.abs(y_true - y_pred)
+
+
+def pinball(y_true, y_pred):
+    y_true = tf.reshape(y_true, (-1, 1))
+    error = y_true - y_pred
+    q = tf.constant([0.1, 0.5, 0.9])
+    return tf.reduce_mean(tf.maximum(q * error, (q - 1) * error), axis=-1)
+
+
+def pinball_first_column(y_true, y_pred):
+    error = y_true[..., 0][..., None] - y_pred
+    q = tf.constant([0.1, 0.5, 0.9])
+    return tf.reduce_mean(tf.maximum(q * error, (q - 1) * error), axis=-1)
+
+
+class ElementwiseLoss(keras.losses.Loss):
+    def call(self, y_true, y_pred):
+        return keras.ops.abs(y_true - y_pred)
+
+
+class AlignedElementwiseLoss(keras.losses.Loss):
+    def call(self, y_true, y_pred):
+        y_true = keras.ops.reshape(y_true, keras.ops.shape(y_pred))
+        return keras.ops.abs(y_true - y_pred)
+
+
+def r2(y_true, y_pred):
+    residual = tf.reduce_sum(tf.square(y_true - y_pred))
+    total = tf.reduce_sum(tf.square(y_true - tf.reduce_mean(y_true)))
+    return 1.0 - residual / total
+
+
+def aligned_r2(y_true, y_pred):
+    return r2(tf.reshape(y_true, tf.shape(y_pred)), y_pred)
+
+
+def shape_asserting_mse(y_true, y_pred):
+    tf.debugging.assert_equal(tf.shape(y_true), tf.shape(y_pred))
+    return tf.reduce_mean(tf.square(y_true - y_pred))
+
+
+def reshaped(y_true, y_pred):
+    return tf.reshape(y_true, tf.shape(y_pred))
+
+
+def verdicts(report):
+    return {f.probe: f.verdict for f in report.findings}
+
+
+def test_seed_naive_mse_is_flagged_and_its_reshaped_twin_passes():
+    flagged = check(naive_mse)
+    assert not flagged.ok
+    assert verdicts(flagged)["labels-missing-unit-axis"] in ("broadcast", "mismatch")
+    finding = flagged.failures[0]
+    assert (finding.y_true, finding.y_pred) == ((7,), (7, 1))
+    assert finding.value > 10 * finding.reference_value
+    assert check(reshaped_mse).ok
+    assert set(verdicts(check(reshaped_mse)).values()) == {"safe"}
+
+
+def test_per_sample_absolute_error_is_a_broadcast():
+    report = check(absolute_error)
+    finding = report.failures[0]
+    assert finding.verdict == "broadcast"
+    assert finding.result_shape == (7, 7)
+    assert finding.reference == "Keras-aligned"
+    assert finding.reference_shape == (7, 1)
+
+
+def test_pinball_correct_form_passes_and_first_column_form_is_flagged():
+    shapes = {"y_true_shape": (1,), "y_pred_shape": (3,)}
+    good = check(pinball, **shapes)
+    assert good.ok, str(good)
+    bad = check(pinball_first_column, **shapes)
+    assert not bad.ok
+    assert verdicts(bad)["labels-missing-unit-axis"] == "mismatch"
+    assert verdicts(bad)["labels-extra-unit-axis"] == "broadcast"
+
+
+def test_loss_subclass_overriding_call_is_flagged_and_aligned_subclass_passes():
+    report = check(ElementwiseLoss)
+    assert report.kind == "loss"
+    assert {f.verdict for f in report.failures} == {"broadcast"}
+    assert "LossFunctionWrapper" in str(report)
+    assert check(AlignedElementwiseLoss()).ok
+
+
+def test_custom_r2_metric_is_flagged_and_aligned_twin_passes():
+    assert not check(r2).ok
+    assert check(aligned_r2).ok
+
+
+def test_sparse_categorical_crossentropy_with_int_labels_is_not_flagged():
+    def sparse_ce(y_true, y_pred):
+        return keras.losses.sparse_categorical_crossentropy(tf.cast(y_true, tf.int32), y_pred)
+
+    report = check(sparse_ce, domain="sparse", output_shape=(5,))
+    assert report.ok, str(report)
+    assert verdicts(report)["labels-extra-unit-axis"] == "safe"
+
+
+def test_shape_asserting_loss_raises_loudly_and_fails_only_under_strict():
+    report = check(shape_asserting_mse)
+    assert report.ok
+    assert set(verdicts(report).values()) == {"raises"}
+    assert "raises (loud, not silent)" in str(report)
+    strict = check(shape_asserting_mse, strict=True)
+    assert not strict.ok
+    assert "strict" in str(strict)
+
+
+# (domain, output_shape) for each built-in Loss, used as its documentation says.
+BUILTIN_USE = {
+    "BinaryCrossentropy": ("binary", {}),
+    "BinaryFocalCrossentropy": ("binary", {}),
+    "CTC": ("sparse", {"y_true_shape": (6,), "y_pred_shape": (6, 5)}),
+    "CategoricalCrossentropy": ("one-hot", {"output_shape": (4,)}),
+    "CategoricalFocalCrossentropy": ("one-hot", {"output_shape": (4,)}),
+    "CategoricalHinge": ("one-hot", {"output_shape": (4,)}),
+    "Circle": ("sparse", {"output_shape": (4,)}),
+    "CosineSimilarity": ("real", {"output_shape": (3,)}),
+    "Dice": ("probability", {}),
+    "Hinge": ("binary", {}),
+    "Huber": ("real", {}),
+    "KLDivergence": ("probability", {}),
+    "LogCosh": ("real", {}),
+    "MeanAbsoluteError": ("real", {}),
+    "MeanAbsolutePercentageError": ("real", {}),
+    "MeanSquaredError": ("real", {}),
+    "MeanSquaredLogarithmicError": ("probability", {}),
+    "Poisson": ("probability", {}),
+    "SparseCategoricalCrossentropy": ("sparse", {"output_shape": (4,)}),
+    "SquaredHinge": ("binary", {}),
+    "Tversky": ("probability", {}),
+}
+# Genuine findings in Keras itself, kept here so a fix upstream shows up as a test failure.
+BUILTIN_BROADCASTS = {
+    # one_hot of (N, 1) labels is (N, 1, C), which broadcasts against (N, C) predictions.
+    "CategoricalGeneralizedCrossEntropy": ("sparse", {"output_shape": (4,)}),
+}
+BUILTIN_LOSSES = sorted(
+    name for name, cls in vars(keras.losses).items()
+    if isinstance(cls, type) and issubclass(cls, keras.losses.Loss)
+    and cls is not keras.losses.Loss and cls.__name__ != "LossFunctionWrapper"
+)
+
+
+def test_every_builtin_loss_is_in_the_table():
+    assert set(BUILTIN_LOSSES) == set(BUILTIN_USE) | set(BUILTIN_BROADCASTS)
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_USE))
+def test_builtin_loss_classes_used_as_designed_are_not_flagged(name):
+    domain, shapes = BUILTIN_USE[name]
+    report = check(getattr(keras.losses, name), domain=domain, **shapes)
+    assert report.ok, str(report)
+    assert report.findings and report.error is None
+
+
+def test_categorical_generalized_cross_entropy_broadcasts_column_labels():
+    domain, shapes = BUILTIN_BROADCASTS["CategoricalGeneralizedCrossEntropy"]
+    report = check(keras.losses.CategoricalGeneralizedCrossEntropy, domain=domain, **shapes)
+    assert verdicts(report)["labels-extra-unit-axis"] == "broadcast"
+
+
+def test_plain_keras_functions_broadcast_when_called_directly():
+    """poisson and hinge reduce over the last axis, so (7,) vs (7, 1) grows to (7, 7) inside."""
+    assert not check(keras.losses.poisson, domain="probability").ok
+    assert not check(keras.losses.hinge, domain="binary").ok
+    assert check(keras.losses.mean_squared_error).ok
+
+
+@pytest.mark.parametrize("true", [(7,), (7, 1), (7, 3), (7, 1, 1), (7, 3, 1), (7, 4, 1, 1)])
+@pytest.mark.parametrize("pred", [(7,), (7, 1), (7, 3), (7, 1, 1), (7, 3, 1)])
+def test_numpy_port_agrees_with_installed_keras(true, pred):
+    assert numpy_port(true, pred) == aligned_shapes(true, pred)
+
+
+def test_failure_block_names_probe_shapes_values_and_fix():
+    text = str(check(absolute_error))
+    assert text.startswith("lossguard: absolute_error broadcasts labels against predictions")
+    assert "labels-missing-unit-axis   y_true (7,)  y_pred (7, 1)" in text
+    assert "(7, 7) -> " in text and "reference (Keras-aligned) (7, 1) -> " in text
+    assert "fix         align ranks before combining" in text
+    assert "tf.reshape(y_true, tf.shape(y_pred))" in text
+
+
+def test_reference_that_raises_on_canonical_input_is_an_error_verdict():
+    def broken(y_true, y_pred):
+        raise RuntimeError("boom")
+
+    report = check(broken)
+    assert not report.ok
+    assert report.error is not None
+    assert report.error.message == "RuntimeError: boom"
+    assert isinstance(report.error.exception, RuntimeError)
+
+
+def test_nan_on_canonical_input_is_an_error_not_a_pass():
+    def log_of_negative(y_true, y_pred):
+        return tf.math.log(y_pred - 100.0)
+
+    report = check(log_of_negative)
+    assert report.error is not None
+    assert "nan" in report.error.message
+
+
+@pytest.mark.parametrize(
+    ("target", "words"),
+    [
+        (42, "is not callable"),
+        (lambda a, b, c: a, "cannot be called as fn(y_true, y_pred)"),
+        (dict, "neither a keras Loss nor a keras Model"),
+    ],
+)
+def test_non_targets_raise_lossguard_error_naming_what_is_accepted(target, words):
+    with pytest.raises(LossguardError, match="lossguard accepts") as info:
+        check(target)
+    assert words in str(info.value)
+
+
+class NeedsQuantile(keras.losses.Loss):
+    def __init__(self, q, **kwargs):
+        super().__init__(**kwargs)
+        self.q = q
+
+    def call(self, y_true, y_pred):
+        y_true = keras.ops.reshape(y_true, keras.ops.shape(y_pred))
+        return self.q * keras.ops.abs(y_true - y_pred)
+
+
+def test_loss_class_needing_arguments_says_to_pass_init():
+    with pytest.raises(LossguardError, match=r"cannot build NeedsQuantile.*init=\{\.\.\.\}"):
+        check(NeedsQuantile)
+    assert check(NeedsQuantile, init={"q": 0.5}).ok
+
+
+def test_factories_partials_tf_functions_and_callable_objects_are_targets():
+    class Callable:
+        def __call__(self, y_true, y_pred):
+            return tf.abs(y_true - y_pred)
+
+    def factory():
+        return ElementwiseLoss()
+
+    scaled = functools.partial(lambda y_true, y_pred, k: k * tf.abs(y_true - y_pred), k=2.0)
+    for target in (factory, scaled, tf.function(absolute_error), Callable()):
+        assert not check(target).ok, target
+    assert check(tf.function(reshaped_mse)).ok
+    assert check(factory).target == "test_factories_partials_tf_functions_and_callable_objects_are_targets.<locals>.factory"
+
+
+def test_sample_weight_rank_probe_flags_weights_that_broadcast():
+    def weighted(y_true, y_pred, sample_weight=None):
+        values = tf.reduce_mean(tf.square(reshaped(y_true, y_pred) - y_pred), axis=-1)
+        return values if sample_weight is None else values * sample_weight
+
+    def flat_weighted(y_true, y_pred, sample_weight=None):
+        values = tf.reduce_mean(tf.square(reshaped(y_true, y_pred) - y_pred), axis=-1)
+        return values if sample_weight is None else values * tf.reshape(sample_weight, [-1])
+
+    report = check(weighted)
+    assert [f.probe for f in report.failures] == ["sample-weight-rank"]
+    assert report.failures[0].verdict == "broadcast"
+    assert report.failures[0].sample_weight == (7, 1)
+    assert "sample-weight-rank" in verdicts(check(flat_weighted))
+    assert check(flat_weighted).ok
+
+
+def test_label_dtype_and_coincident_batch_run_on_request():
+    default = verdicts(check(pinball_first_column, y_true_shape=(1,), y_pred_shape=(3,)))
+    assert not any(name.startswith(("label-dtype", "coincident")) for name in default)
+    report = check(naive_mse, probes=["label-dtype"])
+    assert list(verdicts(report)) == ["label-dtype (y_true float64)"]
+    assert verdicts(report)["label-dtype (y_true float64)"] == "raises"
+    coincident = check(pinball, y_true_shape=(1,), y_pred_shape=(3,),
+                       probes=["default", "coincident-batch"])
+    names = [f.probe for f in coincident.findings]
+    assert "coincident-batch (preds-extra-unit-axis, B=3)" in names
+
+
+def test_unknown_options_and_probes_are_refused_with_the_known_ones():
+    with pytest.raises(LossguardError, match="known options are"):
+        check(naive_mse, output_shap=(1,))
+    with pytest.raises(LossguardError, match="choose from default"):
+        check(naive_mse, probes=["nope"])
+    with pytest.raises(LossguardError, match="batch_size=3 must be > 1 and differ"):
+        check(naive_mse, output_shape=(3,), batch_size=3)
+    with pytest.raises(LossguardError, match="over the limit"):
+        check(naive_mse, output_shape=(10_000, 10_000))
+
+
+def test_verdicts_are_deterministic():
+    first = check(pinball_first_column, y_true_shape=(1,), y_pred_shape=(3,))
+    second = check(pinball_first_column, y_true_shape=(1,), y_pred_shape=(3,))
+    assert first.findings == second.findings
+    assert check(naive_mse, seed=1).findings != first.findings
+
+
+def test_global_state_touched_by_a_loss_is_restored_and_reported():
+    eager = tf.config.functions_run_eagerly()
+    np_state = np.random.get_state()[1].copy()
+    py_state = random.getstate()
+
+    def meddling(y_true, y_pred):
+        np.random.seed(123)
+        random.seed(5)
+        tf.config.run_functions_eagerly(not eager)
+        keras.config.set_dtype_policy("mixed_float16")
+        return reshaped_mse(y_true, y_pred)
+
+    report = check(meddling)
+    assert report.ok
+    assert np.array_equal(np.random.get_state()[1], np_state)
+    assert random.getstate() == py_state
+    assert tf.config.functions_run_eagerly() == eager
+    assert keras.config.dtype_policy().name == "float32"
+    assert set(report.restored) >= {"numpy random state", "python random state",
+                                    "tf.config.run_functions_eagerly", "keras dtype policy"}
+    assert "lossguard put it back" in str(report)
+
+
+def test_numpy_metric_runs_on_numpy_arrays():
+    namespace = {"np": np}
+    exec(
+        "def np_mae(y_true, y_pred):\n    return np.mean(np.abs(y_true - y_pred))\n"
+        "def np_aligned(y_true, y_pred):\n"
+        "    return np.mean(np.abs(np.reshape(y_true, np.shape(y_pred)) - y_pred))\n",
+        namespace,
+    )
+    report = check(namespace["np_mae"])
+    assert report.backend == "numpy"
+    assert not report.ok
+    assert check_loss(namespace["np_aligned"]).ok
