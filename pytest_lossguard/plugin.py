@@ -7,6 +7,7 @@ lossguard item runs, or when the `lossguard` fixture is used.
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +34,8 @@ INI_DEFAULTS = {
     "seed": "seed of the probe values",
     "backend": "tensor library to feed targets: auto, numpy, tensorflow or keras",
 }
-_SEEN = pytest.StashKey[set[tuple[int, str]]]()
+_SEEN = pytest.StashKey[set[str]]()
+_BASE = pytest.StashKey[Options]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -59,6 +61,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.stash[_SEEN] = set()
     config.pluginmanager.register(Summary(config), "lossguard-summary")
+    if enabled(config):
+        config.stash[_BASE] = base_options(config)
 
 
 def _flag(config: pytest.Config, name: str) -> bool:
@@ -74,6 +78,8 @@ def enabled(config: pytest.Config) -> bool:
 
 def base_options(config: pytest.Config) -> Options:
     """Options from ini keys and --lossguard-strict, under every marker's own kwargs."""
+    if _BASE in config.stash:
+        return config.stash[_BASE]
     values: dict[str, Any] = {"strict": _flag(config, "lossguard_strict")}
     for key in INI_DEFAULTS:
         raw = config.getini(f"lossguard_{key}")
@@ -125,50 +131,43 @@ def pytest_pycollect_makeitem(
     for mark in marks:
         options = {k: v for k, v in mark.kwargs.items() if k != "targets"}
         if mark.args:
-            nodes.append(Invalid.from_parent(collector, name=f"{name}[lossguard]", reason=(
-                f"@pytest.mark.lossguard on {name} got positional arguments; pass targets by "
-                "keyword, targets=[...], since pytest takes a lone positional callable as the "
-                "object being marked")))
+            nodes.append(LossguardItem.from_parent(
+                collector, name=f"{name}[lossguard]", target=None, options={}, problem=(
+                    f"@pytest.mark.lossguard on {name} got positional arguments; pass targets "
+                    "by keyword, targets=[...], since pytest takes a lone positional callable "
+                    "as the object being marked")))
         elif "targets" in mark.kwargs:
-            nodes.extend(_items(collector, list(mark.kwargs["targets"] or []), options))
+            owner = "" if name == "pytestmark" else name
+            nodes.extend(_items(collector, list(mark.kwargs["targets"] or []), options, owner))
         elif result is None and name != "pytestmark":
-            nodes.extend(_items(collector, [obj], options, name))
+            nodes.extend(_items(collector, [obj], options))
     return nodes or result
 
 
 def _items(
-    collector: pytest.Collector, targets: list[Any], options: dict[str, Any],
-    name: str | None = None,
-) -> Iterator[pytest.Item | pytest.Collector]:
-    from pytest_lossguard.targets import classify, describe
+    collector: pytest.Collector, targets: list[Any], options: dict[str, Any], owner: str = "",
+) -> Iterator[pytest.Item]:
+    """One item per target not yet collected here with these options.
+
+    Node ids: `name[lossguard]` for a marked object or module-level targets, and
+    `test_fn[lossguard-name]` for targets listed on a test function.
+    """
+    from pytest_lossguard.targets import describe
 
     seen = collector.config.stash[_SEEN]
     for target in targets:
-        node_name = f"{name or describe(target)}[lossguard]"
-        key = (id(target), f"{collector.nodeid}::{node_name}:{options!r}")
+        key = f"{collector.nodeid}:{id(target)}:{options!r}"
         if key in seen:
             continue
         seen.add(key)
-        try:
-            classify(target)
-        except LossguardError as exc:
-            yield Invalid.from_parent(collector, name=node_name, reason=str(exc))
-            continue
+        label = f"{owner}[lossguard-{describe(target)}" if owner else f"{describe(target)}[lossguard"
+        node_name = f"{label}]"
+        for n in itertools.count(2):
+            if f"{collector.nodeid}::{node_name}" not in seen:
+                break
+            node_name = f"{label}-{n}]"
+        seen.add(f"{collector.nodeid}::{node_name}")
         yield LossguardItem.from_parent(collector, name=node_name, target=target, options=options)
-
-
-class Invalid(pytest.Collector):
-    """A marked object lossguard cannot check: a collection error naming it and the fix."""
-
-    def __init__(self, *, reason: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.reason = reason
-
-    def collect(self) -> list[pytest.Item]:
-        raise LossguardError(self.reason)
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str:  # type: ignore[override]
-        return f"lossguard: {excinfo.value}"
 
 
 class Failed(Exception):
@@ -182,10 +181,13 @@ class Failed(Exception):
 class LossguardItem(pytest.Item):
     """One marked target: probed in setup, judged in call, recorded for the summary."""
 
-    def __init__(self, *, target: Any, options: dict[str, Any], **kwargs: Any) -> None:
+    def __init__(
+        self, *, target: Any, options: dict[str, Any], problem: str = "", **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.target = target
         self.options = options
+        self.problem = problem
         self.report: Report | None = None
         self.add_marker(MARKER)
 
@@ -193,6 +195,8 @@ class LossguardItem(pytest.Item):
         __tracebackhide__ = True
         from pytest_lossguard.oracle import probe
 
+        if self.problem:
+            raise LossguardError(self.problem)
         self.report = probe(self.target, Options.build(base_options(self.config), **self.options))
         self.user_properties.append((PROPERTY, json.dumps(_stats(self.nodeid, self.report))))
         error = self.report.error
@@ -207,9 +211,17 @@ class LossguardItem(pytest.Item):
     def repr_failure(  # type: ignore[override]
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None,
     ) -> Any:
-        if isinstance(excinfo.value, (Failed, LossguardError)) and excinfo.value.__cause__ is None:
+        if isinstance(excinfo.value, Failed):
             return str(excinfo.value)
         return super().repr_failure(excinfo, style=style)
+
+    def _repr_failure_py(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None,
+    ) -> Any:
+        """Setup errors: a target lossguard cannot check reads as one line naming the fix."""
+        if isinstance(excinfo.value, LossguardError) and excinfo.value.__cause__ is None:
+            return f"lossguard: {excinfo.value}"
+        return super()._repr_failure_py(excinfo, style=style)
 
     def _traceback_filter(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
         """Drop pytest's and lossguard's own frames: users see their code and the verdict."""

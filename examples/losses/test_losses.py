@@ -2,7 +2,6 @@
 
 import keras
 import pytest
-
 from losses import (
     ScaledAbsoluteError,
     absolute_error,

@@ -1,0 +1,243 @@
+"""The pytest surface, driven through pytester in subprocesses (TensorFlow loads there)."""
+
+import sys
+import textwrap
+
+import pytest
+
+LOSSES = """
+import keras
+import pytest
+import tensorflow as tf
+
+
+@pytest.mark.lossguard
+def naive_mse(y_true, y_pred):
+    return tf.reduce_mean(tf.math.square(y_true - y_pred))
+
+
+@pytest.mark.lossguard
+def reshaped_mse(y_true, y_pred):
+    y_true = tf.reshape(y_true, tf.shape(y_pred))
+    return tf.reduce_mean(tf.math.square(y_true - y_pred))
+
+
+@pytest.mark.lossguard
+def shape_asserting(y_true, y_pred):
+    tf.debugging.assert_equal(tf.shape(y_true), tf.shape(y_pred))
+    return tf.reduce_mean(tf.square(y_true - y_pred))
+
+
+@pytest.mark.lossguard
+class Elementwise(keras.losses.Loss):
+    def call(self, y_true, y_pred):
+        return keras.ops.abs(y_true - y_pred)
+
+
+def helper(values):
+    raise ValueError("helper refuses " + str(values.shape))
+
+
+@pytest.mark.lossguard
+def raising(y_true, y_pred):
+    return helper(y_true)
+
+
+@pytest.mark.lossguard
+class NotALoss:
+    pass
+
+
+def r2(y_true, y_pred):
+    residual = tf.reduce_sum(tf.square(y_true - y_pred))
+    return 1.0 - residual / tf.reduce_sum(tf.square(y_true - tf.reduce_mean(y_true)))
+
+
+pytestmark = pytest.mark.lossguard(targets=[keras.losses.MeanSquaredError(), r2])
+
+
+@pytest.mark.lossguard(targets=[reshaped_mse], output_shape=(3,))
+def test_ordinary():
+    assert 1 + 1 == 2
+"""
+
+
+@pytest.fixture
+def losses(pytester):
+    pytester.makepyfile(test_losses=LOSSES)
+    return pytester
+
+
+def outcomes_by_item(result):
+    """nodeid -> PASSED / FAILED / ERROR, from -rA short summary lines."""
+    found = {}
+    for line in result.outlines:
+        for word in ("PASSED", "FAILED", "ERROR"):
+            if line.startswith(word + " "):
+                found[line.split()[1]] = word
+    return found
+
+
+def test_lossguard_run_collects_marked_targets_and_judges_each(losses):
+    result = losses.runpytest_subprocess("--lossguard", "-rA", "--strict-markers")
+    got = outcomes_by_item(result)
+    assert got == {
+        "test_losses.py::naive_mse[lossguard]": "FAILED",
+        "test_losses.py::reshaped_mse[lossguard]": "PASSED",
+        "test_losses.py::shape_asserting[lossguard]": "PASSED",
+        "test_losses.py::Elementwise[lossguard]": "FAILED",
+        "test_losses.py::raising[lossguard]": "ERROR",
+        "test_losses.py::NotALoss[lossguard]": "ERROR",
+        "test_losses.py::MeanSquaredError[lossguard]": "PASSED",
+        "test_losses.py::r2[lossguard]": "FAILED",
+        "test_losses.py::test_ordinary": "PASSED",
+        "test_losses.py::test_ordinary[lossguard-reshaped_mse]": "PASSED",
+    }
+    result.stdout.fnmatch_lines([
+        "*lossguard: naive_mse gives a different value when label and prediction ranks differ",
+        "*probe       labels-missing-unit-axis   y_true (7,)  y_pred (7, 1)",
+        "*fix         align ranks before combining*",
+        "*lossguard: Elementwise broadcasts labels against predictions",
+    ])
+    result.stdout.fnmatch_lines([
+        "*ERROR at setup of lossguard: NotALoss[[]lossguard[]]*",
+        "lossguard: class NotALoss is neither a keras Loss nor a keras Model; lossguard accepts*",
+    ])
+    # The error item shows the user's own traceback, down to the helper that raised.
+    result.stdout.fnmatch_lines(["*return helper(y_true)*", "*helper refuses (7, 1)*"])
+    assert result.ret == 1
+
+
+def test_summary_table_counts_targets_and_verdicts(losses):
+    result = losses.runpytest_subprocess("--lossguard", "-p", "no:randomly")
+    result.stdout.fnmatch_lines([
+        "*= lossguard =*",
+        "target * probes  safe  broadcast  mismatch  raises  error  seconds",
+        "test_losses.py::naive_mse[[]lossguard[]] *4     0          0         4       0      0*",
+        "8 target(s) *",
+    ])
+
+
+def test_without_the_flag_marks_are_inert(losses):
+    result = losses.runpytest_subprocess("--strict-markers", "-rA")
+    assert outcomes_by_item(result) == {"test_losses.py::test_ordinary": "PASSED"}
+    result.stdout.no_fnmatch_line("*= lossguard =*")
+
+
+def test_ini_switch_enables_and_strict_fails_raising_targets(losses):
+    losses.makeini("[pytest]\nlossguard = true\nlossguard_strict = true\n")
+    result = losses.runpytest_subprocess("-rA", "-k", "shape_asserting")
+    assert outcomes_by_item(result) == {"test_losses.py::shape_asserting[lossguard]": "FAILED"}
+    result.stdout.fnmatch_lines(["*raises on shapes that Keras's loss container aligns (strict)"])
+
+
+def test_strict_flag_fails_raising_targets(losses):
+    result = losses.runpytest_subprocess("--lossguard", "--lossguard-strict", "-rA", "-k",
+                                         "shape_asserting")
+    assert outcomes_by_item(result) == {"test_losses.py::shape_asserting[lossguard]": "FAILED"}
+
+
+def test_failures_show_the_verdict_not_plugin_frames(losses):
+    result = losses.runpytest_subprocess("--lossguard", "-k", "naive_mse or raising")
+    text = result.stdout.str()
+    assert "pytest_lossguard/" not in text
+    assert "_pytest/" not in text
+
+
+def test_ini_defaults_apply_under_marker_kwargs(pytester):
+    pytester.makeini("[pytest]\nlossguard_output_shape = (3,)\nlossguard_domain = one-hot\n")
+    pytester.makepyfile(test_ce="""
+        import keras, pytest
+
+        pytestmark = pytest.mark.lossguard(targets=[keras.losses.CategoricalCrossentropy()])
+    """)
+    result = pytester.runpytest_subprocess("--lossguard", "-v")
+    result.stdout.fnmatch_lines(["*CategoricalCrossentropy[[]lossguard[]] PASSED*"])
+    pytester.makeini("[pytest]\nlossguard_domain = nonsense\n")
+    result = pytester.runpytest_subprocess("--lossguard")
+    result.stderr.fnmatch_lines(["*lossguard ini options: domain='nonsense' is not known*"])
+
+
+def test_positional_targets_are_refused_with_the_keyword_form(pytester):
+    pytester.makepyfile(test_pos="""
+        import pytest
+
+        def a(y_true, y_pred):
+            return y_true - y_pred
+
+        pytestmark = pytest.mark.lossguard(a, a)
+    """)
+    result = pytester.runpytest_subprocess("--lossguard")
+    result.stdout.fnmatch_lines(["*pass targets by keyword, targets=[[]...[]]*"])
+
+
+def test_fixture_fails_the_test_with_the_report(pytester):
+    pytester.makepyfile(test_fixture="""
+        import numpy as np
+
+        def np_mae(y_true, y_pred):
+            return np.abs(y_true - y_pred)
+
+        def test_guarded(lossguard):
+            lossguard.check(np_mae)
+
+        def test_aligned(lossguard):
+            report = lossguard.check(lambda t, p: np.abs(np.reshape(t, np.shape(p)) - p))
+            assert report.ok
+    """)
+    result = pytester.runpytest_subprocess("-rA")
+    assert outcomes_by_item(result) == {
+        "test_fixture.py::test_guarded": "FAILED",
+        "test_fixture.py::test_aligned": "PASSED",
+    }
+    result.stdout.fnmatch_lines(["*lossguard: np_mae broadcasts labels against predictions"])
+
+
+FRAMEWORKS = ("tensorflow", "keras", "tf_keras", "jax", "torch")
+REPORT_MODULES = f"""
+import sys
+
+def pytest_sessionfinish(session):
+    loaded = sorted(m for m in {FRAMEWORKS!r} if m in sys.modules)
+    print("LOADED:", ",".join(loaded) or "none")
+"""
+
+
+@pytest.mark.parametrize("args", [(), ("--lossguard",)])
+def test_no_framework_is_imported_when_no_target_is_collected(pytester, args):
+    pytester.makeconftest(REPORT_MODULES)
+    pytester.makepyfile(test_plain="def test_one():\n    assert True\n")
+    result = pytester.runpytest_subprocess("-s", *args)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*LOADED: none*"])
+    # ...and the plugin was active in that very configuration.
+    plugins = pytester.runpytest_subprocess("--trace-config", *args)
+    plugins.stdout.fnmatch_lines(["*pytest_lossguard*"])
+
+
+def test_importing_the_package_imports_no_framework_nor_numpy(pytester):
+    code = textwrap.dedent(f"""
+        import sys
+        import pytest_lossguard, pytest_lossguard.plugin
+        print(sorted(m for m in {FRAMEWORKS + ("numpy",)!r} if m in sys.modules))
+    """)
+    result = pytester.run(sys.executable, "-c", code)
+    assert result.outlines[-1] == "[]"
+
+
+def test_p_no_lossguard_disables_the_plugin(pytester):
+    pytester.makepyfile(test_plain="def test_one():\n    assert True\n")
+    result = pytester.runpytest_subprocess("-p", "no:lossguard", "--lossguard")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unrecognized arguments: --lossguard*"])
+
+
+def test_xdist_gives_the_serial_verdicts_and_one_summary(losses):
+    serial = losses.runpytest_subprocess("--lossguard", "-rA")
+    parallel = losses.runpytest_subprocess("--lossguard", "-rA", "-n", "2")
+    assert outcomes_by_item(parallel) == outcomes_by_item(serial)
+    totals = [line for line in parallel.outlines if line.startswith("8 target(s)")]
+    assert len(totals) == 1
+    assert totals[0].split()[:8] == next(
+        line for line in serial.outlines if line.startswith("8 target(s)")).split()[:8]
+    assert sum("= lossguard =" in line for line in parallel.outlines) == 1
