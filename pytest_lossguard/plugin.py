@@ -160,12 +160,13 @@ def _items(
         if key in seen:
             continue
         seen.add(key)
-        label = f"{owner}[lossguard-{describe(target)}" if owner else f"{describe(target)}[lossguard"
-        node_name = f"{label}]"
+        label = describe(target)
+        stem = f"{owner}[lossguard-{label}" if owner else f"{label}[lossguard"
+        node_name = f"{stem}]"
         for n in itertools.count(2):
             if f"{collector.nodeid}::{node_name}" not in seen:
                 break
-            node_name = f"{label}-{n}]"
+            node_name = f"{stem}-{n}]"
         seen.add(f"{collector.nodeid}::{node_name}")
         yield LossguardItem.from_parent(collector, name=node_name, target=target, options=options)
 

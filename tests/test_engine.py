@@ -272,7 +272,7 @@ def test_factories_partials_tf_functions_and_callable_objects_are_targets():
     for target in (factory, scaled, tf.function(absolute_error), Callable()):
         assert not check(target).ok, target
     assert check(tf.function(reshaped_mse)).ok
-    assert check(factory).target == "test_factories_partials_tf_functions_and_callable_objects_are_targets.<locals>.factory"
+    assert check(factory).target.endswith("<locals>.factory")
 
 
 def test_sample_weight_rank_probe_flags_weights_that_broadcast():

@@ -219,7 +219,7 @@ def test_importing_the_package_imports_no_framework_nor_numpy(pytester):
     code = textwrap.dedent(f"""
         import sys
         import pytest_lossguard, pytest_lossguard.plugin
-        print(sorted(m for m in {FRAMEWORKS + ("numpy",)!r} if m in sys.modules))
+        print(sorted(m for m in {(*FRAMEWORKS, "numpy")!r} if m in sys.modules))
     """)
     result = pytester.run(sys.executable, "-c", code)
     assert result.outlines[-1] == "[]"

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.lossguard(
 )
 
 
-@pytest.mark.lossguard(targets=[pinball, pinball_first_column], y_true_shape=(1,), y_pred_shape=(3,))
+@pytest.mark.lossguard(
+    targets=[pinball, pinball_first_column], y_true_shape=(1,), y_pred_shape=(3,)
+)
 def test_quantile_losses_are_finite():
     """An ordinary test; its mark adds one lossguard item per quantile loss."""
     import numpy as np
