@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from pytest_lossguard import align, backends, probes
+from pytest_lossguard.locate import locate
 from pytest_lossguard.options import Options, Shape
 from pytest_lossguard.probes import Case, Inputs
 from pytest_lossguard.report import Finding, Report
@@ -126,9 +127,15 @@ def judge(case: Case, evaluate: Evaluator, options: Options) -> Finding | None:
     if match is None and case.symmetric and reference.size > probe.size:
         probe, reference = reference, probe
     verdict = "safe" if match else ("broadcast" if probe.size > reference.size else "mismatch")
+    where = None
+    if verdict != "safe" and evaluate.backend.name != "numpy":
+        where = locate(evaluate.target.call, case.inputs, case.canonical)
+        verdict = "broadcast" if where is not None else verdict
     return _finding(
         case, verdict, result_shape=probe.shape, value=probe.value, reference=name,
         reference_shape=reference.shape, reference_value=reference.value,
+        location=where.where if where else "", source=where.source if where else "",
+        operation=where.describe() if where else "",
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import textwrap
 from typing import Any
 
@@ -35,6 +36,9 @@ class Finding:
     reference_value: float | None = None
     message: str = ""
     edits: tuple[str, ...] = ()
+    location: str = ""
+    source: str = ""
+    operation: str = ""
     exception: BaseException | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
@@ -97,6 +101,14 @@ class Report:
         return render(self)
 
 
+def display_path(path: str) -> str:
+    """A path relative to the working directory where that is possible, as tracebacks show it."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return path
+
+
 def number(value: float | None) -> str:
     """Values rounded for reading: 4 significant digits."""
     if value is None:
@@ -126,6 +138,9 @@ def _block(finding: Finding) -> list[str]:
     reference = (f"reference ({finding.reference}) {_shape(finding.reference_shape)}"
                  f" -> {number(finding.reference_value)}")
     lines.append(f"  result      {result:<27}{reference}")
+    if finding.operation:
+        lines.append(f"  broadcast   {finding.location or '?'}   {finding.source}".rstrip())
+        lines.append(f"              {finding.operation}")
     return lines
 
 

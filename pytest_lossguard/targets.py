@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import inspect
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +12,7 @@ from typing import Any
 from pytest_lossguard.backends import infer
 from pytest_lossguard.errors import LossguardError
 from pytest_lossguard.options import Options
+from pytest_lossguard.report import display_path
 
 ACCEPTED = (
     "a loss or metric function fn(y_true, y_pred[, sample_weight]), a keras.losses.Loss class "
@@ -76,9 +75,7 @@ def _source(obj: Any) -> str:
         line = inspect.getsourcelines(inner)[1]
     except (TypeError, OSError):
         return ""
-    with contextlib.suppress(ValueError):
-        path = os.path.relpath(path)
-    return f"{path}:{line}"
+    return f"{display_path(path)}:{line}"
 
 
 def _signature(fn: Any) -> inspect.Signature | None:

@@ -1,6 +1,7 @@
 """The engine through its public API: each detector with a case it must flag and a near-miss."""
 
 import functools
+import inspect
 import random
 
 import keras
@@ -75,8 +76,13 @@ def verdicts(report):
 def test_seed_naive_mse_is_flagged_and_its_reshaped_twin_passes():
     flagged = check(naive_mse)
     assert not flagged.ok
-    assert verdicts(flagged)["labels-missing-unit-axis"] in ("broadcast", "mismatch")
     finding = flagged.failures[0]
+    assert finding.verdict == "broadcast"
+    assert finding.result_shape == ()  # reduced to a scalar: only the trace shows the growth
+    assert finding.operation == "Sub (7,), (7, 1) -> (7, 7)"
+    line = inspect.getsourcelines(naive_mse)[1] + 1
+    assert finding.location.endswith(f"test_engine.py:{line}")
+    assert finding.source == "return tf.reduce_mean(tf.math.square(y_true - y_pred))"
     assert (finding.y_true, finding.y_pred) == ((7,), (7, 1))
     assert finding.value > 10 * finding.reference_value
     assert check(reshaped_mse).ok
@@ -357,3 +363,17 @@ def test_numpy_metric_runs_on_numpy_arrays():
     assert report.backend == "numpy"
     assert not report.ok
     assert check_loss(namespace["np_aligned"]).ok
+
+
+def test_intended_pairwise_growth_on_aligned_input_is_not_flagged():
+    """Growth that the canonical layout shows too is the author's intent, not a broadcast."""
+
+    def pairwise_ranking(y_true, y_pred):
+        y_true = tf.reshape(y_true, [-1])
+        y_pred = tf.reshape(y_pred, [-1])
+        true_order = tf.sign(y_true[:, None] - y_true[None, :])
+        return tf.reduce_mean(tf.nn.relu(-true_order * (y_pred[:, None] - y_pred[None, :])))
+
+    report = check(pairwise_ranking)
+    assert report.ok, str(report)
+    assert set(verdicts(report).values()) == {"safe"}

@@ -94,8 +94,10 @@ def test_lossguard_run_collects_marked_targets_and_judges_each(losses):
         "test_losses.py::test_ordinary[lossguard-reshaped_mse]": "PASSED",
     }
     result.stdout.fnmatch_lines([
-        "*lossguard: naive_mse gives a different value when label and prediction ranks differ",
+        "*lossguard: naive_mse broadcasts labels against predictions",
         "*probe       labels-missing-unit-axis   y_true (7,)  y_pred (7, 1)",
+        "*broadcast   test_losses.py:8   return tf.reduce_mean(tf.math.square(y_true - y_pred))",
+        "*Sub (7,), (7, 1) -> (7, 7)",
         "*fix         align ranks before combining*",
         "*lossguard: Elementwise broadcasts labels against predictions",
     ])
@@ -113,7 +115,7 @@ def test_summary_table_counts_targets_and_verdicts(losses):
     result.stdout.fnmatch_lines([
         "*= lossguard =*",
         "target * probes  safe  broadcast  mismatch  raises  error  seconds",
-        "test_losses.py::naive_mse[[]lossguard[]] *4     0          0         4       0      0*",
+        "test_losses.py::naive_mse[[]lossguard[]] *4     0          4         0       0      0*",
         "8 target(s) *",
     ])
 
