@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import time
 from typing import Any
 
@@ -18,6 +19,7 @@ from pytest_lossguard.state import preserved
 from pytest_lossguard.targets import Target, resolve
 
 # (rtol, atol) by the result's float width: reductions in another order differ in the last bits.
+_TF_NOISE = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*name:\s*$", re.MULTILINE)
 _TOLERANCES = {2: (1e-2, 1e-3), 4: (1e-4, 1e-6), 8: (1e-7, 1e-10)}
 
 
@@ -36,7 +38,8 @@ class Outcome:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    """The exception's first line, without TensorFlow's device preamble, at most 160 chars."""
+    text = _TF_NOISE.sub("", str(exc)).strip().splitlines()
     first = text[0] if text else ""
     if len(first) > 160:
         first = first[:157] + "..."
