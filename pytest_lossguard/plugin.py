@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,8 +49,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   type="bool", default=False)
     parser.addini("lossguard_strict", "as --lossguard-strict", type="bool", default=False)
     for key, text in INI_DEFAULTS.items():
-        parser.addini(f"lossguard_{key}", f"default {text}",
-                      type="args" if key == "probes" else "string", default=None)
+        if key == "probes":
+            parser.addini(f"lossguard_{key}", f"default {text}", type="args", default=None)
+        else:
+            parser.addini(f"lossguard_{key}", f"default {text}", type="string", default=None)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -120,7 +122,7 @@ def _own_marks(name: str, obj: Any) -> list[pytest.Mark]:
 @pytest.hookimpl(wrapper=True)
 def pytest_pycollect_makeitem(
     collector: pytest.Module | pytest.Class, name: str, obj: object
-) -> Iterator[None] | Any:
+) -> Generator[None, Any, Any]:
     result = yield
     if not enabled(collector.config) or not isinstance(collector, (pytest.Module, pytest.Class)):
         return result
@@ -249,7 +251,7 @@ class Summary:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call" or (report.when == "setup" and report.failed):
-            self.rows.extend(json.loads(value) for key, value in report.user_properties
+            self.rows.extend(json.loads(str(value)) for key, value in report.user_properties
                              if key == PROPERTY)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:

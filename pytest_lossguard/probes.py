@@ -204,7 +204,7 @@ def _shape_case(row: Probe, probe: Probe, canonical: Inputs, options: Options) -
 
 def _weights_case(probe: Probe, canonical: Inputs, options: Options) -> Case:
     rng = np.random.default_rng([options.seed, canonical.y_true.shape[0], 1])
-    weights = rng.uniform(0.5, 1.5, size=canonical.y_true.shape[0]).astype(np.float32)
+    weights = np.asarray(rng.uniform(0.5, 1.5, size=canonical.y_true.shape[0]), np.float32)
     column = dataclasses.replace(canonical, sample_weight=weights[:, None])
     flat = dataclasses.replace(canonical, sample_weight=weights)
     return Case(probe, column, flat, probe.name)

@@ -14,6 +14,7 @@ import numpy as np
 
 Getter = Callable[[], Any]
 Setter = Callable[[Any], None]
+Slot = tuple[str, Getter, Setter, Callable[[Any, Any], bool]]
 
 
 def _environ(key: str) -> tuple[Getter, Setter]:
@@ -30,10 +31,10 @@ def _numpy_equal(a: Any, b: Any) -> bool:
     return bool(a[0] == b[0] and np.array_equal(a[1], b[1]) and a[2:] == b[2:])
 
 
-def _slots() -> list[tuple[str, Getter, Setter, Callable[[Any, Any], bool]]]:
+def _slots() -> list[Slot]:
     """Every restorable piece of state, for the frameworks that are already imported."""
     same: Callable[[Any, Any], bool] = lambda a, b: bool(a == b)  # noqa: E731
-    slots = [
+    slots: list[Slot] = [
         ("python random state", random.getstate, random.setstate, same),
         ("numpy random state", np.random.get_state, np.random.set_state, _numpy_equal),
         ("KERAS_BACKEND", *_environ("KERAS_BACKEND"), same),
