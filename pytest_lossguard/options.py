@@ -135,10 +135,3 @@ class Options:
         if self.batch_size is not None:
             return self.batch_size
         return next(b for b in BATCH_CANDIDATES if b not in self.axes)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly view, for reports."""
-        data = dataclasses.asdict(self)
-        data["init"] = {k: repr(v) for k, v in self.init.items()}
-        return data
-

@@ -31,7 +31,6 @@ class Target:
     takes_weights: bool
     backend: str
     source: str
-    framework: str | None = None
 
 
 def _keras_base(cls: type, base: str) -> str | None:
@@ -161,16 +160,15 @@ def _user_defines(cls: type, attribute: str) -> bool:
 
 def _resolve_loss(loss: Any, name: str) -> Target:
     cls = type(loss)
-    framework = _keras_base(cls, "Loss")
     module = sys.modules.get(cls.__module__)
     backend = infer([vars(module)] if module else [], cls.__module__)
     if _user_defines(cls, "__call__"):
-        return Target(name, "loss", loss, True, backend, _source(cls), framework)
+        return Target(name, "loss", loss, True, backend, _source(cls))
     # A shallow twin that skips the reduction, so the raw per-sample shape stays visible.
     unreduced = object.__new__(cls)
     unreduced.__dict__.update(vars(loss))
     unreduced.reduction = "none"
-    return Target(name, "loss", unreduced, False, backend, _source(cls), framework)
+    return Target(name, "loss", unreduced, False, backend, _source(cls))
 
 
 def _resolve_function(fn: Any, name: str) -> Target:

@@ -2,6 +2,7 @@
 
 import functools
 import inspect
+import json
 import random
 
 import keras
@@ -377,3 +378,12 @@ def test_intended_pairwise_growth_on_aligned_input_is_not_flagged():
     report = check(pairwise_ranking)
     assert report.ok, str(report)
     assert set(verdicts(report).values()) == {"safe"}
+
+
+def test_report_as_dict_is_json_and_carries_every_finding():
+    data = json.loads(json.dumps(check(naive_mse).as_dict()))
+    assert data["ok"] is False
+    assert data["counts"]["broadcast"] == 4
+    assert data["findings"][0]["probe"] == "labels-missing-unit-axis"
+    assert data["findings"][0]["operation"] == "Sub (7,), (7, 1) -> (7, 7)"
+    assert "exception" not in data["findings"][0]
