@@ -18,8 +18,9 @@ from pytest_lossguard.report import Finding, Report
 from pytest_lossguard.state import preserved
 from pytest_lossguard.targets import Target, resolve
 
-# (rtol, atol) by the result's float width: reductions in another order differ in the last bits.
+# TensorFlow's device preamble and trailing "name:" in op errors, which bury the message.
 _TF_NOISE = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*name:\s*$", re.MULTILINE)
+# (rtol, atol) by the result's float width: reductions in another order differ in the last bits.
 _TOLERANCES = {2: (1e-2, 1e-3), 4: (1e-4, 1e-6), 8: (1e-7, 1e-10)}
 
 
