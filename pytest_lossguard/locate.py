@@ -12,10 +12,11 @@ import linecache
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from pytest_lossguard.probes import Inputs
+import numpy as np
+
 from pytest_lossguard.report import display_path
 
 _LIBRARY_PARTS = (
@@ -55,18 +56,11 @@ def _user_frame(traceback: Any) -> tuple[str, str]:
     return "", ""
 
 
-def growth(call: Callable[..., Any], inputs: Inputs) -> list[Growth]:
-    """Every growing op of `call` traced on the shapes and dtypes of `inputs`."""
+def growth(call: Callable[..., Any], arrays: Sequence[np.ndarray]) -> list[Growth]:
+    """Every growing op of `call(*tensors)` traced on the shapes and dtypes of `arrays`."""
     tf = sys.modules["tensorflow"]
-    arrays = [inputs.y_true, inputs.y_pred]
-    if inputs.sample_weight is not None:
-        arrays.append(inputs.sample_weight)
     specs = [tf.TensorSpec(a.shape, tf.as_dtype(a.dtype)) for a in arrays]
-
-    def traced(y_true: Any, y_pred: Any, *weight: Any) -> Any:
-        return call(y_true, y_pred, **({"sample_weight": weight[0]} if weight else {}))
-
-    graph = tf.function(traced, autograph=False).get_concrete_function(*specs).graph
+    graph = tf.function(call, autograph=False).get_concrete_function(*specs).graph
     found = []
     for op in graph.get_operations():
         floats = [t.shape for t in op.inputs if t.dtype.is_floating]
@@ -83,8 +77,13 @@ def growth(call: Callable[..., Any], inputs: Inputs) -> list[Growth]:
     return found
 
 
-def locate(call: Callable[..., Any], probe: Inputs, reference: Inputs) -> Growth | None:
-    """The first growth the probe shows and the reference does not; None if none or untraceable."""
+def locate(
+    call: Callable[..., Any], probe: Sequence[np.ndarray], reference: Sequence[np.ndarray],
+) -> Growth | None:
+    """The first growth the probe shows and the reference does not; None if none or untraceable.
+
+    `call` takes the arrays positionally, as tensors.
+    """
     if "tensorflow" not in sys.modules:
         return None
     try:

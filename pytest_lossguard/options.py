@@ -49,6 +49,8 @@ class Options:
     seed: int = 0
     backend: str = "auto"
     init: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    input_shape: Shape | None = None
+    compile: Mapping[str, Any] | None = None
 
     @classmethod
     def build(cls, base: Options | None = None, **kwargs: Any) -> Options:
@@ -60,9 +62,9 @@ class Options:
                 f"unknown lossguard option(s) {', '.join(unknown)}; "
                 f"known options are {', '.join(sorted(known))}"
             )
-        fields = dataclasses.asdict(base) if base else {}
+        fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)} if base else {}
         fields.update(kwargs)
-        for key in ("output_shape", "y_true_shape", "y_pred_shape"):
+        for key in ("output_shape", "y_true_shape", "y_pred_shape", "input_shape"):
             if fields.get(key) is not None:
                 fields[key] = _shape(key, fields[key])
         if isinstance(fields.get("probes"), str):
@@ -107,6 +109,14 @@ class Options:
                 f"need {size} elements, over the limit of {MAX_ELEMENTS}; "
                 "probe a smaller output_shape: broadcasting does not depend on size"
             )
+        examples = {"init": "init={'units': 4}",
+                    "compile": "compile={'optimizer': 'sgd', 'loss': 'mse'}"}
+        for name, example in examples.items():
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Mapping):
+                raise LossguardError(
+                    f"{name}={value!r} must be a dict of keyword arguments, e.g. {example}"
+                )
         for name in ("rtol", "atol"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and value >= 0):

@@ -4,24 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from pytest_lossguard import align, backends, probes
+from pytest_lossguard import align, backends, models, probes
 from pytest_lossguard.locate import locate
 from pytest_lossguard.options import Options, Shape
 from pytest_lossguard.probes import Case, Inputs
-from pytest_lossguard.report import Finding, Report
+from pytest_lossguard.report import Finding, Report, one_line
 from pytest_lossguard.state import preserved
 from pytest_lossguard.targets import Target, resolve
-
-# TensorFlow's device preamble and trailing "name:" in op errors, which bury the message.
-_TF_NOISE = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*name:\s*$", re.MULTILINE)
-# (rtol, atol) by the result's float width: reductions in another order differ in the last bits.
-_TOLERANCES = {2: (1e-2, 1e-3), 4: (1e-4, 1e-6), 8: (1e-7, 1e-10)}
+from pytest_lossguard.tolerance import close
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,15 +32,6 @@ class Outcome:
     @property
     def size(self) -> int:
         return math.prod(self.shape or ())
-
-
-def _one_line(exc: BaseException) -> str:
-    """The exception's first line, without TensorFlow's device preamble, at most 160 chars."""
-    text = _TF_NOISE.sub("", str(exc)).strip().splitlines()
-    first = text[0] if text else ""
-    if len(first) > 160:
-        first = first[:157] + "..."
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 class Evaluator:
@@ -81,10 +68,7 @@ class Evaluator:
 
 
 def _close(a: Outcome, b: Outcome, options: Options) -> bool:
-    rtol, atol = _TOLERANCES.get(min(a.itemsize, b.itemsize), _TOLERANCES[4])
-    rtol = options.rtol if options.rtol is not None else rtol
-    atol = options.atol if options.atol is not None else atol
-    return bool(np.isclose(a.value, b.value, rtol=rtol, atol=atol))  # type: ignore[arg-type]
+    return close(a.value, b.value, min(a.itemsize, b.itemsize), options)  # type: ignore[arg-type]
 
 
 def _aligned(case: Case) -> Inputs | None:
@@ -107,12 +91,20 @@ def _finding(case: Case, verdict: str, **fields: Any) -> Finding:
     )
 
 
+def _positional(call: Callable[..., Any]) -> Callable[..., Any]:
+    """The loss as a function of positional tensors, sample_weight last, for tracing."""
+    def traced(y_true: Any, y_pred: Any, *weight: Any) -> Any:
+        return call(y_true, y_pred, **({"sample_weight": weight[0]} if weight else {}))
+
+    return traced
+
+
 def judge(case: Case, evaluate: Evaluator, options: Options) -> Finding | None:
     """The verdict of one probe; None when no reference applies to it."""
     __tracebackhide__ = True
     canonical = evaluate(case.canonical)
     if canonical.error is not None or not math.isfinite(canonical.value or 0.0):
-        message = (_one_line(canonical.error) if canonical.error else
+        message = (one_line(canonical.error) if canonical.error else
                    f"returned {canonical.value} on well-formed input; check domain= and the "
                    "loss's arithmetic")
         return Finding("canonical", "error", case.canonical.y_true.shape,
@@ -125,7 +117,7 @@ def judge(case: Case, evaluate: Evaluator, options: Options) -> Finding | None:
         references.insert(0, ("Keras-aligned", aligned, outcome))
     probe = evaluate(case.inputs)
     if probe.error is not None:
-        return _finding(case, "raises", message=_one_line(probe.error))
+        return _finding(case, "raises", message=one_line(probe.error))
     match = next((r for r in references if _close(probe, r[2], options)), None)
     name, _, reference = match or references[0]
     if match is None and case.symmetric and reference.size > probe.size:
@@ -133,7 +125,8 @@ def judge(case: Case, evaluate: Evaluator, options: Options) -> Finding | None:
     verdict = "safe" if match else ("broadcast" if probe.size > reference.size else "mismatch")
     where = None
     if verdict != "safe" and evaluate.backend.name != "numpy":
-        where = locate(evaluate.target.call, case.inputs, case.canonical)
+        where = locate(_positional(evaluate.target.call), case.inputs.arrays,
+                       case.canonical.arrays)
         verdict = "broadcast" if where is not None else verdict
     return _finding(
         case, verdict, result_shape=probe.shape, value=probe.value, reference=name,
@@ -169,4 +162,5 @@ def run(target: Target, options: Options) -> Report:
 def probe(obj: Any, options: Options) -> Report:
     """Resolve a marked object and run it; LossguardError only if it cannot be checked."""
     __tracebackhide__ = True
-    return run(resolve(obj, options), options)
+    target = resolve(obj, options)
+    return models.run(target, options) if target.kind == "model" else run(target, options)

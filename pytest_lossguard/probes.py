@@ -105,12 +105,11 @@ class Inputs:
         weight = None if self.sample_weight is None else self.sample_weight.shape
         return (self.y_true.shape, str(self.y_true.dtype), self.y_pred.shape, weight)
 
-    def describe(self) -> str:
-        """The shapes, as a failure message shows them."""
-        text = f"y_true {self.y_true.shape}  y_pred {self.y_pred.shape}"
-        if self.sample_weight is not None:
-            text += f"  sample_weight {self.sample_weight.shape}"
-        return text
+    @property
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """The arrays in call order, sample_weight last when there is one."""
+        weight = () if self.sample_weight is None else (self.sample_weight,)
+        return (self.y_true, self.y_pred, *weight)
 
 
 @dataclasses.dataclass(frozen=True)

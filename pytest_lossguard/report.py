@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import textwrap
 from typing import Any
 
@@ -17,7 +18,9 @@ _HEADLINES = {
     "error": "cannot be evaluated on canonical input",
     "raises": "raises on shapes that Keras's loss container aligns (strict)",
 }
-_NAMESPACES = {"tensorflow": "tf", "keras": "keras.ops", "numpy": "np"}
+# TensorFlow's device preamble and trailing "name:" in op errors, which bury the message.
+_TF_NOISE = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*name:\s*$", re.MULTILINE)
+_NAMESPACES = {"tensorflow": "tf", "tf_keras": "tf", "keras": "keras.ops", "numpy": "np"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +42,9 @@ class Finding:
     location: str = ""
     source: str = ""
     operation: str = ""
+    method: str = ""
+    update_difference: float | None = None
+    update_size: float | None = None
     exception: BaseException | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
@@ -118,6 +124,15 @@ def number(value: float | None) -> str:
     return f"{value:.4g}"
 
 
+def one_line(exc: BaseException) -> str:
+    """The exception's first line, without TensorFlow's device preamble, at most 160 chars."""
+    text = _TF_NOISE.sub("", str(exc)).strip().splitlines()
+    first = text[0] if text else ""
+    if len(first) > 160:
+        first = first[:157] + "..."
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
 def _shape(shape: Shape | None) -> str:
     return "?" if shape is None else str(tuple(shape))
 
@@ -134,18 +149,38 @@ def _block(finding: Finding) -> list[str]:
     if finding.verdict in ("raises", "error"):
         lines.append(f"  raised      {finding.message}")
         return lines
-    result = f"{_shape(finding.result_shape)} -> {number(finding.value)}"
-    reference = (f"reference ({finding.reference}) {_shape(finding.reference_shape)}"
-                 f" -> {number(finding.reference_value)}")
-    lines.append(f"  result      {result:<27}{reference}")
+    if finding.method:
+        lines.extend(_step_lines(finding))
+    else:
+        result = f"{_shape(finding.result_shape)} -> {number(finding.value)}"
+        reference = (f"reference ({finding.reference}) {_shape(finding.reference_shape)}"
+                     f" -> {number(finding.reference_value)}")
+        lines.append(f"  result      {result:<27}{reference}")
     if finding.operation:
         lines.append(f"  broadcast   {finding.location or '?'}   {finding.source}".rstrip())
         lines.append(f"              {finding.operation}")
     return lines
 
 
+def _step_lines(finding: Finding) -> list[str]:
+    """A model probe: the method, what it reported against the reference, the weight update."""
+    quantity = finding.method[len("metric "):] if finding.method.startswith("metric") else "loss"
+    lines = [f"  method      {finding.method}: {finding.message}"]
+    result = f"{quantity} {number(finding.value)}"
+    lines.append(f"  result      {result:<27}reference ({finding.reference}) {quantity} "
+                 f"{number(finding.reference_value)}")
+    if finding.update_difference is not None:
+        lines.append(f"  update      largest weight-update difference "
+                     f"{number(finding.update_difference)} (largest update "
+                     f"{number(finding.update_size)}) after one step")
+    return lines
+
+
 def fix_hint(report: Report, finding: Finding) -> str:
     """What to change, specific to the kind of target, its library and the probe."""
+    if finding.verdict == "error" and report.kind == "model":
+        return ("make the model's steps work on labels shaped like its output, or set "
+                "input_shape= / compile= / init= / domain= to what the model expects")
     if finding.verdict == "error":
         return ("make the target work on canonical input, or describe its intended shapes with "
                 "output_shape / y_true_shape / y_pred_shape and its values with domain=")
@@ -161,6 +196,8 @@ def fix_hint(report: Report, finding: Finding) -> str:
         own = report.pred_shape if side == "y_pred" else report.true_shape
         target_shape = str((-1, *own))
     align = f"{side} = {ns}.reshape({side}, {target_shape})"
+    if report.kind == "model":
+        return _model_hint(finding, align, ns)
     if report.kind == "loss":
         return (f"align ranks inside call(), e.g. {align}: a Loss subclass that overrides call "
                 "gets no alignment, even in compile(); or wrap a plain function in "
@@ -168,6 +205,18 @@ def fix_hint(report: Report, finding: Finding) -> str:
     return (f"align ranks before combining, e.g. {align} (or keras.ops.reshape / expand_dims / "
             "squeeze), or let Keras do it: compile(loss=fn) and self.compute_loss(...) in "
             "train_step")
+
+
+def _model_hint(finding: Finding, align: str, ns: str) -> str:
+    if finding.method.startswith("metric"):
+        return (f"align ranks inside the {finding.method}, e.g. {align}: Keras 3 does not align "
+                "custom metric functions; or pass a keras.metrics.MeanMetricWrapper instance")
+    if finding.method == "compiled loss":
+        return (f"align ranks inside the compiled Loss's call(), e.g. {align}: a Loss subclass "
+                "that overrides call gets no alignment, even in compile()")
+    return (f"in {finding.method}, let Keras align the labels: "
+            "loss = self.compute_loss(x=x, y=y, y_pred=y_pred), or align them to the prediction "
+            f"before the loss, e.g. y = {ns}.reshape(y, {ns}.shape(y_pred))")
 
 
 def render(report: Report) -> str:
@@ -181,8 +230,8 @@ def render(report: Report) -> str:
     worst = next((v for v in VERDICTS[1:] if any(f.verdict == v for f in failures)), "error")
     lines = [f"lossguard: {report.target} {_HEADLINES[worst]}"]
     where = report.source or "?"
-    lines.append(f"  target      {where}  ({report.kind}, {report.backend} tensors, "
-                 f"reference: {report.alignment})")
+    feeds = report.backend if report.kind == "model" else f"{report.backend} tensors"
+    lines.append(f"  target      {where}  ({report.kind}, {feeds}, reference: {report.alignment})")
     for finding in failures:
         lines.extend(_block(finding))
     lines.extend(f"  note        {f.probe} raises (loud, not silent): {f.message}" for f in raises)

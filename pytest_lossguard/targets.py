@@ -15,8 +15,8 @@ from pytest_lossguard.options import Options
 from pytest_lossguard.report import display_path
 
 ACCEPTED = (
-    "a loss or metric function fn(y_true, y_pred[, sample_weight]), a keras.losses.Loss class "
-    "or instance, or a zero-argument factory returning one"
+    "a loss or metric function fn(y_true, y_pred[, sample_weight]), a keras.losses.Loss or "
+    "keras.Model class or instance, or a zero-argument factory returning one"
 )
 _KERAS_ROOTS = ("keras", "tf_keras")
 
@@ -129,11 +129,8 @@ def resolve(obj: Any, options: Options, *, _built: bool = False) -> Target:
     """Turn a marked object into a Target, building classes and factories as needed."""
     name = describe(obj)
     kind = classify(obj)
-    if kind in ("model", "model class"):
-        raise LossguardError(
-            f"{name} is a keras Model: Model targets are not supported by this version of "
-            "lossguard; mark the loss function it uses instead"
-        )
+    if kind == "model":
+        return _resolve_model(obj, name)
     if kind == "loss":
         return _resolve_loss(obj, name)
     if kind == "function":
@@ -141,7 +138,7 @@ def resolve(obj: Any, options: Options, *, _built: bool = False) -> Target:
     if _built:
         raise LossguardError(f"factory {name} returned another factory; return the target itself")
     try:
-        built = obj(**options.init) if kind == "loss class" else obj()
+        built = obj() if kind == "factory" else obj(**options.init)
     except Exception as exc:
         raise LossguardError(
             f"cannot build {name}: {type(exc).__name__}: {exc}; pass constructor arguments "
@@ -150,7 +147,7 @@ def resolve(obj: Any, options: Options, *, _built: bool = False) -> Target:
     return dataclasses.replace(resolve(built, options, _built=True), name=name)
 
 
-def _user_defines(cls: type, attribute: str) -> bool:
+def user_defines(cls: type, attribute: str) -> bool:
     """True when `attribute` comes from a class outside Keras (the user's override)."""
     for klass in cls.__mro__:
         if attribute in vars(klass):
@@ -162,13 +159,18 @@ def _resolve_loss(loss: Any, name: str) -> Target:
     cls = type(loss)
     module = sys.modules.get(cls.__module__)
     backend = infer([vars(module)] if module else [], cls.__module__)
-    if _user_defines(cls, "__call__"):
+    if user_defines(cls, "__call__"):
         return Target(name, "loss", loss, True, backend, _source(cls))
     # A shallow twin that skips the reduction, so the raw per-sample shape stays visible.
     unreduced = object.__new__(cls)
     unreduced.__dict__.update(vars(loss))
     unreduced.reduction = "none"
     return Target(name, "loss", unreduced, False, backend, _source(cls))
+
+
+def _resolve_model(model: Any, name: str) -> Target:
+    flavour = _keras_base(type(model), "Model") or "keras"
+    return Target(name, "model", model, False, flavour, _source(type(model)))
 
 
 def _resolve_function(fn: Any, name: str) -> Target:

@@ -1,0 +1,391 @@
+"""Model probing: one train_step and one test_step per label probe, from identical state.
+
+A custom train_step that computes its loss by hand gets no alignment from Keras, so labels
+(B,) against a (B, 1) prediction broadcast inside it. Each probe runs the step with the probe
+labels and with the labels Keras would align them to, from the same weights, optimizer and
+metric state, and compares the reported loss, every compiled metric and the weight update.
+The steps run eagerly, as `fit()` would call them, and the model is put back afterwards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from pytest_lossguard import align, backends, probes
+from pytest_lossguard.errors import LossguardError
+from pytest_lossguard.locate import Growth, locate
+from pytest_lossguard.options import Options, Shape
+from pytest_lossguard.probes import Case
+from pytest_lossguard.report import Finding, Report, one_line
+from pytest_lossguard.state import preserved
+from pytest_lossguard.targets import Target, user_defines
+from pytest_lossguard.tolerance import close, tolerances
+
+# What an uncompiled model is compiled with when the `compile` option is not given.
+DEFAULT_COMPILE: Mapping[str, Any] = {"optimizer": "sgd", "loss": "mean_squared_error"}
+PHASES = ("train", "test")
+# The tensors each Keras flavour's steps expect, as a lossguard backend name.
+_BACKENDS = {"keras": "keras", "tf_keras": "tensorflow"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """What one train_step / test_step reported, and how it moved the trainable weights."""
+
+    logs: dict[str, float] = dataclasses.field(default_factory=dict)
+    update: tuple[np.ndarray, ...] = ()
+    itemsize: int = 4
+    error: BaseException | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """One step's data: inputs, labels, and the label layout's cache key."""
+
+    x: Any
+    y: list[np.ndarray]
+
+    @property
+    def key(self) -> tuple[object, ...]:
+        """Values come from one seeded draw per batch size, so shapes and dtypes identify it."""
+        return tuple((a.shape, str(a.dtype)) for a in self.y)
+
+
+def _leaves(structure: Any) -> list[tuple[str, Any]]:
+    """(name, leaf) pairs of a model's outputs or inputs: one tensor, a list or a dict."""
+    if isinstance(structure, Mapping):
+        return [(str(key), value) for key, value in structure.items()]
+    if isinstance(structure, (list, tuple)):
+        return [(str(index), value) for index, value in enumerate(structure)]
+    return [("", structure)]
+
+
+def _pack(structure: Any, values: list[Any]) -> Any:
+    """`values` laid out as `structure` is, the inverse of _leaves."""
+    if isinstance(structure, Mapping):
+        return dict(zip(structure, values, strict=True))
+    if isinstance(structure, (list, tuple)):
+        return list(values)
+    return values[0]
+
+
+def _variables(owner: Any) -> list[Any]:
+    found = getattr(owner, "variables", [])
+    return list(found() if inspect.ismethod(found) else found)
+
+
+class Harness:
+    """A compiled, built model whose state is snapshotted, so that every step starts alike."""
+
+    def __init__(self, target: Target, options: Options) -> None:
+        self.model: Any = target.call
+        self.to_tensor = backends.load(_BACKENDS.get(target.backend, "keras")).to_tensor
+        model: Any = self.model
+        self.name = target.name
+        self.options = options
+        _compile(model, options, target.name)
+        self.input_shapes = _input_shapes(model, options, target.name)
+        x = self.inputs(options.batch)
+        try:
+            outputs = model(x, training=False)
+        except Exception as exc:
+            raise LossguardError(
+                f"{target.name} raised on inputs of per-sample shape "
+                f"{', '.join(map(str, self.input_shapes))}: "
+                f"{one_line(exc)}; set input_shape= to what the model expects"
+            ) from exc
+        self.outputs = outputs
+        self.output_shapes = [(key, tuple(value.shape)[1:]) for key, value in _leaves(outputs)]
+        optimizer = getattr(model, "optimizer", None)
+        built = getattr(optimizer, "built", False) or getattr(optimizer, "_built", False)
+        if optimizer is not None and hasattr(optimizer, "build") and not built:
+            optimizer.build(model.trainable_variables)
+        self.state: list[tuple[Any, np.ndarray]] = []
+        self.cache: dict[tuple[object, ...], Step] = {}
+
+    def output_options(self, index: int) -> Options:
+        """The options of one output: its shape from the model, the rest from the user."""
+        shape = self.output_shapes[index][1]
+        single = len(self.output_shapes) == 1
+        return Options.build(self.options, output_shape=shape, y_pred_shape=None,
+                             y_true_shape=self.options.y_true_shape if single else None)
+
+    def inputs(self, batch: int) -> Any:
+        """Seeded inputs of the given batch size, one array per model input."""
+        rng = np.random.default_rng([self.options.seed, batch, 2])
+        arrays = [rng.normal(size=(batch, *shape)).astype(np.float32)
+                  for shape in self.input_shapes]
+        return arrays[0] if len(arrays) == 1 else arrays
+
+    def canonical(self, batch: int) -> Batch:
+        """Inputs and the labels each output was meant to get, at this batch size."""
+        labels = [probes.draw(self.output_options(i), batch).y_true
+                  for i in range(len(self.output_shapes))]
+        return Batch(self.inputs(batch), labels)
+
+    def snapshot(self) -> None:
+        """Remember every variable: weights, seeds, optimizer and metric state."""
+        model: Any = self.model
+        owners = [model, getattr(model, "optimizer", None), *model.metrics]
+        seen: set[int] = set()
+        self.state = []
+        for owner in owners:
+            for variable in _variables(owner):
+                if id(variable) not in seen:
+                    seen.add(id(variable))
+                    self.state.append((variable, np.array(variable.numpy())))
+
+    def restore(self) -> None:
+        """Put every remembered variable back."""
+        for variable, value in self.state:
+            variable.assign(value)
+
+    def step(self, phase: str, batch: Batch) -> Step:
+        """One train_step or test_step from the snapshot, as fit() / evaluate() would call it."""
+        key = (phase, batch.key)
+        if key not in self.cache:
+            self.cache[key] = self._step(phase, batch)
+        return self.cache[key]
+
+    def _step(self, phase: str, batch: Batch) -> Step:
+        __tracebackhide__ = True
+        model: Any = self.model
+        self.restore()
+        model.reset_metrics()
+        before = [np.array(v.numpy()) for v in model.trainable_variables]
+        method = model.train_step if phase == "train" else model.test_step
+        try:
+            x = _pack(batch.x, [self.to_tensor(a) for _, a in _leaves(batch.x)])
+            y = _pack(self.outputs, [self.to_tensor(a) for a in batch.y])
+            logs = method((x, y))
+            values = _logs(logs)
+        except Exception as exc:
+            return Step(error=exc)
+        update = tuple(np.array(v.numpy()) - b
+                       for v, b in zip(model.trainable_variables, before, strict=True))
+        itemsize = min((u.dtype.itemsize for u in update if u.dtype.kind == "f"), default=4)
+        return Step(values, update, itemsize)
+
+    def traced(self, phase: str) -> Callable[..., Any]:
+        """The step as a function of positional tensors (inputs, then labels), for tracing."""
+        method = self.model.train_step if phase == "train" else self.model.test_step
+        count = len(self.input_shapes)
+
+        def call(*tensors: Any) -> Any:
+            x = tensors[0] if count == 1 else list(tensors[:count])
+            return method((x, _pack(self.outputs, list(tensors[count:]))))
+
+        return call
+
+
+def _compile(model: Any, options: Options, name: str) -> None:
+    compiled = getattr(model, "compiled", None) or getattr(model, "_is_compiled", False)
+    if compiled and options.compile is None:
+        return
+    kwargs = dict(DEFAULT_COMPILE if options.compile is None else options.compile)
+    try:
+        model.compile(**kwargs)
+    except Exception as exc:
+        raise LossguardError(
+            f"cannot compile {name} with compile={kwargs!r}: {one_line(exc)}; fix the "
+            "compile= option"
+        ) from exc
+
+
+def _input_shapes(model: Any, options: Options, name: str) -> list[Shape]:
+    """Per-sample input shapes: the option, else the model's own symbolic inputs."""
+    if options.input_shape is not None:
+        return [options.input_shape]
+    try:
+        inputs = list(model.inputs or [])
+    except (AttributeError, ValueError):
+        inputs = []
+    shapes = [tuple(tensor.shape)[1:] for tensor in inputs]
+    if shapes and all(None not in shape for shape in shapes):
+        return shapes
+    raise LossguardError(
+        f"cannot tell the input shape of model {name}: set input_shape= to the per-sample "
+        "shape, e.g. @pytest.mark.lossguard(input_shape=(3,))"
+    )
+
+
+def _logs(logs: Any) -> dict[str, float]:
+    """Scalar entries of the logs a step returned; a bare scalar counts as the loss."""
+    if not isinstance(logs, Mapping):
+        logs = {} if logs is None else {"loss": logs}
+    values = {}
+    for key, value in logs.items():
+        array = np.asarray(value)
+        if array.size == 1 and np.issubdtype(array.dtype, np.number):
+            values[str(key)] = float(array.reshape(()))
+    return values
+
+
+def _is_loss(key: str) -> bool:
+    return key == "loss" or key.endswith("_loss")
+
+
+def _largest(arrays: Iterator[np.ndarray]) -> float:
+    return max((float(np.max(np.abs(a))) for a in arrays if a.size), default=0.0)
+
+
+def _differences(got: Step, ref: Step, options: Options) -> tuple[list[str], float, float]:
+    """Which reported quantities differ, and the update's largest difference and size."""
+    itemsize = min(got.itemsize, ref.itemsize)
+    differ = [key for key, value in ref.logs.items()
+              if key not in got.logs or not close(got.logs[key], value, itemsize, options)]
+    difference = _largest(g - r for g, r in zip(got.update, ref.update, strict=True))
+    size = _largest(iter(ref.update))
+    rtol, atol = tolerances(itemsize, options)
+    if difference > atol + rtol * size:
+        differ.append("weight update")
+    return differ, difference, size
+
+
+def _differ(differ: list[str], reference: str) -> str:
+    if not differ:
+        return ""
+    verb = "differs" if len(differ) == 1 else "differ"
+    return f"{' and '.join(differ)} {verb} from the {reference} run"
+
+
+def _method(cls: type, phase: str, differ: list[str]) -> str:
+    """The user's code the difference comes from: a step, compute_loss, or a metric."""
+    metrics = [key for key in differ if key != "weight update" and not _is_loss(key)]
+    if metrics and len(metrics) == len(differ):
+        return f"metric '{metrics[0]}'"
+    for method in (f"{phase}_step", "compute_loss"):
+        if user_defines(cls, method):
+            return method
+    return "compiled loss"
+
+
+def _error(
+    message: str, batch: Batch, harness: Harness, exception: BaseException | None = None,
+) -> Finding:
+    return Finding("canonical", "error", batch.y[0].shape,
+                   (batch.y[0].shape[0], *harness.output_shapes[0][1]), message=message,
+                   exception=exception)
+
+
+def _check_canonical(harness: Harness, batch: Batch) -> Finding | None:
+    """An error finding when the model cannot be probed from its own canonical labels."""
+    for phase in PHASES:
+        first = harness.step(phase, batch)
+        method = f"{phase}_step"
+        if first.error is not None:
+            return _error(f"{method} raised on canonical labels: {one_line(first.error)}",
+                          batch, harness, first.error)
+        if "loss" not in first.logs:
+            return _error(f"{method} returned no 'loss' in its logs (got "
+                          f"{sorted(first.logs) or 'nothing'}); return a dict such as "
+                          "{'loss': loss}, as Keras's own steps do", batch, harness)
+        bad = {k: v for k, v in first.logs.items() if not math.isfinite(v)}
+        if bad:
+            return _error(f"{method} reported {bad} on canonical labels; check domain= and the "
+                          "model's loss", batch, harness)
+        again = harness._step(phase, batch)
+        if again.error is not None or _differences(again, first, harness.options)[0]:
+            return _error(f"{method} is not deterministic: two runs from identical weights and "
+                          "optimizer state differ; seed its randomness (keras.random.SeedGenerator)"
+                          " or probe a model without it", batch, harness)
+    return None
+
+
+def _model_cases(harness: Harness) -> Iterator[tuple[int, Case]]:
+    """The label probes of every output: the model makes the predictions, so only labels vary."""
+    for index in range(len(harness.output_shapes)):
+        for case in probes.cases(harness.output_options(index), takes_weights=False):
+            if case.inputs.y_pred.shape == case.canonical.y_pred.shape:
+                yield index, case
+
+
+def _batches(harness: Harness, index: int, case: Case) -> tuple[Batch, Batch, str]:
+    """The probe's batch, its reference batch, and the reference's name."""
+    labels = case.inputs.y_true
+    size = labels.shape[0]
+    canonical = harness.canonical(size)
+    output = (size, *harness.output_shapes[index][1])
+    true_shape, _ = align.aligned_shapes(labels.shape, output)
+    if true_shape != labels.shape:
+        reference, name = labels.reshape(true_shape), "Keras-aligned"
+    else:
+        reference, name = case.canonical.y_true, "canonical"
+    swap = canonical.y.copy()
+    swap[index] = labels
+    probe = Batch(canonical.x, swap)
+    swap = canonical.y.copy()
+    swap[index] = reference
+    return probe, Batch(canonical.x, swap), name
+
+
+def _judge(harness: Harness, index: int, case: Case, phase: str) -> Finding:
+    probe, reference, name = _batches(harness, index, case)
+    got, ref = harness.step(phase, probe), harness.step(phase, reference)
+    key, shape = harness.output_shapes[index]
+    label = f"{case.label} [{key}]" if len(harness.output_shapes) > 1 else case.label
+    batch = probe.y[index].shape[0]
+    y_true, y_pred = probe.y[index].shape, (batch, *shape)
+    cls = type(harness.model)
+    if got.error is not None:
+        return Finding(label, "raises", y_true, y_pred, method=_method(cls, phase, []),
+                       message=one_line(got.error))
+    differ, difference, size = _differences(got, ref, harness.options)
+    method = _method(cls, phase, differ)
+    shown = next((k for k in differ if k != "weight update"), "loss")
+    where: Growth | None = None
+    if differ:
+        flat = [a for _, a in _leaves(probe.x)]
+        where = locate(harness.traced(phase), [*flat, *probe.y], [*flat, *reference.y])
+    verdict = "safe" if not differ else "broadcast" if where else "mismatch"
+    return Finding(
+        label, verdict, y_true, y_pred, value=got.logs.get(shown), reference=name,
+        reference_value=ref.logs.get(shown), message=_differ(differ, name), method=method, location=where.where if where else "",
+        source=where.source if where else "", operation=where.describe() if where else "",
+        update_difference=difference if phase == "train" else None,
+        update_size=size if phase == "train" else None,
+    )
+
+
+def _findings(harness: Harness) -> list[Finding]:
+    error = _check_canonical(harness, harness.canonical(harness.options.batch))
+    if error is not None:
+        return [error]
+    findings: list[Finding] = []
+    for index, case in _model_cases(harness):
+        seen: set[str] = set()
+        for phase in PHASES:
+            finding = _judge(harness, index, case, phase)
+            if finding.verdict == "safe":
+                findings.extend([finding] if phase == "train" else [])
+            elif finding.method not in seen:
+                seen.add(finding.method)
+                findings.append(finding)
+    return findings
+
+
+def run(target: Target, options: Options) -> Report:
+    """Every label probe of a model target, from one snapshot that is restored at the end."""
+    __tracebackhide__ = True
+    started = time.perf_counter()
+    with preserved() as restored:
+        harness = Harness(target, options)
+        harness.snapshot()
+        try:
+            findings = _findings(harness)
+        finally:
+            harness.restore()
+            harness.model.reset_metrics()
+    first = harness.output_options(0)
+    return Report(
+        target.name, "model", target.source, target.backend, align.reference()[0],
+        first.true_shape, first.pred_shape, options.strict, tuple(findings),
+        time.perf_counter() - started, tuple(restored),
+    )
