@@ -33,6 +33,8 @@ DEFAULT_COMPILE: Mapping[str, Any] = {"optimizer": "sgd", "loss": "mean_squared_
 PHASES = ("train", "test")
 # The tensors each Keras flavour's steps expect, as a lossguard backend name.
 _BACKENDS = {"keras": "keras", "tf_keras": "tensorflow"}
+# Scale of the seeded noise that makes constant predictions vary (see Harness.prepare).
+NUDGE = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +109,7 @@ class Harness:
         built = getattr(optimizer, "built", False) or getattr(optimizer, "_built", False)
         if optimizer is not None and hasattr(optimizer, "build") and not built:
             optimizer.build(model.trainable_variables)
+        self.original: list[tuple[Any, np.ndarray]] = []
         self.state: list[tuple[Any, np.ndarray]] = []
         self.cache: dict[tuple[object, ...], Step] = {}
 
@@ -130,21 +133,41 @@ class Harness:
                   for i in range(len(self.output_shapes))]
         return Batch(self.inputs(batch), labels)
 
-    def snapshot(self) -> None:
-        """Remember every variable: weights, seeds, optimizer and metric state."""
-        model: Any = self.model
+    def variables(self) -> list[Any]:
+        """Every variable a step may touch: weights, seeds, optimizer and metric state."""
+        model = self.model
         owners = [model, getattr(model, "optimizer", None), *model.metrics]
-        seen: set[int] = set()
-        self.state = []
+        found: dict[int, Any] = {}
         for owner in owners:
-            for variable in _variables(owner):
-                if id(variable) not in seen:
-                    seen.add(id(variable))
-                    self.state.append((variable, np.array(variable.numpy())))
+            found.update((id(v), v) for v in _variables(owner))
+        return list(found.values())
 
-    def restore(self) -> None:
-        """Put every remembered variable back."""
-        for variable, value in self.state:
+    def snapshot(self) -> list[tuple[Any, np.ndarray]]:
+        """The current value of every variable."""
+        return [(v, np.array(v.numpy())) for v in self.variables()]
+
+    def prepare(self) -> None:
+        """Fix the state every step starts from, varying constant predictions first.
+
+        A model that predicts one value for every sample (a zero-initialised Dense) gives
+        the same loss however labels broadcast against it, so its trainable weights are
+        moved by seeded noise; the user's values come back in `restore(original=True)`.
+        """
+        self.original = self.snapshot()
+        x = self.inputs(self.options.batch)
+        constant = all(np.ptp(np.asarray(value), axis=0).max() == 0
+                       for _, value in _leaves(self.model(x, training=False)))
+        if constant:
+            rng = np.random.default_rng([self.options.seed, 3])
+            for variable in self.model.trainable_variables:
+                value = np.asarray(variable.numpy())
+                noise = rng.normal(scale=NUDGE, size=value.shape).astype(value.dtype)
+                variable.assign(value + noise)
+        self.state = self.snapshot()
+
+    def restore(self, original: bool = False) -> None:
+        """Put every variable back: to the probing start, or to the user's own values."""
+        for variable, value in self.original if original else self.state:
             variable.assign(value)
 
     def step(self, phase: str, batch: Batch) -> Step:
@@ -218,8 +241,11 @@ def _input_shapes(model: Any, options: Options, name: str) -> list[Shape]:
 
 def _logs(logs: Any) -> dict[str, float]:
     """Scalar entries of the logs a step returned; a bare scalar counts as the loss."""
+    if logs is None:
+        raise LossguardError("returned None; return a dict of logs such as {'loss': loss}, "
+                             "as Keras's own steps do")
     if not isinstance(logs, Mapping):
-        logs = {} if logs is None else {"loss": logs}
+        logs = {"loss": logs}
     values = {}
     for key, value in logs.items():
         array = np.asarray(value)
@@ -252,8 +278,9 @@ def _differences(got: Step, ref: Step, options: Options) -> tuple[list[str], flo
 def _differ(differ: list[str], reference: str) -> str:
     if not differ:
         return ""
-    verb = "differs" if len(differ) == 1 else "differ"
-    return f"{' and '.join(differ)} {verb} from the {reference} run"
+    if len(differ) == 1:
+        return f"{differ[0]} differs from the {reference} run"
+    return f"{', '.join(differ[:-1])} and {differ[-1]} differ from the {reference} run"
 
 
 def _method(cls: type, phase: str, differ: list[str]) -> str:
@@ -280,13 +307,11 @@ def _check_canonical(harness: Harness, batch: Batch) -> Finding | None:
     for phase in PHASES:
         first = harness.step(phase, batch)
         method = f"{phase}_step"
+        if isinstance(first.error, LossguardError):
+            return _error(f"{method} {first.error}", batch, harness)
         if first.error is not None:
             return _error(f"{method} raised on canonical labels: {one_line(first.error)}",
                           batch, harness, first.error)
-        if "loss" not in first.logs:
-            return _error(f"{method} returned no 'loss' in its logs (got "
-                          f"{sorted(first.logs) or 'nothing'}); return a dict such as "
-                          "{'loss': loss}, as Keras's own steps do", batch, harness)
         bad = {k: v for k, v in first.logs.items() if not math.isfinite(v)}
         if bad:
             return _error(f"{method} reported {bad} on canonical labels; check domain= and the "
@@ -347,7 +372,8 @@ def _judge(harness: Harness, index: int, case: Case, phase: str) -> Finding:
     verdict = "safe" if not differ else "broadcast" if where else "mismatch"
     return Finding(
         label, verdict, y_true, y_pred, value=got.logs.get(shown), reference=name,
-        reference_value=ref.logs.get(shown), message=_differ(differ, name), method=method, location=where.where if where else "",
+        reference_value=ref.logs.get(shown), message=_differ(differ, name), method=method,
+        location=where.where if where else "",
         source=where.source if where else "", operation=where.describe() if where else "",
         update_difference=difference if phase == "train" else None,
         update_size=size if phase == "train" else None,
@@ -377,11 +403,11 @@ def run(target: Target, options: Options) -> Report:
     started = time.perf_counter()
     with preserved() as restored:
         harness = Harness(target, options)
-        harness.snapshot()
+        harness.prepare()
         try:
             findings = _findings(harness)
         finally:
-            harness.restore()
+            harness.restore(original=True)
             harness.model.reset_metrics()
     first = harness.output_options(0)
     return Report(

@@ -1,0 +1,144 @@
+"""Model targets, in-process, on whichever Keras flavour zoo.py picked.
+
+test_legacy.py reruns this module with TF_USE_LEGACY_KERAS=1, so every test here must hold
+on Keras 3 and on tf_keras; where the two Kerases truly differ, the expectation says so.
+"""
+
+import numpy as np
+import pytest
+import zoo
+
+from pytest_lossguard import LossguardError, check
+
+SHAPE = {"input_shape": (3,)}
+
+
+def failing(report):
+    return [(f.probe, f.method) for f in report.failures]
+
+
+def test_hand_written_loss_in_train_step_is_flagged_with_numbers_and_fix():
+    report = check(zoo.HandMSE, **SHAPE)
+    assert not report.ok
+    first = report.failures[0]
+    assert (first.probe, first.verdict, first.method) == (
+        "labels-missing-unit-axis", "broadcast", "train_step")
+    assert (first.y_true, first.y_pred) == ((7,), (7, 1))
+    assert first.value != pytest.approx(first.reference_value, rel=1e-3)
+    assert first.update_difference > 1e-3 and first.update_size > 0
+    text = str(report)
+    assert "train_step" in text and "y_true (7,)  y_pred (7, 1)" in text
+    assert "largest weight-update difference" in text
+    assert "tests/zoo.py:" in first.location and "y_true - y_pred" in first.source
+    fix = " ".join(line.strip() for line in text.split("  fix ", 1)[1].splitlines())
+    assert "self.compute_loss(x=x, y=y, y_pred=y_pred)" in fix
+
+
+@pytest.mark.parametrize("model", [zoo.CompiledLoss, zoo.ComputeLoss, zoo.Linear])
+def test_models_that_let_keras_compute_the_loss_pass(model):
+    report = check(model, **SHAPE)
+    assert report.ok, str(report)
+    assert {f.verdict for f in report.findings} == {"safe"}
+    assert len(report.findings) == 2
+
+
+def test_a_broken_test_step_alone_is_flagged_and_training_is_not():
+    report = check(zoo.BrokenTestStep, **SHAPE)
+    assert {method for _, method in failing(report)} == {"test_step"}
+    assert all(f.update_difference is None for f in report.failures)
+    trained = [f for f in report.findings if f.verdict == "safe"]
+    assert trained and all(f.update_difference == pytest.approx(0, abs=1e-6) for f in trained)
+
+
+def test_an_overridden_compute_loss_that_broadcasts_is_named():
+    report = check(zoo.BrokenComputeLoss, **SHAPE)
+    assert not report.ok
+    assert {method for _, method in failing(report)} == {"compute_loss"}
+
+
+def test_a_compiled_custom_metric_is_judged_as_keras_runs_it():
+    compile = {**zoo.COMPILE, "metrics": [zoo.r2]}
+    report = check(zoo.Linear, compile=compile, **SHAPE)
+    if zoo.LEGACY:
+        # tf_keras's MeanMetricWrapper aligns ranks before calling a metric function.
+        assert report.ok, str(report)
+    else:
+        assert not report.ok
+        assert {method for _, method in failing(report)} == {"metric 'r2'"}
+        assert all(f.update_difference == pytest.approx(0, abs=1e-6) for f in report.failures)
+        assert "metric 'r2'" in str(report)
+
+
+def test_a_near_miss_metric_that_aligns_itself_passes():
+    def r2_aligned(y_true, y_pred):
+        return zoo.r2(zoo.tf.reshape(y_true, zoo.tf.shape(y_pred)), y_pred)
+
+    report = check(zoo.Linear, compile={**zoo.COMPILE, "metrics": [r2_aligned]}, **SHAPE)
+    assert report.ok, str(report)
+
+
+def test_multi_output_model_flags_only_the_output_whose_loss_broadcasts():
+    report = check(zoo.two_outputs)
+    flagged = {probe.rsplit(" ", 1)[-1] for probe, _ in failing(report)}
+    assert flagged == {"[count]"}
+    assert {method for _, method in failing(report)} == {"compiled loss"}
+    assert any(f.probe.endswith("[price]") and f.verdict == "safe" for f in report.findings)
+
+
+def test_constructor_arguments_come_from_init_and_a_factory_builds_a_compiled_model():
+    assert not check(zoo.Scaled, init={"scale": 2.0}, **SHAPE).ok
+    assert not check(zoo.hand_mse_factory, **SHAPE).ok
+    with pytest.raises(LossguardError, match=r"cannot build Scaled: TypeError.*init=\{\.\.\.\}"):
+        check(zoo.Scaled, **SHAPE)
+
+
+def test_a_model_raising_on_aligned_labels_is_an_error_with_its_exception():
+    report = check(zoo.Raising, **SHAPE)
+    assert report.error is not None
+    assert "train_step raised on canonical labels: RuntimeError" in report.error.message
+    assert isinstance(report.error.exception, RuntimeError)
+
+
+def test_a_model_without_known_input_shape_names_the_option():
+    with pytest.raises(LossguardError, match=r"input shape of model HandMSE.*input_shape="):
+        check(zoo.HandMSE)
+
+
+def test_a_functional_model_supplies_its_own_input_shape():
+    report = check(zoo.two_outputs)
+    assert report.findings and report.error is None
+
+
+def test_a_step_returning_none_is_an_error_naming_the_fix():
+    class Silent(zoo.Linear):
+        def train_step(self, data):
+            self.fit_step(data, lambda x, y, y_pred: zoo.mse(y, y_pred))
+
+    report = check(Silent, **SHAPE)
+    assert report.error is not None
+    assert "train_step returned None" in report.error.message
+
+
+def test_probing_an_instance_leaves_its_weights_and_optimizer_untouched():
+    model = zoo.HandMSE()
+    model.compile(optimizer="adam", loss="mean_squared_error")
+    model(np.ones((2, 3), np.float32))
+    model.optimizer.build(model.trainable_variables)
+    before = [np.array(v.numpy()) for v in model.variables]
+    iterations = int(model.optimizer.iterations.numpy())
+    assert not check(model, **SHAPE).ok
+    after = [np.array(v.numpy()) for v in model.variables]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    assert int(model.optimizer.iterations.numpy()) == iterations
+
+
+def test_model_verdicts_are_deterministic():
+    first, second = check(zoo.HandMSE, **SHAPE), check(zoo.HandMSE, **SHAPE)
+    assert first.as_dict()["findings"] == second.as_dict()["findings"]
+
+
+def test_loss_probes_use_this_flavours_alignment():
+    report = check(zoo.mse)
+    assert report.alignment.split()[0] == ("tf_keras" if zoo.LEGACY else "keras")
+    assert not report.ok
+    assert check(zoo.aligned_mse).ok

@@ -1,0 +1,122 @@
+"""Models and losses written once for both Keras flavours: Keras 3, or tf_keras when
+TF_USE_LEGACY_KERAS=1 (how test_legacy.py reruns test_models.py)."""
+
+import os
+
+import tensorflow as tf
+
+if os.environ.get("TF_USE_LEGACY_KERAS") == "1":
+    import tf_keras as keras
+else:
+    import keras
+
+LEGACY = keras.__name__ == "tf_keras"
+COMPILE = {"optimizer": "sgd", "loss": "mean_squared_error"}
+
+
+def mse(y_true, y_pred):
+    return tf.reduce_mean(tf.square(y_true - y_pred))
+
+
+def aligned_mse(y_true, y_pred):
+    y_true = tf.reshape(y_true, tf.shape(y_pred))
+    return tf.reduce_mean(tf.square(y_true - y_pred))
+
+
+def r2(y_true, y_pred):
+    residual = tf.reduce_sum(tf.square(y_true - y_pred))
+    total = tf.reduce_sum(tf.square(y_true - tf.reduce_mean(y_true)))
+    return 1.0 - residual / total
+
+
+class ElementwiseAbs(keras.losses.Loss):
+    def call(self, y_true, y_pred):
+        return tf.reduce_mean(tf.abs(y_true - y_pred), axis=-1)
+
+
+class Linear(keras.Model):
+    """Linear regression: one Dense unit, no custom step."""
+
+    def build(self, input_shape):
+        self.layer = keras.layers.Dense(1, kernel_initializer="zeros")
+        super().build(input_shape)
+
+    def call(self, x, training=None):
+        return self.layer(x)
+
+    def fit_step(self, data, loss_of):
+        x, y = data
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = loss_of(x, y, y_pred)
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables, strict=True))
+        return {"loss": loss}
+
+
+class HandMSE(Linear):
+    """The seed bug: the loss computed by hand in train_step."""
+
+    def train_step(self, data):
+        return self.fit_step(data, lambda x, y, y_pred: mse(y, y_pred))
+
+
+class CompiledLoss(Linear):
+    def train_step(self, data):
+        return self.fit_step(data, lambda x, y, y_pred: self.compiled_loss(y, y_pred))
+
+
+class ComputeLoss(Linear):
+    def train_step(self, data):
+        return self.fit_step(
+            data, lambda x, y, y_pred: self.compute_loss(x=x, y=y, y_pred=y_pred))
+
+
+class BrokenTestStep(Linear):
+    """Trains through Keras, evaluates by hand."""
+
+    def test_step(self, data):
+        x, y = data
+        return {"loss": mse(y, self(x, training=False))}
+
+
+class BrokenComputeLoss(Linear):
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return mse(y, y_pred)
+
+
+class Scaled(Linear):
+    """Needs a constructor argument."""
+
+    def __init__(self, scale, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = scale
+
+    def call(self, x, training=None):
+        return self.scale * self.layer(x)
+
+    def train_step(self, data):
+        return self.fit_step(data, lambda x, y, y_pred: mse(y, y_pred))
+
+
+class Raising(Linear):
+    def train_step(self, data):
+        raise RuntimeError("this train_step is unfinished")
+
+
+def hand_mse_factory():
+    model = HandMSE()
+    model.compile(**COMPILE)
+    return model
+
+
+def two_outputs():
+    """A functional model with a dict of outputs and a dict of losses, one of which broadcasts."""
+    inputs = keras.Input((3,))
+    outputs = {
+        "price": keras.layers.Dense(1, name="price")(inputs),
+        "count": keras.layers.Dense(1, name="count")(inputs),
+    }
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="sgd", loss={"price": "mean_squared_error", "count": ElementwiseAbs()})
+    return model
