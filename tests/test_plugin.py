@@ -243,3 +243,74 @@ def test_xdist_gives_the_serial_verdicts_and_one_summary(losses):
     assert totals[0].split()[:8] == next(
         line for line in serial.outlines if line.startswith("8 target(s)")).split()[:8]
     assert sum("= lossguard =" in line for line in parallel.outlines) == 1
+
+
+MODELS = """
+import keras
+import pytest
+import tensorflow as tf
+
+
+def mse(y_true, y_pred):
+    return keras.ops.mean(keras.ops.square(y_true - y_pred))
+
+
+class Linear(keras.Model):
+    def build(self, input_shape):
+        self.layer = keras.layers.Dense(1, kernel_initializer="zeros")
+
+    def call(self, x, training=None):
+        return self.layer(x)
+
+
+@pytest.mark.lossguard(input_shape=(3,), compile={"optimizer": "sgd", "loss": mse})
+class HandMSE(Linear):
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            loss = mse(y, self(x, training=True))
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply(grads, self.trainable_variables)
+        return {"loss": loss}
+
+
+@pytest.mark.lossguard(input_shape=(3,), compile={"optimizer": "sgd", "loss": mse})
+class NoCustomStep(Linear):
+    pass
+
+
+@pytest.mark.lossguard(input_shape=(3,))
+class Unfinished(Linear):
+    def train_step(self, data):
+        raise NotImplementedError("write the GradientTape loop")
+
+
+@pytest.mark.lossguard(input_shape=(3,))
+class NeedsUnits(Linear):
+    def __init__(self, units):
+        super().__init__()
+"""
+
+
+def test_model_targets_become_items_with_step_level_messages(pytester):
+    pytester.makepyfile(test_models=MODELS)
+    result = pytester.runpytest_subprocess("--lossguard", "-rA", "-p", "no:randomly")
+    assert outcomes_by_item(result) == {
+        "test_models.py::HandMSE[lossguard]": "FAILED",
+        "test_models.py::NoCustomStep[lossguard]": "PASSED",
+        "test_models.py::Unfinished[lossguard]": "ERROR",
+        "test_models.py::NeedsUnits[lossguard]": "ERROR",
+    }
+    result.stdout.fnmatch_lines([
+        "*lossguard: HandMSE broadcasts labels against predictions",
+        "*probe       labels-missing-unit-axis   y_true (7,)  y_pred (7, 1)",
+        "*method      train_step: loss and weight update differ from the Keras-aligned run",
+        "*update      largest weight-update difference *",
+        "*broadcast   test_models.py:7   return keras.ops.mean(keras.ops.square(y_true - y_pred))",
+        "*fix         in train_step, let Keras align the labels*",
+    ])
+    # A step that raises on aligned labels shows the user's traceback; a class that cannot
+    # be built says how to pass its arguments.
+    result.stdout.fnmatch_lines(["*raise NotImplementedError*", "*write the GradientTape loop*"])
+    result.stdout.fnmatch_lines(["*LossguardError: cannot build NeedsUnits: TypeError*init=*"])
+    assert "pytest_lossguard/" not in result.stdout.str()
