@@ -10,17 +10,20 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pytest_lossguard.api import check, check_loss
+    from pytest_lossguard.api import check, check_loss, check_model
     from pytest_lossguard.errors import LossguardError
     from pytest_lossguard.options import Options
     from pytest_lossguard.report import Finding, Report
 
-__all__ = ["Finding", "LossguardError", "Options", "Report", "check", "check_loss"]
+__all__ = [
+    "Finding", "LossguardError", "Options", "Report", "check", "check_loss", "check_model",
+]
 __version__ = "0.1.0"
 
 _HOMES = {
     "check": "api",
     "check_loss": "api",
+    "check_model": "api",
     "LossguardError": "errors",
     "Options": "options",
     "Finding": "report",

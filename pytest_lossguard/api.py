@@ -1,12 +1,14 @@
-"""The stable entry points: check, check_loss."""
+"""The stable entry points: check, and check_loss / check_model for an explicit kind."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from pytest_lossguard.errors import LossguardError
 from pytest_lossguard.options import Options
 from pytest_lossguard.oracle import probe
 from pytest_lossguard.report import Report
+from pytest_lossguard.targets import classify, describe
 
 
 def check(target: Any, **options: Any) -> Report:
@@ -18,6 +20,21 @@ def check(target: Any, **options: Any) -> Report:
     return probe(target, Options.build(**options))
 
 
+def _expect(target: Any, model: bool) -> None:
+    kind = classify(target)
+    if kind == "factory" or kind.startswith("model") == model:
+        return
+    wanted, other = ("a keras Model", "check_loss") if model else ("a loss", "check_model")
+    raise LossguardError(f"{describe(target)} is not {wanted}; use {other} or check")
+
+
 def check_loss(target: Any, **options: Any) -> Report:
     """`check` for a loss or metric function, Loss class or instance, or factory of one."""
+    _expect(target, model=False)
+    return check(target, **options)
+
+
+def check_model(target: Any, **options: Any) -> Report:
+    """`check` for a keras Model class or instance, or a factory of one."""
+    _expect(target, model=True)
     return check(target, **options)

@@ -58,7 +58,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(targets=None, **options): probe a loss, Loss class or factory for silent "
+        f"{MARKER}(targets=None, **options): probe a loss, metric, Loss or Model for silent "
         "label/prediction broadcasting (run with --lossguard); see pytest-lossguard's README",
     )
     config.stash[_SEEN] = set()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import zoo
 
-from pytest_lossguard import LossguardError, check
+from pytest_lossguard import LossguardError, check, check_loss, check_model
 
 SHAPE = {"input_shape": (3,)}
 
@@ -142,3 +142,11 @@ def test_loss_probes_use_this_flavours_alignment():
     assert report.alignment.split()[0] == ("tf_keras" if zoo.LEGACY else "keras")
     assert not report.ok
     assert check(zoo.aligned_mse).ok
+
+
+def test_check_model_and_check_loss_refuse_the_other_kind():
+    assert not check_model(zoo.HandMSE, **SHAPE).ok
+    with pytest.raises(LossguardError, match="mse is not a keras Model; use check_loss"):
+        check_model(zoo.mse)
+    with pytest.raises(LossguardError, match="HandMSE is not a loss; use check_model"):
+        check_loss(zoo.HandMSE)
