@@ -369,12 +369,13 @@ def _judge(harness: Harness, index: int, case: Case, phase: str) -> Finding:
     if differ:
         flat = [a for _, a in _leaves(probe.x)]
         where = locate(harness.traced(phase), [*flat, *probe.y], [*flat, *reference.y])
-    verdict = "safe" if not differ else "broadcast" if where else "mismatch"
+    verdict = "safe" if not differ else "broadcast" if where and where.grew else "mismatch"
     return Finding(
         label, verdict, y_true, y_pred, value=got.logs.get(shown), reference=name,
         reference_value=ref.logs.get(shown), message=_differ(differ, name), method=method,
         location=where.where if where else "",
         source=where.source if where else "", operation=where.describe() if where else "",
+        chain=where.chain if where else (),
         update_difference=difference if phase == "train" else None,
         update_size=size if phase == "train" else None,
     )

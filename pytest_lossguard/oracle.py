@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from pytest_lossguard import align, backends, models, probes
-from pytest_lossguard.locate import locate
+from pytest_lossguard.locate import graph_growth, locate, numpy_growth
 from pytest_lossguard.options import Options, Shape
 from pytest_lossguard.probes import Case, Inputs
 from pytest_lossguard.report import Finding, Report, one_line
@@ -124,15 +124,16 @@ def judge(case: Case, evaluate: Evaluator, options: Options) -> Finding | None:
         probe, reference = reference, probe
     verdict = "safe" if match else ("broadcast" if probe.size > reference.size else "mismatch")
     where = None
-    if verdict != "safe" and evaluate.backend.name != "numpy":
+    if verdict != "safe":
+        tracer = numpy_growth if evaluate.backend.name == "numpy" else graph_growth
         where = locate(_positional(evaluate.target.call), case.inputs.arrays,
-                       case.canonical.arrays)
-        verdict = "broadcast" if where is not None else verdict
+                       case.canonical.arrays, tracer)
+        verdict = "broadcast" if where is not None and where.grew else verdict
     return _finding(
         case, verdict, result_shape=probe.shape, value=probe.value, reference=name,
         reference_shape=reference.shape, reference_value=reference.value,
         location=where.where if where else "", source=where.source if where else "",
-        operation=where.describe() if where else "",
+        operation=where.describe() if where else "", chain=where.chain if where else (),
     )
 
 

@@ -42,6 +42,7 @@ class Finding:
     location: str = ""
     source: str = ""
     operation: str = ""
+    chain: tuple[str, ...] = ()
     method: str = ""
     update_difference: float | None = None
     update_size: float | None = None
@@ -159,6 +160,10 @@ def _block(finding: Finding) -> list[str]:
     if finding.operation:
         lines.append(f"  broadcast   {finding.location or '?'}   {finding.source}".rstrip())
         lines.append(f"              {finding.operation}")
+        if len(finding.chain) > 1:
+            lines.append(f"  via         {' -> '.join(finding.chain)}")
+    elif finding.failed:
+        lines.append("  broadcast   not located: no single op grew or mixed ranks")
     return lines
 
 

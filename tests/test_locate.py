@@ -1,0 +1,107 @@
+"""locate: the exact user line and op of each broadcast, for TF graphs and NumPy ufuncs."""
+
+import inspect
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import zoo
+
+from pytest_lossguard import check
+
+
+def line_of(fn, text):
+    """`path:line` of the first line of fn's source that contains text."""
+    lines, start = inspect.getsourcelines(fn)
+    offset = next(i for i, line in enumerate(lines) if text in line)
+    return f"{os.path.relpath(inspect.getsourcefile(fn))}:{start + offset}"
+
+
+def first_failure(report, probe="labels-missing-unit-axis"):
+    return next(f for f in report.failures if f.probe == probe)
+
+
+def inline(y_true, y_pred):
+    scale = 2.0
+    return scale * tf.reduce_mean(tf.square(y_true - y_pred))
+
+
+def squared_error(a, b):
+    return tf.square(a - b)
+
+
+def through_helper(y_true, y_pred):
+    return tf.reduce_mean(squared_error(y_true, y_pred))
+
+
+class AbsoluteError(keras.losses.Loss):
+    def call(self, y_true, y_pred):
+        y_pred = keras.ops.convert_to_tensor(y_pred)
+        return keras.ops.abs(y_true - y_pred)
+
+
+def numpy_r2(y_true, y_pred):
+    residual = np.sum((y_true - y_pred) ** 2)
+    return 1.0 - residual / np.sum((y_true - np.mean(y_true)) ** 2)
+
+
+def where_picked(y_true, y_pred):
+    picked = tf.where(y_pred > 0.0, y_true, tf.zeros_like(y_true))
+    return tf.reduce_mean(tf.abs(picked))
+
+
+def first_label_only(y_true, y_pred):
+    return tf.reduce_mean(tf.abs(y_true[..., 0][..., None] - y_pred), axis=-1)
+
+
+@pytest.mark.parametrize(("target", "text", "op", "options"), [
+    (inline, "y_true - y_pred", "Sub (7,), (7, 1) -> (7, 7)", {}),
+    (AbsoluteError, "y_true - y_pred", "Sub (7,), (7, 1) -> (7, 7)", {}),
+    (numpy_r2, "y_true - y_pred", "subtract (7,), (7, 1) -> (7, 7)", {"backend": "numpy"}),
+    (where_picked, "tf.where", "SelectV2 (7,), (7,) -> (7, 7)", {}),
+])
+def test_the_exact_line_and_op_are_named(target, text, op, options):
+    finding = first_failure(check(target, **options))
+    assert finding.verdict == "broadcast"
+    assert finding.location == line_of(target, text)
+    assert text in finding.source
+    assert finding.operation == op
+
+
+def test_a_helper_is_located_at_its_own_line_with_the_call_chain():
+    finding = first_failure(check(through_helper))
+    assert finding.location == line_of(squared_error, "a - b")
+    assert finding.chain == (
+        f"{line_of(through_helper, 'squared_error(')} in through_helper",
+        f"{line_of(squared_error, 'a - b')} in squared_error",
+    )
+    assert "via         " in str(check(through_helper))
+
+
+def test_a_train_step_is_located_through_its_loss_call():
+    finding = first_failure(check(zoo.HandMSE, input_shape=(3,)))
+    assert finding.location == line_of(zoo.mse, "y_true - y_pred")
+    assert any(link.endswith("in train_step") for link in finding.chain)
+
+
+def test_a_rank_mix_without_growth_is_located_but_stays_a_mismatch():
+    report = check(first_label_only, y_true_shape=(1,), y_pred_shape=(3,))
+    finding = first_failure(report)
+    assert finding.verdict == "mismatch"
+    assert finding.operation == "Sub (1,), (7, 3) -> (7, 3)"
+    assert finding.location == line_of(first_label_only, "y_true[..., 0]")
+
+
+def test_an_untraceable_difference_says_it_was_not_located():
+    report = check(numpy_r2, backend="tensorflow")
+    assert not report.ok
+    assert all(f.location == "" for f in report.failures)
+    assert "not located: no single op grew or mixed ranks" in str(report)
+
+
+@pytest.mark.parametrize("target", [zoo.aligned_mse, keras.losses.MeanSquaredError()])
+def test_aligned_targets_have_nothing_to_locate(target):
+    report = check(target)
+    assert report.ok and all(f.location == "" for f in report.findings)
