@@ -22,6 +22,7 @@ from pytest_lossguard import align, backends, probes
 from pytest_lossguard.errors import LossguardError
 from pytest_lossguard.locate import Growth, locate
 from pytest_lossguard.options import Options, Shape
+from pytest_lossguard.paths import STATUS
 from pytest_lossguard.probes import Case
 from pytest_lossguard.report import Finding, Report, one_line
 from pytest_lossguard.state import preserved
@@ -381,20 +382,29 @@ def _judge(harness: Harness, index: int, case: Case, phase: str) -> Finding:
     )
 
 
+def _status(finding: Finding) -> str:
+    """A phase's call-path status; n/a when its step reported no loss and moved no weight."""
+    if finding.verdict == "safe" and finding.reference_value is None:
+        return "n/a" if finding.update_difference is None else "protected"
+    return STATUS.get(finding.verdict, "protected")
+
+
 def _findings(harness: Harness) -> list[Finding]:
     error = _check_canonical(harness, harness.canonical(harness.options.batch))
     if error is not None:
         return [error]
     findings: list[Finding] = []
     for index, case in _model_cases(harness):
+        judged = [_judge(harness, index, case, phase) for phase in PHASES]
+        paths = tuple((path, _status(f))
+                      for path, f in zip(("fit()", "evaluate()"), judged, strict=True))
         seen: set[str] = set()
-        for phase in PHASES:
-            finding = _judge(harness, index, case, phase)
+        for phase, finding in zip(PHASES, judged, strict=True):
             if finding.verdict == "safe":
                 findings.extend([finding] if phase == "train" else [])
             elif finding.method not in seen:
                 seen.add(finding.method)
-                findings.append(finding)
+                findings.append(dataclasses.replace(finding, paths=paths))
     return findings
 
 

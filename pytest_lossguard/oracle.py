@@ -13,6 +13,7 @@ import numpy as np
 from pytest_lossguard import align, backends, models, probes
 from pytest_lossguard.locate import graph_growth, locate, numpy_growth
 from pytest_lossguard.options import Options, Shape
+from pytest_lossguard.paths import call_paths
 from pytest_lossguard.probes import Case, Inputs
 from pytest_lossguard.report import Finding, Report, one_line
 from pytest_lossguard.state import preserved
@@ -117,7 +118,8 @@ def judge(case: Case, evaluate: Evaluator, options: Options) -> Finding | None:
         references.insert(0, ("Keras-aligned", aligned, outcome))
     probe = evaluate(case.inputs)
     if probe.error is not None:
-        return _finding(case, "raises", message=one_line(probe.error))
+        return _finding(case, "raises", message=one_line(probe.error),
+                        paths=call_paths(evaluate.target.built, case, "raises", options))
     match = next((r for r in references if _close(probe, r[2], options)), None)
     name, _, reference = match or references[0]
     if match is None and case.symmetric and reference.size > probe.size:
@@ -134,6 +136,7 @@ def judge(case: Case, evaluate: Evaluator, options: Options) -> Finding | None:
         reference_shape=reference.shape, reference_value=reference.value,
         location=where.where if where else "", source=where.source if where else "",
         operation=where.describe() if where else "", chain=where.chain if where else (),
+        paths=call_paths(evaluate.target.built, case, verdict, options) if match is None else (),
     )
 
 

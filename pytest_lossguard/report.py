@@ -12,6 +12,7 @@ from typing import Any
 from pytest_lossguard.options import Shape
 
 VERDICTS = ("safe", "broadcast", "mismatch", "raises", "error")
+PATH_STATUSES = ("affected", "raises", "protected", "n/a")
 _HEADLINES = {
     "broadcast": "broadcasts labels against predictions",
     "mismatch": "gives a different value when label and prediction ranks differ",
@@ -43,6 +44,7 @@ class Finding:
     source: str = ""
     operation: str = ""
     chain: tuple[str, ...] = ()
+    paths: tuple[tuple[str, str], ...] = ()
     method: str = ""
     update_difference: float | None = None
     update_size: float | None = None
@@ -57,6 +59,7 @@ class Finding:
         """JSON-friendly view (the exception object stays behind)."""
         data = dataclasses.asdict(self)
         del data["exception"]
+        data["paths"] = dict(self.paths)
         return data
 
 
@@ -164,7 +167,15 @@ def _block(finding: Finding) -> list[str]:
             lines.append(f"  via         {' -> '.join(finding.chain)}")
     elif finding.failed:
         lines.append("  broadcast   not located: no single op grew or mixed ranks")
+    if finding.paths:
+        lines.append(f"  paths       {describe_paths(finding.paths)}")
     return lines
+
+
+def describe_paths(paths: tuple[tuple[str, str], ...]) -> str:
+    """e.g. affected: direct call, compile(metrics=...); protected: compile(loss=...)."""
+    groups = [(status, [path for path, s in paths if s == status]) for status in PATH_STATUSES]
+    return "; ".join(f"{status}: {', '.join(names)}" for status, names in groups if names)
 
 
 def _step_lines(finding: Finding) -> list[str]:

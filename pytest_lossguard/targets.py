@@ -23,7 +23,7 @@ _KERAS_ROOTS = ("keras", "tf_keras")
 
 @dataclasses.dataclass(frozen=True)
 class Target:
-    """A checkable loss: how to call it unreduced, and what it is called in reports."""
+    """A checkable target: how to call it unreduced, the object as built, and its name."""
 
     name: str
     kind: str
@@ -31,6 +31,7 @@ class Target:
     takes_weights: bool
     backend: str
     source: str
+    built: Any = None
 
 
 def _keras_base(cls: type, base: str) -> str | None:
@@ -160,17 +161,17 @@ def _resolve_loss(loss: Any, name: str) -> Target:
     module = sys.modules.get(cls.__module__)
     backend = infer([vars(module)] if module else [], cls.__module__)
     if user_defines(cls, "__call__"):
-        return Target(name, "loss", loss, True, backend, _source(cls))
+        return Target(name, "loss", loss, True, backend, _source(cls), loss)
     # A shallow twin that skips the reduction, so the raw per-sample shape stays visible.
     unreduced = object.__new__(cls)
     unreduced.__dict__.update(vars(loss))
     unreduced.reduction = "none"
-    return Target(name, "loss", unreduced, False, backend, _source(cls))
+    return Target(name, "loss", unreduced, False, backend, _source(cls), loss)
 
 
 def _resolve_model(model: Any, name: str) -> Target:
     flavour = _keras_base(type(model), "Model") or "keras"
-    return Target(name, "model", model, False, flavour, _source(type(model)))
+    return Target(name, "model", model, False, flavour, _source(type(model)), model)
 
 
 def _resolve_function(fn: Any, name: str) -> Target:
@@ -178,4 +179,4 @@ def _resolve_function(fn: Any, name: str) -> Target:
     backend = infer([getattr(inner, "__globals__", {})], getattr(inner, "__module__", "") or "")
     signature = _signature(fn)
     takes_weights = signature is not None and "sample_weight" in signature.parameters
-    return Target(name, "function", fn, takes_weights, backend, _source(fn))
+    return Target(name, "function", fn, takes_weights, backend, _source(fn), fn)

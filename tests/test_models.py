@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import zoo
 
-from pytest_lossguard import LossguardError, check, check_loss, check_model
+from pytest_lossguard import LossguardError, Options, check, check_loss, check_model, probes
 
 SHAPE = {"input_shape": (3,)}
 
@@ -150,3 +150,45 @@ def test_check_model_and_check_loss_refuse_the_other_kind():
         check_model(zoo.mse)
     with pytest.raises(LossguardError, match="HandMSE is not a loss; use check_model"):
         check_loss(zoo.HandMSE)
+
+
+def evaluate(compile_kwargs, inputs):
+    """What Keras's own compile() + evaluate() report for fixed predictions and labels."""
+    model = zoo.keras.Sequential([zoo.keras.layers.Lambda(lambda t: t)])
+    model.compile(**compile_kwargs)
+    logs = model.evaluate(inputs.y_pred, inputs.y_true, batch_size=len(inputs.y_true),
+                          return_dict=True, verbose=0)
+    return [value for key, value in sorted(logs.items())]
+
+
+@pytest.mark.parametrize("target", [zoo.mse, zoo.ElementwiseAbs(), zoo.r2])
+def test_call_paths_agree_with_keras_compile_and_evaluate(target):
+    report = check(target)
+    cases = {case.label: case for case in probes.cases(Options.build(), takes_weights=False)}
+    assert report.failures
+    for finding in report.failures:
+        case, claims = cases[finding.probe], dict(finding.paths)
+        assert claims["direct call"] == "affected"
+        for path, kwargs in (("compile(loss=...)", {"loss": target}),
+                             ("compile(metrics=...)", {"loss": "mae", "metrics": [target]})):
+            try:
+                reference = evaluate(kwargs, case.canonical)
+            except (TypeError, ValueError):
+                assert claims[path] == "n/a", (finding.probe, path)
+                continue
+            probed = evaluate(kwargs, case.inputs)
+            differs = probed != pytest.approx(reference, rel=1e-4, abs=1e-6)
+            assert claims[path] == ("affected" if differs else "protected"), (finding.probe, path)
+
+
+@pytest.mark.parametrize(("model", "paths"), [
+    (zoo.HandMSE, {"fit()": "affected", "evaluate()": "protected"}),
+    (zoo.BrokenTestStep, {"fit()": "protected", "evaluate()": "affected"}),
+    # tf_keras's test_step reports no loss once compute_loss is overridden: nothing to compare.
+    (zoo.BrokenComputeLoss, {"fit()": "affected",
+                             "evaluate()": "n/a" if zoo.LEGACY else "affected"}),
+])
+def test_model_findings_say_whether_fit_or_evaluate_is_affected(model, paths):
+    report = check(model, **SHAPE)
+    assert report.failures and all(dict(f.paths) == paths for f in report.failures)
+    assert "paths       affected: " in str(report)
