@@ -192,6 +192,19 @@ def _step_lines(finding: Finding) -> list[str]:
     return lines
 
 
+def fix_code(report: Report, finding: Finding) -> str:
+    """The statement that aligns the probe's odd side, to put first in the loss's body."""
+    ns = _NAMESPACES.get(report.backend, "keras.ops")
+    side = "y_pred" if finding.edits == ("y_pred",) else "y_true"
+    other = "y_true" if side == "y_pred" else "y_pred"
+    if report.true_shape == report.pred_shape:
+        target_shape = f"{ns}.shape({other})"
+    else:
+        own = report.pred_shape if side == "y_pred" else report.true_shape
+        target_shape = str((-1, *own))
+    return f"{side} = {ns}.reshape({side}, {target_shape})"
+
+
 def fix_hint(report: Report, finding: Finding) -> str:
     """What to change, specific to the kind of target, its library and the probe."""
     if finding.verdict == "error" and report.kind == "model":
@@ -204,29 +217,27 @@ def fix_hint(report: Report, finding: Finding) -> str:
     if finding.sample_weight is not None:
         return (f"reshape sample_weight to the per-sample loss before weighting, e.g. "
                 f"sample_weight = {ns}.reshape(sample_weight, {ns}.shape(values))")
-    side = "y_pred" if finding.edits == ("y_pred",) else "y_true"
-    other = "y_true" if side == "y_pred" else "y_pred"
-    if report.true_shape == report.pred_shape:
-        target_shape = f"{ns}.shape({other})"
-    else:
-        own = report.pred_shape if side == "y_pred" else report.true_shape
-        target_shape = str((-1, *own))
-    align = f"{side} = {ns}.reshape({side}, {target_shape})"
+    align = fix_code(report, finding)
     if report.kind == "model":
         return _model_hint(finding, align, ns)
     if report.kind == "loss":
         return (f"align ranks inside call(), e.g. {align}: a Loss subclass that overrides call "
                 "gets no alignment, even in compile(); or wrap a plain function in "
                 "keras.losses.LossFunctionWrapper, which aligns")
-    return (f"align ranks before combining, e.g. {align} (or keras.ops.reshape / expand_dims / "
-            "squeeze), or let Keras do it: compile(loss=fn) and self.compute_loss(...) in "
-            "train_step")
+    hint = f"align ranks before combining, e.g. {align}"
+    paths = dict(finding.paths)
+    if paths.get("compile(loss=...)") == "protected":
+        hint += (", or let Keras align them: compile(loss=fn), and self.compute_loss(...) in a "
+                 "custom train_step")
+    if paths.get("compile(metrics=...)") == "affected":
+        hint += "; used in compile(metrics=...) it gets no alignment, so align inside it"
+    return hint
 
 
 def _model_hint(finding: Finding, align: str, ns: str) -> str:
     if finding.method.startswith("metric"):
-        return (f"align ranks inside the {finding.method}, e.g. {align}: Keras 3 does not align "
-                "custom metric functions; or pass a keras.metrics.MeanMetricWrapper instance")
+        return (f"align ranks inside the {finding.method}, e.g. {align}: compile(metrics=...) "
+                "does not align custom metric functions in Keras 3")
     if finding.method == "compiled loss":
         return (f"align ranks inside the compiled Loss's call(), e.g. {align}: a Loss subclass "
                 "that overrides call gets no alignment, even in compile()")

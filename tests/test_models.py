@@ -4,11 +4,17 @@ test_legacy.py reruns this module with TF_USE_LEGACY_KERAS=1, so every test here
 on Keras 3 and on tf_keras; where the two Kerases truly differ, the expectation says so.
 """
 
+import ast
+import inspect
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 import zoo
 
 from pytest_lossguard import LossguardError, Options, check, check_loss, check_model, probes
+from pytest_lossguard.report import fix_code
 
 SHAPE = {"input_shape": (3,)}
 
@@ -192,3 +198,26 @@ def test_model_findings_say_whether_fit_or_evaluate_is_affected(model, paths):
     report = check(model, **SHAPE)
     assert report.failures and all(dict(f.paths) == paths for f in report.failures)
     assert "paths       affected: " in str(report)
+
+
+def with_first_statement(fn, code):
+    """fn (or a class's call method) rebuilt from source with `code` as its first statement."""
+    source = textwrap.dedent(inspect.getsource(fn))
+    tree = ast.parse(source)
+    node = tree.body[0]
+    if isinstance(node, ast.ClassDef):
+        node = next(n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "call")
+    node.body.insert(0, ast.parse(code).body[0])
+    namespace = dict(sys.modules[fn.__module__].__dict__)
+    exec(compile(ast.fix_missing_locations(tree), inspect.getsourcefile(fn), "exec"), namespace)
+    return namespace[fn.__name__]
+
+
+@pytest.mark.parametrize("target", [zoo.mse, zoo.ElementwiseAbs])
+def test_the_fix_hint_applied_to_the_code_makes_every_probe_pass(target):
+    report = check(target)
+    assert not report.ok
+    code = fix_code(report, report.failures[0])
+    assert code in " ".join(str(report).split())
+    fixed = with_first_statement(target, code)
+    assert check(fixed).ok, str(check(fixed))
