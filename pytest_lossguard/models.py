@@ -424,5 +424,5 @@ def run(target: Target, options: Options) -> Report:
     return Report(
         target.name, "model", target.source, target.backend, align.reference()[0],
         first.true_shape, first.pred_shape, options.strict, tuple(findings),
-        time.perf_counter() - started, tuple(restored),
+        time.perf_counter() - started, tuple(restored), options.seed,
     )

@@ -159,7 +159,7 @@ def run(target: Target, options: Options) -> Report:
     return Report(
         target.name, target.kind, target.source, name, alignment, options.true_shape,
         options.pred_shape, options.strict, tuple(findings), time.perf_counter() - started,
-        tuple(restored),
+        tuple(restored), options.seed,
     )
 
 

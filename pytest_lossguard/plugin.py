@@ -45,9 +45,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--lossguard-strict", action="store_true", default=None,
                     help="also fail probes that raise on shapes Keras aligns "
                          "(ini: lossguard_strict)")
+    group.addoption("--lossguard-report", metavar="PATH", default=None,
+                    help="write a JSON report of every target and probe to PATH "
+                         "(ini: lossguard_report)")
     parser.addini("lossguard", "always probe lossguard targets, as --lossguard does",
                   type="bool", default=False)
     parser.addini("lossguard_strict", "as --lossguard-strict", type="bool", default=False)
+    parser.addini("lossguard_report", "as --lossguard-report", type="string", default=None)
     for key, text in INI_DEFAULTS.items():
         if key == "probes":
             parser.addini(f"lossguard_{key}", f"default {text}", type="args", default=None)
@@ -197,11 +201,17 @@ class LossguardItem(pytest.Item):
     def setup(self) -> None:
         __tracebackhide__ = True
         from pytest_lossguard.oracle import probe
+        from pytest_lossguard.report import entry
 
-        if self.problem:
-            raise LossguardError(self.problem)
-        self.report = probe(self.target, Options.build(base_options(self.config), **self.options))
-        self.user_properties.append((PROPERTY, json.dumps(_stats(self.nodeid, self.report))))
+        try:
+            if self.problem:
+                raise LossguardError(self.problem)
+            options = Options.build(base_options(self.config), **self.options)
+            self.report = probe(self.target, options)
+        except LossguardError as exc:
+            self.user_properties.append((PROPERTY, json.dumps(entry(self.nodeid, None, str(exc)))))
+            raise
+        self.user_properties.append((PROPERTY, json.dumps(entry(self.nodeid, self.report))))
         error = self.report.error
         if error is not None:
             raise LossguardError(str(self.report)) from error.exception
@@ -238,10 +248,6 @@ class LossguardItem(pytest.Item):
         return self.path, None, f"lossguard: {self.name}"
 
 
-def _stats(nodeid: str, report: Report) -> dict[str, Any]:
-    return {"nodeid": nodeid, "ok": report.ok, "seconds": report.seconds, **report.counts()}
-
-
 class Summary:
     """Collects per-target stats from reports (so xdist workers count) and prints the table."""
 
@@ -253,6 +259,17 @@ class Summary:
         if report.when == "call" or (report.when == "setup" and report.failed):
             self.rows.extend(json.loads(str(value)) for key, value in report.user_properties
                              if key == PROPERTY)
+
+    def pytest_sessionfinish(self) -> None:
+        """Write the JSON report (the controller only, with every worker's rows)."""
+        path = self.config.getoption("lossguard_report") or self.config.getini("lossguard_report")
+        if not path or not enabled(self.config) or hasattr(self.config, "workerinput"):
+            return
+        from pytest_lossguard.report import document
+
+        target = Path(self.config.rootpath, path) if not Path(path).is_absolute() else Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(document(self.rows), indent=2) + "\n")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.rows or hasattr(self.config, "workerinput"):

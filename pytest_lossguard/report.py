@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import platform
 import re
 import textwrap
 from typing import Any
@@ -78,6 +79,7 @@ class Report:
     findings: tuple[Finding, ...]
     seconds: float
     restored: tuple[str, ...] = ()
+    seed: int = 0
 
     @property
     def failures(self) -> tuple[Finding, ...]:
@@ -109,6 +111,35 @@ class Report:
 
     def __str__(self) -> str:
         return render(self)
+
+
+SCHEMA = 1
+# Distributions whose versions a JSON report records, read without importing them.
+_DISTRIBUTIONS = ("pytest-lossguard", "pytest", "numpy", "keras", "tensorflow", "tf-keras")
+
+
+def entry(name: str, report: Report | None, error: str = "") -> dict[str, Any]:
+    """One target's line in the summary table and the JSON report (xdist-safe: plain data)."""
+    counts = report.counts() if report else {v: int(v == "error") for v in VERDICTS}
+    return {"nodeid": name, "ok": bool(report and report.ok), "message": error,
+            "seconds": report.seconds if report else 0.0, **counts,
+            "report": report.as_dict() if report else None}
+
+
+def document(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON report: environment, every target's entry, and totals."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in _DISTRIBUTIONS:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    rows = sorted(entries, key=lambda e: e["nodeid"])
+    totals = {key: sum(e[key] for e in rows) for key in (*VERDICTS, "seconds")}
+    return {"schema": SCHEMA, "versions": versions, "targets": rows,
+            "totals": {"targets": len(rows), "failed": sum(not e["ok"] for e in rows), **totals}}
 
 
 def display_path(path: str) -> str:

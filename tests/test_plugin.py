@@ -314,3 +314,52 @@ def test_model_targets_become_items_with_step_level_messages(pytester):
     result.stdout.fnmatch_lines(["*raise NotImplementedError*", "*write the GradientTape loop*"])
     result.stdout.fnmatch_lines(["*LossguardError: cannot build NeedsUnits: TypeError*init=*"])
     assert "pytest_lossguard/" not in result.stdout.str()
+
+
+def without_timings(value):
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items() if k != "seconds"}
+    if isinstance(value, list):
+        return [without_timings(v) for v in value]
+    return value
+
+
+def test_json_report_and_junit_properties_are_complete_and_match_a_serial_run(losses):
+    import json
+    import xml.etree.ElementTree as ET
+
+    serial = losses.runpytest_subprocess("--lossguard", "--lossguard-report=serial.json")
+    parallel = losses.runpytest_subprocess("--lossguard", "-n", "2", "--junitxml=junit.xml",
+                                           "--lossguard-report=out/parallel.json")
+    assert serial.ret == parallel.ret == 1
+    first = json.loads((losses.path / "serial.json").read_text())
+    second = json.loads((losses.path / "out" / "parallel.json").read_text())
+    assert without_timings(first) == without_timings(second)
+
+    assert set(first) == {"schema", "versions", "targets", "totals"}
+    assert first["versions"]["pytest-lossguard"] and first["versions"]["tensorflow"]
+    names = {t["nodeid"].split("::")[1] for t in first["targets"]}
+    assert names == {"naive_mse[lossguard]", "reshaped_mse[lossguard]", "Elementwise[lossguard]",
+                     "shape_asserting[lossguard]", "raising[lossguard]", "NotALoss[lossguard]",
+                     "MeanSquaredError[lossguard]", "r2[lossguard]",
+                     "test_ordinary[lossguard-reshaped_mse]"}
+    by_name = {t["nodeid"].split("::")[1]: t for t in first["targets"]}
+    assert "neither a keras Loss nor a keras Model" in by_name["NotALoss[lossguard]"]["message"]
+    naive = by_name["naive_mse[lossguard]"]["report"]
+    assert naive["seed"] == 0 and naive["alignment"].startswith("keras ")
+    finding = naive["findings"][0]
+    assert finding["verdict"] == "broadcast" and finding["location"] == "test_losses.py:8"
+    assert finding["operation"] == "Sub (7,), (7, 1) -> (7, 7)"
+    assert finding["paths"] == {"direct call": "affected", "compile(loss=...)": "protected",
+                                "compile(metrics=...)": "affected"}
+    assert first["totals"]["targets"] == len(first["targets"])
+    assert first["totals"]["broadcast"] == sum(t["broadcast"] for t in first["targets"])
+
+    cases = ET.parse(losses.path / "junit.xml").getroot().iter("testcase")
+    properties = {
+        case.get("name"): json.loads(prop.get("value"))
+        for case in cases for prop in case.iter("property") if prop.get("name") == "lossguard"
+    }
+    assert set(properties) == names
+    assert properties["naive_mse[lossguard]"]["report"]["findings"][0]["location"] == (
+        "test_losses.py:8")
