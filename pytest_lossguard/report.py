@@ -14,6 +14,8 @@ from pytest_lossguard.options import Shape
 
 VERDICTS = ("safe", "broadcast", "mismatch", "raises", "error")
 PATH_STATUSES = ("affected", "raises", "protected", "n/a")
+# Lines of a failure block stay within this many columns where they can.
+_WIDTH = 100
 _HEADLINES = {
     "broadcast": "broadcasts labels against predictions",
     "mismatch": "gives a different value when label and prediction ranks differ",
@@ -192,10 +194,13 @@ def _block(finding: Finding) -> list[str]:
                      f" -> {number(finding.reference_value)}")
         lines.append(f"  result      {result:<27}{reference}")
     if finding.operation:
-        lines.append(f"  broadcast   {finding.location or '?'}   {finding.source}".rstrip())
-        lines.append(f"              {finding.operation}")
+        where = f"  broadcast   {finding.location or '?'}   {finding.source}".rstrip()
+        if len(where) > _WIDTH:
+            where = f"  broadcast   {finding.location}\n              {finding.source}"
+        lines.extend([where, f"              {finding.operation}"])
         if len(finding.chain) > 1:
-            lines.append(f"  via         {' -> '.join(finding.chain)}")
+            links = [os.path.basename(link) for link in finding.chain]
+            lines.append(f"  via         {' -> '.join(links)}")
     elif finding.failed:
         lines.append("  broadcast   not located: no single op grew or mixed ranks")
     if finding.paths:
@@ -283,7 +288,7 @@ def render(report: Report) -> str:
     raises = [f for f in report.findings if f.verdict == "raises" and f not in failures]
     if not failures:
         line = f"lossguard: {report.target} is safe under {len(report.findings)} probe(s)"
-        notes = [f"  note        {f.probe} raises (loud, not silent): {f.message}" for f in raises]
+        notes = [line for f in raises for line in _note(f)]
         return "\n".join([line, *notes, *_restored(report)])
     worst = next((v for v in VERDICTS[1:] if any(f.verdict == v for f in failures)), "error")
     lines = [f"lossguard: {report.target} {_HEADLINES[worst]}"]
@@ -292,12 +297,17 @@ def render(report: Report) -> str:
     lines.append(f"  target      {where}  ({report.kind}, {feeds}, reference: {report.alignment})")
     for finding in failures:
         lines.extend(_block(finding))
-    lines.extend(f"  note        {f.probe} raises (loud, not silent): {f.message}" for f in raises)
+    lines.extend(line for f in raises for line in _note(f))
     lines.extend(_restored(report))
-    fix = textwrap.wrap(fix_hint(report, failures[0]), 86)
+    fix = textwrap.wrap(fix_hint(report, failures[0]), _WIDTH - 14)
     lines.append(f"  fix         {fix[0]}")
     lines.extend(f"              {rest}" for rest in fix[1:])
     return "\n".join(lines)
+
+
+def _note(finding: Finding) -> list[str]:
+    text = f"  note        {finding.probe} raises (loud, not silent): {finding.message}"
+    return textwrap.wrap(text, _WIDTH, subsequent_indent=" " * 14, break_long_words=False)
 
 
 def _restored(report: Report) -> list[str]:
