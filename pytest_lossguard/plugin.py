@@ -20,6 +20,7 @@ from pytest_lossguard.options import Options
 
 if TYPE_CHECKING:
     from pytest_lossguard.report import Report
+    from pytest_lossguard.settings import Settings
 
 MARKER = "lossguard"
 PROPERTY = "lossguard"
@@ -35,7 +36,9 @@ INI_DEFAULTS = {
     "backend": "tensor library to feed targets: auto, numpy, tensorflow or keras",
 }
 _SEEN = pytest.StashKey[set[str]]()
+_MARKED = pytest.StashKey[set[int]]()
 _BASE = pytest.StashKey[Options]()
+_SETTINGS = pytest.StashKey["Settings"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -45,6 +48,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--lossguard-strict", action="store_true", default=None,
                     help="also fail probes that raise on shapes Keras aligns "
                          "(ini: lossguard_strict)")
+    group.addoption("--lossguard-scan", metavar="PKG", action="append", default=None,
+                    help="also probe every unmarked candidate in package or module PKG "
+                         "(repeatable; ini: lossguard_scan)")
     group.addoption("--lossguard-report", metavar="PATH", default=None,
                     help="write a JSON report of every target and probe to PATH "
                          "(ini: lossguard_report)")
@@ -52,6 +58,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   type="bool", default=False)
     parser.addini("lossguard_strict", "as --lossguard-strict", type="bool", default=False)
     parser.addini("lossguard_report", "as --lossguard-report", type="string", default=None)
+    parser.addini("lossguard_scan", "as --lossguard-scan: packages to scan", type="args",
+                  default=None)
     for key, text in INI_DEFAULTS.items():
         if key == "probes":
             parser.addini(f"lossguard_{key}", f"default {text}", type="args", default=None)
@@ -66,6 +74,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "label/prediction broadcasting (run with --lossguard); see pytest-lossguard's README",
     )
     config.stash[_SEEN] = set()
+    config.stash[_MARKED] = set()
     config.pluginmanager.register(Summary(config), "lossguard-summary")
     if enabled(config):
         config.stash[_BASE] = base_options(config)
@@ -86,7 +95,9 @@ def base_options(config: pytest.Config) -> Options:
     """Options from ini keys and --lossguard-strict, under every marker's own kwargs."""
     if _BASE in config.stash:
         return config.stash[_BASE]
-    values: dict[str, Any] = {"strict": _flag(config, "lossguard_strict")}
+    values: dict[str, Any] = dict(project_settings(config).defaults)
+    if _flag(config, "lossguard_strict"):
+        values["strict"] = True
     for key in INI_DEFAULTS:
         raw = config.getini(f"lossguard_{key}")
         if not raw:
@@ -104,6 +115,43 @@ def base_options(config: pytest.Config) -> Options:
         return Options.build(**values)
     except LossguardError as exc:
         raise pytest.UsageError(f"lossguard ini options: {exc}") from None
+
+
+def project_settings(config: pytest.Config) -> Settings:
+    """`[tool.lossguard]` of the nearest pyproject.toml, read once per session."""
+    if _SETTINGS not in config.stash:
+        from pytest_lossguard.settings import load
+
+        try:
+            config.stash[_SETTINGS] = load(config.rootpath)
+        except LossguardError as exc:
+            raise pytest.UsageError(f"lossguard: {exc}") from None
+    return config.stash[_SETTINGS]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item],
+) -> None:
+    """--lossguard-scan: one item per unmarked candidate, after the marked ones."""
+    if not enabled(config):
+        return
+    given = config.getoption("lossguard_scan") or config.getini("lossguard_scan") or []
+    packages = [*given, *project_settings(config).scan]
+    if not packages:
+        return
+    from pytest_lossguard.discovery import discover
+
+    try:
+        candidates = discover(list(dict.fromkeys(packages)))
+    except ImportError as exc:
+        raise pytest.UsageError(f"--lossguard-scan: cannot import {exc.name}: {exc}") from None
+    marked = config.stash[_MARKED]
+    for candidate in candidates:
+        if id(candidate.obj) not in marked:
+            items.append(LossguardItem.from_parent(
+                session, name=f"{candidate.id}[lossguard-scan]", target=candidate.obj,
+                options={}, skip=candidate.skipped, target_id=candidate.id))
 
 
 def _own_marks(name: str, obj: Any) -> list[pytest.Mark]:
@@ -150,6 +198,13 @@ def pytest_pycollect_makeitem(
     return nodes or result
 
 
+def _target_id(target: Any) -> str:
+    """`module:qualname`, the key of a [tool.lossguard.targets] entry."""
+    module = getattr(target, "__module__", None) or type(target).__module__
+    name = getattr(target, "__qualname__", None) or type(target).__qualname__
+    return f"{module}:{name}"
+
+
 def _items(
     collector: pytest.Collector, targets: list[Any], options: dict[str, Any], owner: str = "",
 ) -> Iterator[pytest.Item]:
@@ -161,6 +216,7 @@ def _items(
     from pytest_lossguard.targets import describe
 
     seen = collector.config.stash[_SEEN]
+    collector.config.stash[_MARKED].update(id(target) for target in targets)
     for target in targets:
         key = f"{collector.nodeid}:{id(target)}:{options!r}"
         if key in seen:
@@ -189,12 +245,15 @@ class LossguardItem(pytest.Item):
     """One marked target: probed in setup, judged in call, recorded for the summary."""
 
     def __init__(
-        self, *, target: Any, options: dict[str, Any], problem: str = "", **kwargs: Any
+        self, *, target: Any, options: dict[str, Any], problem: str = "", skip: str = "",
+        target_id: str = "", **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.target = target
         self.options = options
         self.problem = problem
+        self.skip = skip
+        self.target_id = target_id or _target_id(target)
         self.report: Report | None = None
         self.add_marker(MARKER)
 
@@ -203,10 +262,13 @@ class LossguardItem(pytest.Item):
         from pytest_lossguard.oracle import probe
         from pytest_lossguard.report import entry
 
+        if self.skip:
+            pytest.skip(f"lossguard: {self.target_id}: {self.skip}")
+        override = project_settings(self.config).targets.get(self.target_id, {})
         try:
             if self.problem:
                 raise LossguardError(self.problem)
-            options = Options.build(base_options(self.config), **self.options)
+            options = Options.build(base_options(self.config), **{**override, **self.options})
             self.report = probe(self.target, options)
         except LossguardError as exc:
             self.user_properties.append((PROPERTY, json.dumps(entry(self.nodeid, None, str(exc)))))
@@ -274,31 +336,12 @@ class Summary:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.rows or hasattr(self.config, "workerinput"):
             return
-        from pytest_lossguard.report import VERDICTS
+        from pytest_lossguard.report import summary_table
 
-        write = terminalreporter.write_line
         terminalreporter.write_sep("=", "lossguard")
         verbose = self.config.get_verbosity() > 0 or len(self.rows) <= 20
-        shown = [r for r in self.rows if verbose or not r["ok"] or r["raises"]]
-        width = max([len("target"), *(len(r["nodeid"]) for r in shown)])
-        write(f"{'target':<{width}}  probes  " + "  ".join(VERDICTS) + "  seconds")
-        totals = {v: 0 for v in ("probes", *VERDICTS, "seconds")}
-        for row in sorted(self.rows, key=lambda r: r["nodeid"]):
-            row["probes"] = sum(row[v] for v in VERDICTS)
-            for key in totals:
-                totals[key] += row[key]
-            if row in shown:
-                write(_row(row["nodeid"], width, row))
-        write(_row(f"{len(self.rows)} target(s)", width, totals))
-        if len(shown) < len(self.rows):
-            write(f"({len(self.rows) - len(shown)} clean target(s) not shown; -v shows all)")
-
-
-def _row(label: str, width: int, row: dict[str, Any]) -> str:
-    from pytest_lossguard.report import VERDICTS
-
-    counts = "  ".join(f"{row[v]:>{len(v)}}" for v in VERDICTS)
-    return f"{label:<{width}}  {row['probes']:>6}  {counts}  {row['seconds']:>7.2f}"
+        for line in summary_table(self.rows, verbose):
+            terminalreporter.write_line(line)
 
 
 class Guard:

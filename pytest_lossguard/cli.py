@@ -1,0 +1,133 @@
+"""The `lossguard` command (and `python -m pytest_lossguard`): discovery plus probing, no pytest.
+
+Exit codes: 0 clean (or nothing to check), 1 findings, 2 usage or import error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pytest_lossguard import discovery, settings
+from pytest_lossguard.errors import LossguardError
+
+CLEAN, FINDINGS, USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lossguard",
+        description="Find losses, metrics and models that silently broadcast labels against "
+                    "predictions. Exit 0: clean; 1: findings; 2: usage or import error.",
+    )
+    parser.add_argument("targets", nargs="+", metavar="FILE|DIR|MODULE",
+                        help="Python files, directories (searched for *.py) or module names")
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="text: failure blocks and a summary table; json: the JSON report")
+    parser.add_argument("--strict", action="store_true", default=None,
+                        help="also fail probes that raise on shapes Keras aligns")
+    parser.add_argument("--report", metavar="PATH", help="also write the JSON report to PATH")
+    return parser
+
+
+def _files(target: str) -> Iterator[Path]:
+    path = Path(target)
+    if path.is_dir():
+        yield from sorted(p for p in path.rglob("*.py") if not any(
+            part.startswith(".") or part == "__pycache__" for part in p.parts))
+    elif path.suffix == ".py" and path.is_file():
+        yield path
+
+
+def _sources(targets: list[str]) -> tuple[list[Path], list[str]]:
+    """Source files to read first, and the module names to import if any holds a candidate."""
+    files: list[Path] = []
+    names: list[str] = []
+    for target in targets:
+        found = list(_files(target))
+        if found:
+            files.extend(found)
+            continue
+        if Path(target).exists() or target.endswith(".py"):
+            raise LossguardError(f"{target} is neither a Python file nor a directory")
+        spec = importlib.util.find_spec(target)
+        if spec is None:
+            raise LossguardError(f"no module named {target!r}; give a file, a directory, or an "
+                                 "importable module name")
+        names.append(target)
+        locations = spec.submodule_search_locations
+        if locations:
+            files.extend(p for location in locations for p in _files(location))
+        elif spec.origin and spec.origin.endswith(".py"):
+            files.append(Path(spec.origin))
+    return files, names
+
+
+def _import_names(files: list[Path], names: list[str]) -> list[str]:
+    """Module names for the files (making them importable), plus the names given."""
+    result = list(names)
+    for path in files:
+        name, folder = discovery.module_name(path)
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+        result.append(name)
+    return result
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pytest_lossguard.options import Options
+    from pytest_lossguard.oracle import probe
+    from pytest_lossguard.report import document, entry, render, summary_table
+
+    config = settings.load(Path.cwd())
+    files, names = _sources(args.targets)
+    if not names and not any(discovery.scan_source(p.read_text()) for p in files):
+        if args.format == "json":
+            print(json.dumps(document([]), indent=2))
+        else:
+            print(f"lossguard: no candidate in {len(files)} file(s); nothing to check")
+        return CLEAN
+    candidates = discovery.discover(_import_names(files, names))
+    defaults: dict[str, Any] = {**config.defaults, **({"strict": True} if args.strict else {})}
+    base = Options.build(None, **defaults)
+    entries: list[dict[str, Any]] = []
+    blocks: list[str] = []
+    for candidate in candidates:
+        if candidate.skipped:
+            blocks.append(f"lossguard: skipped {candidate.id} ({candidate.reason}): "
+                          f"{candidate.skipped}")
+            continue
+        try:
+            options = settings.options_for(candidate.id, candidate.obj, base, config)
+            report = probe(candidate.obj, options)
+        except LossguardError as exc:
+            entries.append(entry(candidate.id, None, str(exc)))
+            blocks.append(f"lossguard: {candidate.id}: {exc}")
+            continue
+        entries.append(entry(candidate.id, report))
+        if not report.ok:
+            blocks.append(render(report))
+    doc = document(entries)
+    if args.report:
+        Path(args.report).write_text(json.dumps(doc, indent=2) + "\n")
+    if args.format == "json":
+        print(json.dumps(doc, indent=2))
+    else:
+        print("\n\n".join([*blocks, "\n".join(summary_table(entries, verbose=True))]))
+    return FINDINGS if doc["totals"]["failed"] else CLEAN
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (LossguardError, ImportError, SyntaxError, OSError) as exc:
+        print(f"lossguard: {type(exc).__name__}: {exc}" if not isinstance(exc, LossguardError)
+              else f"lossguard: {exc}", file=sys.stderr)
+        return USAGE

@@ -1,0 +1,181 @@
+"""Find unmarked targets: losses, metrics, Loss classes and models that override their steps.
+
+Two passes share one rule set. `scan_source` reads a file with `ast` and imports nothing, so
+the CLI can leave early when no file holds a candidate. `discover` imports a module and
+returns every candidate with the reason it was picked, or the reason it is skipped.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import importlib
+import inspect
+import pkgutil
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from pytest_lossguard.errors import LossguardError
+from pytest_lossguard.targets import classify, user_defines
+
+# First two parameter names that read as (labels, predictions).
+PAIRS = frozenset({
+    ("y_true", "y_pred"), ("labels", "logits"), ("labels", "predictions"), ("labels", "preds"),
+    ("target", "output"), ("targets", "outputs"), ("target", "prediction"),
+    ("targets", "predictions"), ("target", "pred"), ("y", "y_hat"), ("y", "yhat"),
+    ("y", "y_pred"), ("y_true", "logits"), ("true", "pred"), ("truth", "prediction"),
+})
+STEPS = ("train_step", "test_step", "compute_loss")
+_BASES = ("Loss", "Model")
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """One discovered target: where it lives, why it was picked, and why it is skipped if so."""
+
+    module: str
+    qualname: str
+    reason: str
+    obj: Any = dataclasses.field(default=None, compare=False, repr=False)
+    skipped: str = ""
+
+    @property
+    def id(self) -> str:
+        """`module:qualname`, the key of a `[tool.lossguard.targets]` override."""
+        return f"{self.module}:{self.qualname}"
+
+
+def _pair(args: list[str]) -> tuple[str, str] | None:
+    return (args[0], args[1]) if len(args) >= 2 and (args[0], args[1]) in PAIRS else None
+
+
+def _base_name(node: ast.expr) -> str:
+    return node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", "")
+
+
+def _metric_names(tree: ast.AST) -> set[str]:
+    """Names listed in `metrics=[...]` of any `.compile(...)` call."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _base_name(node.func) == "compile":
+            for keyword in node.keywords:
+                if keyword.arg in ("metrics", "weighted_metrics"):
+                    names.update(n.id for n in ast.walk(keyword.value) if isinstance(n, ast.Name))
+    return names
+
+
+def scan_source(source: str) -> list[str]:
+    """Reasons a module's source may hold candidates, found without importing it."""
+    tree = ast.parse(source)
+    reasons = []
+    metrics = _metric_names(tree)
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            pair = _pair([a.arg for a in node.args.posonlyargs + node.args.args])
+            if pair:
+                reasons.append(f"{node.name}: parameters {pair[0]}, {pair[1]}")
+            elif node.name in metrics:
+                reasons.append(f"{node.name}: used in compile(metrics=...)")
+        elif isinstance(node, ast.ClassDef):
+            bases = {_base_name(b) for b in node.bases}
+            methods = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
+            if any(name.endswith(_BASES) for name in bases) or methods & {*STEPS, "call"}:
+                reasons.append(f"{node.name}: subclasses {', '.join(sorted(bases))}")
+        elif (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+              and _base_name(node.value.func).endswith("Loss")):
+            reasons.append(f"{ast.unparse(node.targets[0])}: a Loss instance")
+    return reasons
+
+
+def _reason(name: str, obj: Any, metrics: set[str]) -> str | None:
+    """Why `obj` is a candidate, or None if it is not one."""
+    try:
+        kind = classify(obj)
+    except LossguardError:
+        return None
+    if kind == "loss class":
+        return "a keras Loss subclass"
+    if kind == "loss":
+        return "a keras Loss instance"
+    if kind in ("model class", "model"):
+        cls = obj if isinstance(obj, type) else type(obj)
+        overrides = [step for step in STEPS if user_defines(cls, step)]
+        return f"a keras Model overriding {', '.join(overrides)}" if overrides else None
+    if kind != "function" or isinstance(obj, type):
+        return None
+    try:
+        args = list(inspect.signature(obj).parameters)
+    except (TypeError, ValueError):
+        return None
+    pair = _pair(args)
+    if pair:
+        return f"parameters ({pair[0]}, {pair[1]})"
+    if name in metrics:
+        return "used in compile(metrics=...)"
+    return None
+
+
+def _skipped(obj: Any) -> str:
+    """Why a class cannot be built without arguments, or ''."""
+    if not isinstance(obj, type):
+        return ""
+    try:
+        inspect.signature(obj).bind()
+    except TypeError:
+        return "its constructor needs arguments; mark it with init={...} or a factory"
+    except ValueError:
+        return ""
+    return ""
+
+
+def module_candidates(module: ModuleType) -> list[Candidate]:
+    """Candidates defined in `module` itself (not imported into it), in source order."""
+    try:
+        tree = ast.parse(inspect.getsource(module))
+    except (OSError, TypeError, SyntaxError):
+        tree = ast.Module(body=[], type_ignores=[])
+    metrics = _metric_names(tree)
+    found = []
+    for name, obj in vars(module).items():
+        home = getattr(obj, "__module__", None) if not _is_instance(obj) else module.__name__
+        if name.startswith("_") or home != module.__name__:
+            continue
+        reason = _reason(name, obj, metrics)
+        if reason is not None:
+            qualname = getattr(obj, "__qualname__", name) if not _is_instance(obj) else name
+            found.append(Candidate(module.__name__, qualname, reason, obj, _skipped(obj)))
+    return found
+
+
+def _is_instance(obj: Any) -> bool:
+    return not (isinstance(obj, type) or inspect.isroutine(obj) or inspect.ismodule(obj))
+
+
+def _modules(name: str) -> Iterator[ModuleType]:
+    module = importlib.import_module(name)
+    yield module
+    for info in pkgutil.walk_packages(getattr(module, "__path__", []), f"{name}."):
+        yield importlib.import_module(info.name)
+
+
+def discover(names: list[str]) -> list[Candidate]:
+    """Every candidate in the named modules and packages (imported), each object once."""
+    found: dict[int, Candidate] = {}
+    for name in names:
+        for module in _modules(name):
+            for candidate in module_candidates(module):
+                found.setdefault(id(candidate.obj), candidate)
+    return sorted(found.values(), key=lambda c: c.id)
+
+
+def module_name(path: Path) -> tuple[str, Path]:
+    """The dotted name of a source file and the directory to import it from."""
+    path = path.resolve()
+    parts = [path.stem] if path.name != "__init__.py" else []
+    folder = path.parent
+    while (folder / "__init__.py").exists():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return ".".join(parts), folder

@@ -1,0 +1,78 @@
+"""`[tool.lossguard]` in pyproject.toml: defaults, per-target overrides, packages to scan.
+
+```toml
+[tool.lossguard]
+strict = false
+scan = ["mypkg"]
+[tool.lossguard.targets."mypkg.losses:pinball"]
+y_true_shape = [1]
+y_pred_shape = [3]
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pytest_lossguard.errors import LossguardError
+from pytest_lossguard.options import Options
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The `[tool.lossguard]` table, split into its parts."""
+
+    defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    targets: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    scan: tuple[str, ...] = ()
+    path: Path | None = None
+
+
+def find(start: Path) -> Path | None:
+    """The nearest pyproject.toml at or above `start`."""
+    for folder in [start.resolve(), *start.resolve().parents]:
+        if (folder / "pyproject.toml").is_file():
+            return folder / "pyproject.toml"
+    return None
+
+
+def load(start: Path) -> Settings:
+    """Settings from the nearest pyproject.toml; empty when there is none or no table."""
+    path = find(start)
+    if path is None:
+        return Settings()
+    try:
+        table = tomllib.loads(path.read_text()).get("tool", {}).get("lossguard", {})
+    except tomllib.TOMLDecodeError as exc:
+        raise LossguardError(f"{path}: {exc}; fix the TOML") from None
+    defaults = {k: v for k, v in table.items() if k not in ("targets", "scan")}
+    Options.build(**defaults)  # unknown or malformed keys fail here, naming the key
+    scan = table.get("scan", [])
+    return Settings(defaults, table.get("targets", {}), tuple([scan] if isinstance(scan, str)
+                                                               else scan), path)
+
+
+def marker_kwargs(obj: Any) -> dict[str, Any]:
+    """The kwargs of a @pytest.mark.lossguard on `obj` itself, read without importing pytest."""
+    marks = vars(obj).get("pytestmark", []) if isinstance(obj, type) else getattr(
+        obj, "pytestmark", [])
+    for mark in marks if isinstance(marks, list) else [marks]:
+        mark = getattr(mark, "mark", mark)
+        if getattr(mark, "name", None) == "lossguard":
+            return {k: v for k, v in getattr(mark, "kwargs", {}).items() if k != "targets"}
+    return {}
+
+
+def options_for(target_id: str, obj: Any, base: Options, settings: Settings) -> Options:
+    """Base options, then the target's `[tool.lossguard.targets]` entry, then its marker."""
+    override = dict(settings.targets.get(target_id, {}))
+    return Options.build(base, **{**override, **marker_kwargs(obj)})
