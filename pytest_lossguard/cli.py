@@ -15,6 +15,7 @@ from typing import Any
 
 from pytest_lossguard import discovery, settings
 from pytest_lossguard.errors import LossguardError
+from pytest_lossguard.report import document, entry, render, summary_table
 
 CLEAN, FINDINGS, USAGE = 0, 1, 2
 
@@ -80,10 +81,6 @@ def _import_names(files: list[Path], names: list[str]) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pytest_lossguard.options import Options
-    from pytest_lossguard.oracle import probe
-    from pytest_lossguard.report import document, entry, render, summary_table
-
     config = settings.load(Path.cwd())
     files, names = _sources(args.targets)
     if not names and not any(discovery.scan_source(p.read_text()) for p in files):
@@ -92,6 +89,10 @@ def _run(args: argparse.Namespace) -> int:
         else:
             print(f"lossguard: no candidate in {len(files)} file(s); nothing to check")
         return CLEAN
+    # Only now that something is to be probed do NumPy and the frameworks load.
+    from pytest_lossguard.options import Options
+    from pytest_lossguard.oracle import probe
+
     candidates = discovery.discover(_import_names(files, names))
     defaults: dict[str, Any] = {**config.defaults, **({"strict": True} if args.strict else {})}
     base = Options.build(None, **defaults)

@@ -1,8 +1,8 @@
 """Find unmarked targets: losses, metrics, Loss classes and models that override their steps.
 
-Two passes share one rule set. `scan_source` reads a file with `ast` and imports nothing, so
-the CLI can leave early when no file holds a candidate. `discover` imports a module and
-returns every candidate with the reason it was picked, or the reason it is skipped.
+Two passes share one rule set. `scan_source` reads a file with `ast` and imports nothing (not
+even NumPy), so the CLI can leave early when no file holds a candidate. `discover` imports a
+module and returns every candidate with the reason it was picked, or why it is skipped.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from types import ModuleType
 from typing import Any
 
 from pytest_lossguard.errors import LossguardError
-from pytest_lossguard.targets import classify, user_defines
 
 # First two parameter names that read as (labels, predictions).
 PAIRS = frozenset({
@@ -91,6 +90,8 @@ def scan_source(source: str) -> list[str]:
 
 def _reason(name: str, obj: Any, metrics: set[str]) -> str | None:
     """Why `obj` is a candidate, or None if it is not one."""
+    from pytest_lossguard.targets import classify, user_defines
+
     try:
         kind = classify(obj)
     except LossguardError:
@@ -131,7 +132,7 @@ def _skipped(obj: Any) -> str:
 
 
 def module_candidates(module: ModuleType) -> list[Candidate]:
-    """Candidates defined in `module` itself (not imported into it), in source order."""
+    """Candidates defined in `module`, then metric functions its compile() calls name."""
     try:
         tree = ast.parse(inspect.getsource(module))
     except (OSError, TypeError, SyntaxError):
@@ -139,13 +140,19 @@ def module_candidates(module: ModuleType) -> list[Candidate]:
     metrics = _metric_names(tree)
     found = []
     for name, obj in vars(module).items():
-        home = getattr(obj, "__module__", None) if not _is_instance(obj) else module.__name__
+        instance = _is_instance(obj)
+        home = module.__name__ if instance else getattr(obj, "__module__", None)
         if name.startswith("_") or home != module.__name__:
             continue
         reason = _reason(name, obj, metrics)
         if reason is not None:
-            qualname = getattr(obj, "__qualname__", name) if not _is_instance(obj) else name
+            qualname = name if instance else getattr(obj, "__qualname__", name)
             found.append(Candidate(module.__name__, qualname, reason, obj, _skipped(obj)))
+    for name in sorted(metrics):
+        obj = vars(module).get(name)
+        if inspect.isfunction(obj) and obj.__module__ != module.__name__:
+            found.append(Candidate(obj.__module__, obj.__qualname__,
+                                   f"used in compile(metrics=...) in {module.__name__}", obj))
     return found
 
 

@@ -7,6 +7,7 @@ lossguard item runs, or when the `lossguard` fixture is used.
 from __future__ import annotations
 
 import ast
+import inspect
 import itertools
 import json
 from collections.abc import Generator, Iterator
@@ -147,11 +148,34 @@ def pytest_collection_modifyitems(
     except ImportError as exc:
         raise pytest.UsageError(f"--lossguard-scan: cannot import {exc.name}: {exc}") from None
     marked = config.stash[_MARKED]
+    root = ScanRoot.from_parent(session, name="lossguard-scan", path=config.rootpath,
+                                nodeid="lossguard-scan")
     for candidate in candidates:
-        if id(candidate.obj) not in marked:
-            items.append(LossguardItem.from_parent(
-                session, name=f"{candidate.id}[lossguard-scan]", target=candidate.obj,
-                options={}, skip=candidate.skipped, target_id=candidate.id))
+        if id(candidate.obj) in marked:
+            continue
+        item = LossguardItem.from_parent(root, name=f"{candidate.id}[lossguard]",
+                                         path=_source_file(candidate.obj, config.rootpath),
+                                         target=candidate.obj, options={},
+                                         target_id=candidate.id)
+        if candidate.skipped:
+            item.add_marker(pytest.mark.skip(reason=f"lossguard: {candidate.skipped}"))
+        items.append(item)
+
+
+def _source_file(obj: Any, default: Path) -> Path:
+    try:
+        found = inspect.getsourcefile(obj if inspect.isclass(obj) or inspect.isfunction(obj)
+                                     else type(obj))
+    except TypeError:
+        found = None
+    return Path(found) if found else default
+
+
+class ScanRoot(pytest.Collector):
+    """The parent of --lossguard-scan items: ids read lossguard-scan::module:name[lossguard]."""
+
+    def collect(self) -> list[pytest.Item]:
+        return []
 
 
 def _own_marks(name: str, obj: Any) -> list[pytest.Mark]:
@@ -245,14 +269,13 @@ class LossguardItem(pytest.Item):
     """One marked target: probed in setup, judged in call, recorded for the summary."""
 
     def __init__(
-        self, *, target: Any, options: dict[str, Any], problem: str = "", skip: str = "",
-        target_id: str = "", **kwargs: Any,
+        self, *, target: Any, options: dict[str, Any], problem: str = "", target_id: str = "",
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.target = target
         self.options = options
         self.problem = problem
-        self.skip = skip
         self.target_id = target_id or _target_id(target)
         self.report: Report | None = None
         self.add_marker(MARKER)
@@ -262,8 +285,6 @@ class LossguardItem(pytest.Item):
         from pytest_lossguard.oracle import probe
         from pytest_lossguard.report import entry
 
-        if self.skip:
-            pytest.skip(f"lossguard: {self.target_id}: {self.skip}")
         override = project_settings(self.config).targets.get(self.target_id, {})
         try:
             if self.problem:
@@ -307,7 +328,7 @@ class LossguardItem(pytest.Item):
         )
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"lossguard: {self.name}"
+        return self.path, 0, f"lossguard: {self.name}"
 
 
 class Summary:

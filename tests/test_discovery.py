@@ -1,0 +1,210 @@
+"""Discovery of unmarked targets, the lossguard command, and --lossguard-scan."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from pytest_lossguard.discovery import discover, scan_source
+
+LOSSES = '''
+import keras
+import tensorflow as tf
+
+
+def naive(y_true, y_pred):
+    return tf.reduce_mean(tf.square(y_true - y_pred))
+
+
+def aligned(labels, predictions):
+    labels = tf.reshape(labels, tf.shape(predictions))
+    return tf.reduce_mean(tf.square(labels - predictions))
+
+
+def loss(model, batch):
+    return model(batch)
+
+
+def batches(x, y):
+    return list(zip(x, y))
+
+
+def r2(a, b):
+    residual = tf.reduce_sum(tf.square(a - b))
+    return 1.0 - residual / tf.reduce_sum(tf.square(a - tf.reduce_mean(a)))
+
+
+class Absolute(keras.losses.Loss):
+    def call(self, y_true, y_pred):
+        return keras.ops.abs(y_true - y_pred)
+
+
+class Scaled(keras.losses.Loss):
+    def __init__(self, scale):
+        super().__init__()
+        self.scale = scale
+
+    def call(self, y_true, y_pred):
+        return self.scale * keras.ops.abs(y_true - y_pred)
+
+
+class Plain:
+    def call(self, y_true, y_pred):
+        return 0.0
+
+
+huber = keras.losses.Huber()
+'''
+
+MODELS = '''
+import keras
+import tensorflow as tf
+
+from lgpkg.losses import r2
+
+
+def mse(y_true, y_pred):
+    return keras.ops.mean(keras.ops.square(y_true - y_pred))
+
+
+class Linear(keras.Model):
+    def build(self, input_shape):
+        self.layer = keras.layers.Dense(1, kernel_initializer="zeros")
+
+    def call(self, x, training=None):
+        return self.layer(x)
+
+
+class Hand(Linear):
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            loss = mse(y, self(x, training=True))
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply(grads, self.trainable_variables)
+        return {"loss": loss}
+
+
+def build():
+    model = Linear()
+    model.compile(optimizer="sgd", loss="mse", metrics=[r2])
+    return model
+'''
+
+
+@pytest.fixture
+def package(tmp_path, monkeypatch):
+    root = tmp_path / "lgpkg"
+    root.mkdir()
+    (root / "__init__.py").write_text("")
+    (root / "losses.py").write_text(LOSSES)
+    (root / "models.py").write_text(MODELS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    for name in [m for m in sys.modules if m == "lgpkg" or m.startswith("lgpkg.")]:
+        del sys.modules[name]
+
+
+def test_discovery_finds_each_kind_with_its_reason_and_skips_near_misses(package):
+    found = {c.id: c for c in discover(["lgpkg"])}
+    assert {key: c.reason for key, c in found.items()} == {
+        "lgpkg.losses:naive": "parameters (y_true, y_pred)",
+        "lgpkg.losses:aligned": "parameters (labels, predictions)",
+        "lgpkg.losses:r2": "used in compile(metrics=...) in lgpkg.models",
+        "lgpkg.losses:Absolute": "a keras Loss subclass",
+        "lgpkg.losses:Scaled": "a keras Loss subclass",
+        "lgpkg.losses:huber": "a keras Loss instance",
+        "lgpkg.models:mse": "parameters (y_true, y_pred)",
+        "lgpkg.models:Hand": "a keras Model overriding train_step",
+    }
+    assert "init=" in found["lgpkg.losses:Scaled"].skipped
+    assert not found["lgpkg.losses:naive"].skipped
+
+
+def test_the_ast_pass_sees_candidates_without_importing(package):
+    reasons = scan_source((package / "lgpkg" / "losses.py").read_text())
+    assert "naive: parameters y_true, y_pred" in reasons
+    assert not any(r.startswith(("loss:", "batches:")) for r in reasons)
+    assert scan_source("def batches(x, y):\n    return x\n") == []
+
+
+def lossguard(*args, cwd):
+    result = subprocess.run([sys.executable, "-m", "pytest_lossguard", *args], cwd=cwd,
+                            capture_output=True, text=True, timeout=300)
+    return result.returncode, result.stdout, result.stderr
+
+
+def test_cli_exit_codes_for_bad_good_and_candidate_free_files(tmp_path):
+    (tmp_path / "bad.py").write_text(textwrap.dedent(LOSSES.split("def loss(")[0]))
+    (tmp_path / "good.py").write_text("import tensorflow as tf\n\n\ndef aligned(y_true, y_pred):\n"
+                                      "    y_true = tf.reshape(y_true, tf.shape(y_pred))\n"
+                                      "    return tf.reduce_mean(tf.square(y_true - y_pred))\n")
+    (tmp_path / "plain.py").write_text("def batches(x, y):\n    return list(zip(x, y))\n")
+    code, out, _ = lossguard("bad.py", cwd=tmp_path)
+    assert code == 1
+    assert "lossguard: naive broadcasts labels against predictions" in out
+    assert "bad:naive" in out and "2 target(s)" in out
+    code, out, _ = lossguard("good.py", "--format", "json", "--report", "r.json", cwd=tmp_path)
+    assert code == 0
+    document = json.loads(out)
+    assert [t["nodeid"] for t in document["targets"]] == ["good:aligned"]
+    assert json.loads((tmp_path / "r.json").read_text()) == document
+    code, out, _ = lossguard("plain.py", cwd=tmp_path)
+    assert (code, out.strip()) == (0, "lossguard: no candidate in 1 file(s); nothing to check")
+    code, _, err = lossguard("no_such_module_here", cwd=tmp_path)
+    assert code == 2 and "no module named 'no_such_module_here'" in err
+    code, _, err = lossguard("--format", "xml", "good.py", cwd=tmp_path)
+    assert code == 2 and "invalid choice" in err
+
+
+def test_cli_honours_tool_lossguard_overrides(tmp_path):
+    (tmp_path / "quantile.py").write_text(
+        "import tensorflow as tf\n\n\ndef pinball(y_true, y_pred):\n"
+        "    error = tf.reshape(y_true, (-1, 1)) - y_pred\n"
+        "    q = tf.constant([0.1, 0.5, 0.9])\n"
+        "    return tf.reduce_mean(tf.maximum(q * error, (q - 1) * error), axis=-1)\n")
+    assert lossguard("quantile.py", cwd=tmp_path)[0] == 1  # judged with (1,) vs (1,) shapes
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.lossguard.targets."quantile:pinball"]\ny_true_shape = [1]\ny_pred_shape = [3]\n')
+    code, out, _ = lossguard("quantile.py", cwd=tmp_path)
+    assert code == 0, out
+
+
+def test_the_fast_path_imports_no_framework(tmp_path):
+    (tmp_path / "plain.py").write_text("def batches(x, y):\n    return list(zip(x, y))\n")
+    script = ("import sys\nfrom pytest_lossguard.cli import main\ncode = main(['plain.py'])\n"
+              "heavy = {'tensorflow', 'keras', 'tf_keras', 'jax', 'torch', 'numpy'}\n"
+              "print(code, sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60)
+    assert result.stdout.strip().splitlines()[-1] == "0 []"
+
+
+def test_scan_probes_candidates_once_alongside_marked_ones(pytester, package, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(package))
+    pytester.makepyfile(test_marked=(
+        "import pytest\nfrom lgpkg.losses import naive\n\n"
+        "pytestmark = pytest.mark.lossguard(targets=[naive])\n"))
+    result = pytester.runpytest_subprocess(
+        "--lossguard", "--lossguard-scan=lgpkg", "--lossguard-scan=lgpkg.losses", "-rA",
+        "-p", "no:randomly")
+    outcomes = {}
+    for line in result.outlines:
+        for word in ("PASSED", "FAILED", "ERROR"):
+            if line.startswith(word + " "):
+                outcomes[line.split()[1]] = word
+    assert outcomes.pop("test_marked.py::naive[lossguard]") == "FAILED"
+    assert not any("losses:naive" in nodeid for nodeid in outcomes)
+    scan = {nodeid.removeprefix("lossguard-scan::"): outcome for nodeid, outcome in outcomes.items()
+            if nodeid.startswith("lossguard-scan::")}
+    assert scan == {
+        "lgpkg.losses:Absolute[lossguard]": "FAILED",
+        "lgpkg.losses:aligned[lossguard]": "PASSED",
+        "lgpkg.losses:huber[lossguard]": "PASSED",
+        "lgpkg.losses:r2[lossguard]": "FAILED",
+        "lgpkg.models:mse[lossguard]": "FAILED",
+        "lgpkg.models:Hand[lossguard]": "ERROR",  # a subclassed model needs input_shape=
+    }
+    result.stdout.fnmatch_lines(["SKIPPED [[]1[]] *lossguard: its constructor needs arguments*"])
