@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from pytest_lossguard.errors import LossguardError
 from pytest_lossguard.options import Shape
 
 ShapePair = tuple[Shape, Shape]
@@ -66,6 +67,12 @@ def reference() -> tuple[str, Callable[[Shape, Shape], ShapePair], str]:
         try:
             align = loader()
         except Exception as exc:  # a broken install must not hide the NumPy port
+            backend = os.environ.get("KERAS_BACKEND")
+            if name == "keras" and backend:
+                raise LossguardError(
+                    f"keras cannot load with KERAS_BACKEND={backend!r} ({type(exc).__name__}: "
+                    f"{exc}); install that backend or unset KERAS_BACKEND"
+                ) from None
             notes.append(f"{name} failed to import ({type(exc).__name__}: {exc})")
             continue
         version = getattr(importlib.import_module(name), "__version__", "?")

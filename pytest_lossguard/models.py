@@ -317,6 +317,11 @@ def _check_canonical(harness: Harness, batch: Batch) -> Finding | None:
         if bad:
             return _error(f"{method} reported {bad} on canonical labels; check domain= and the "
                           "model's loss", batch, harness)
+        if phase == "train" and not any(map(_is_loss, first.logs)) and not _largest(
+                iter(first.update)):
+            return _error(f"{method} reported no loss and moved no weight, so there is nothing "
+                          "to compare; return {'loss': loss} and apply the gradients", batch,
+                          harness)
         again = harness._step(phase, batch)
         if again.error is not None or _differences(again, first, harness.options)[0]:
             return _error(f"{method} is not deterministic: two runs from identical weights and "

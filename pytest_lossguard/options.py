@@ -51,6 +51,7 @@ class Options:
     init: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     input_shape: Shape | None = None
     compile: Mapping[str, Any] | None = None
+    timeout: float | None = 60.0
 
     @classmethod
     def build(cls, base: Options | None = None, **kwargs: Any) -> Options:
@@ -117,7 +118,7 @@ class Options:
                 raise LossguardError(
                     f"{name}={value!r} must be a dict of keyword arguments, e.g. {example}"
                 )
-        for name in ("rtol", "atol"):
+        for name in ("rtol", "atol", "timeout"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and value >= 0):
                 raise LossguardError(f"{name}={value!r} must be a number >= 0")

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from pytest_lossguard import align, backends, models, probes
+from pytest_lossguard.deadline import deadline
 from pytest_lossguard.locate import graph_growth, locate, numpy_growth
 from pytest_lossguard.options import Options, Shape
 from pytest_lossguard.paths import call_paths
@@ -56,13 +57,15 @@ class Evaluator:
             kwargs["sample_weight"] = to_tensor(inputs.sample_weight)
         try:
             raw = self.target.call(to_tensor(inputs.y_true), to_tensor(inputs.y_pred), **kwargs)
+            if raw is None or type(raw) in (int, float, bool, str, bytes):
+                raise TypeError(f"returned a Python {type(raw).__name__} ({raw!r:.40}); a loss "
+                                "must return a tensor or array computed from its inputs")
             result = np.asarray(self.backend.to_numpy(raw))
+            if not np.issubdtype(result.dtype, np.number) or np.iscomplexobj(result):
+                raise TypeError(f"returned {type(raw).__name__} of dtype {result.dtype}; a loss "
+                                "must return a real-valued tensor or array")
         except Exception as exc:
             return Outcome(error=exc)
-        if raw is None or not np.issubdtype(result.dtype, np.number) or np.iscomplexobj(result):
-            return Outcome(error=TypeError(
-                f"returned {type(raw).__name__} of dtype {result.dtype}; a loss must return "
-                "a real-valued tensor or array"))
         itemsize = result.dtype.itemsize if np.issubdtype(result.dtype, np.floating) else 8
         value = float(np.mean(result, dtype=np.float64)) if result.size else math.nan
         return Outcome(tuple(result.shape), value, itemsize)
@@ -167,4 +170,5 @@ def probe(obj: Any, options: Options) -> Report:
     """Resolve a marked object and run it; LossguardError only if it cannot be checked."""
     __tracebackhide__ = True
     target = resolve(obj, options)
-    return models.run(target, options) if target.kind == "model" else run(target, options)
+    with deadline(options.timeout, target.name):
+        return models.run(target, options) if target.kind == "model" else run(target, options)

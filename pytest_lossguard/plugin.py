@@ -35,6 +35,7 @@ INI_DEFAULTS = {
     "atol": "absolute tolerance of the value comparison (default: by dtype)",
     "seed": "seed of the probe values",
     "backend": "tensor library to feed targets: auto, numpy, tensorflow or keras",
+    "timeout": "seconds one target may take before it is an error (0: no limit)",
 }
 _SEEN = pytest.StashKey[set[str]]()
 _MARKED = pytest.StashKey[set[int]]()

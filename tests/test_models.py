@@ -125,6 +125,27 @@ def test_a_step_returning_none_is_an_error_naming_the_fix():
     assert "train_step returned None" in report.error.message
 
 
+def test_a_train_step_that_reports_no_loss_and_trains_nothing_is_an_error():
+    class Idle(zoo.Linear):
+        def train_step(self, data):
+            return {"batches": 1.0}
+
+    report = check(Idle, **SHAPE)
+    assert report.error is not None
+    assert "train_step reported no loss and moved no weight" in report.error.message
+
+
+def test_a_train_step_that_reports_no_loss_is_still_judged_by_its_weight_update():
+    class Quiet(zoo.Linear):
+        def train_step(self, data):
+            self.fit_step(data, lambda x, y, y_pred: zoo.mse(y, y_pred))
+            return {}
+
+    report = check(Quiet, **SHAPE)
+    assert report.error is None and not report.ok
+    assert any("weight update" in f.message for f in report.failures)
+
+
 def test_probing_an_instance_leaves_its_weights_and_optimizer_untouched():
     model = zoo.HandMSE()
     model.compile(optimizer="adam", loss="mean_squared_error")

@@ -1,0 +1,147 @@
+"""Hostile input: every case gets a clear one-line reason, and the rest of the suite runs on."""
+
+import importlib.util
+import time
+
+import pytest
+import tensorflow as tf
+from test_plugin import outcomes_by_item
+
+from pytest_lossguard import LossguardError, check
+
+
+def returns_none(y_true, y_pred):
+    return None
+
+
+def returns_text(y_true, y_pred):
+    return "low"
+
+
+def returns_float(y_true, y_pred):
+    return float(tf.reduce_mean(tf.square(y_true - y_pred)))
+
+
+def always_inf(y_true, y_pred):
+    return tf.reduce_mean(tf.abs(y_pred)) / 0.0
+
+
+@pytest.mark.parametrize(("target", "reason"), [
+    (returns_none, "TypeError: returned a Python NoneType (None); a loss must return a tensor"),
+    (returns_text, "TypeError: returned a Python str ('low'); a loss must return a tensor"),
+    (returns_float, "TypeError: returned a Python float ("),
+    (always_inf, "returned inf on well-formed input; check domain="),
+])
+def test_a_loss_that_returns_no_usable_tensor_is_an_error_with_the_reason(target, reason):
+    report = check(target)
+    assert not report.ok and report.error is not None
+    assert reason in report.error.message
+    assert "\n" not in report.error.message
+
+
+def test_nan_only_under_the_probe_is_a_failing_finding():
+    def nan_when_ranks_differ(y_true, y_pred):
+        loss = tf.reduce_mean(tf.square(y_true - y_pred))
+        return loss if y_true.shape.rank == y_pred.shape.rank else loss * float("nan")
+
+    report = check(nan_when_ranks_differ)
+    assert not report.ok and report.error is None
+    assert all(f.value != f.value for f in report.failures)  # NaN, shown as nan
+    assert "-> nan" in str(report)
+
+
+def test_a_hanging_loss_hits_the_timeout_and_state_is_restored():
+    def hangs(y_true, y_pred):
+        while True:
+            time.sleep(0.01)
+
+    started = time.perf_counter()
+    with pytest.raises(LossguardError, match=r"hangs did not finish within timeout=0.3 s"):
+        check(hangs, timeout=0.3)
+    assert time.perf_counter() - started < 30
+    with pytest.raises(LossguardError, match="timeout=-1 must be a number >= 0"):
+        check(hangs, timeout=-1)
+
+
+def test_a_huge_output_shape_is_refused_before_allocating():
+    with pytest.raises(LossguardError, match=r"over the limit of 1000000"):
+        check(returns_none, output_shape=(1000, 1000))
+
+
+SUITE = """
+import time
+
+import pytest
+import tensorflow as tf
+
+
+def returns_none(y_true, y_pred):
+    return None
+
+
+def hangs(y_true, y_pred):
+    while True:
+        time.sleep(0.01)
+
+
+def nan_everywhere(y_true, y_pred):
+    return tf.math.log(y_pred - 100.0)
+
+
+pytestmark = pytest.mark.lossguard(targets=[42, returns_none, nan_everywhere])
+
+
+@pytest.mark.lossguard(targets=[hangs], timeout=0.5)
+def test_ordinary():
+    assert True
+
+
+@pytest.mark.lossguard(output_shape=(1000, 1000))
+def huge(y_true, y_pred):
+    return y_true - y_pred
+"""
+
+
+def test_the_rest_of_the_suite_runs_on(pytester):
+    pytester.makepyfile(test_hostile=SUITE)
+    result = pytester.runpytest_subprocess("--lossguard", "-rA", "-p", "no:randomly")
+    assert outcomes_by_item(result) == {
+        "test_hostile.py::int[lossguard]": "ERROR",
+        "test_hostile.py::returns_none[lossguard]": "ERROR",
+        "test_hostile.py::nan_everywhere[lossguard]": "ERROR",
+        "test_hostile.py::test_ordinary": "PASSED",
+        "test_hostile.py::test_ordinary[lossguard-hangs]": "ERROR",
+        "test_hostile.py::huge[lossguard]": "ERROR",
+    }
+    result.stdout.fnmatch_lines_random([
+        "lossguard: int (int) is not callable; lossguard accepts*",
+        "*returned a Python NoneType (None); a loss must return a tensor*",
+        "*returned nan on well-formed input; check domain=*",
+        "lossguard: hangs did not finish within timeout=0.5 s; fix the hang*",
+        "lossguard: canonical shapes (1000, 1000) / (1000, 1000) at batch 7 need * over the limit*",
+    ])
+
+
+def test_keras_backend_naming_a_missing_backend_is_an_error_item(pytester, monkeypatch):
+    if importlib.util.find_spec("jax") is not None:
+        pytest.skip("jax is installed here, so KERAS_BACKEND=jax is not a missing backend")
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    # NumPy code: with a backend Keras cannot load, importing TensorFlow would fail too.
+    pytester.makepyfile(test_backend="""
+        import numpy as np
+        import pytest
+
+        @pytest.mark.lossguard
+        def naive(y_true, y_pred):
+            return np.mean((y_true - y_pred) ** 2)
+
+        def test_ordinary():
+            assert True
+    """)
+    result = pytester.runpytest_subprocess("--lossguard", "-rA")
+    assert outcomes_by_item(result) == {"test_backend.py::naive[lossguard]": "ERROR",
+                                        "test_backend.py::test_ordinary": "PASSED"}
+    result.stdout.fnmatch_lines([
+        "lossguard: keras cannot load with KERAS_BACKEND='jax' (*); "
+        "install that backend or unset KERAS_BACKEND",
+    ])
