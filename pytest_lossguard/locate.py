@@ -64,12 +64,15 @@ class Growth:
 def _user_frames(frames: Iterable[Frame]) -> list[Frame]:
     """The user's frames of a stack (outermost first), from where lossguard called in."""
     found: list[Frame] = []
+    inside = False  # past lossguard's own interceptor frames, into the target
     for frame in reversed(list(frames)):
         if _OWN in frame[0]:
-            if found:
-                break
-        elif not any(part in frame[0] for part in _LIBRARY_PARTS):
-            found.append(frame)
+            if inside:
+                break  # back in lossguard: whatever is further out called lossguard
+        else:
+            inside = True
+            if not any(part in frame[0] for part in _LIBRARY_PARTS):
+                found.append(frame)
     return found[::-1]
 
 

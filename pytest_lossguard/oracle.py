@@ -122,7 +122,7 @@ def judge(case: Case, evaluate: Evaluator, options: Options) -> Finding | None:
     probe = evaluate(case.inputs)
     if probe.error is not None:
         return _finding(case, "raises", message=one_line(probe.error),
-                        paths=call_paths(evaluate.target.built, case, "raises", options))
+                        paths=call_paths(evaluate.target, case, "raises", options))
     match = next((r for r in references if _close(probe, r[2], options)), None)
     name, _, reference = match or references[0]
     if match is None and case.symmetric and reference.size > probe.size:
@@ -131,7 +131,7 @@ def judge(case: Case, evaluate: Evaluator, options: Options) -> Finding | None:
     where = None
     if verdict != "safe":
         tracer = numpy_growth if evaluate.backend.name == "numpy" else graph_growth
-        where = locate(_positional(evaluate.target.call), case.inputs.arrays,
+        where = locate(_positional(evaluate.target.traceable()), case.inputs.arrays,
                        case.canonical.arrays, tracer)
         verdict = "broadcast" if where is not None and where.grew else verdict
     return _finding(
@@ -139,7 +139,7 @@ def judge(case: Case, evaluate: Evaluator, options: Options) -> Finding | None:
         reference_shape=reference.shape, reference_value=reference.value,
         location=where.where if where else "", source=where.source if where else "",
         operation=where.describe() if where else "", chain=where.chain if where else (),
-        paths=call_paths(evaluate.target.built, case, verdict, options) if match is None else (),
+        paths=call_paths(evaluate.target, case, verdict, options) if match is None else (),
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from pytest_lossguard import align
 from pytest_lossguard.options import Options
 from pytest_lossguard.probes import Case, Inputs
+from pytest_lossguard.targets import Target
 from pytest_lossguard.tolerance import close
 
 DIRECT = "direct call"
@@ -74,24 +75,27 @@ def _runners() -> tuple[Runner, Runner] | None:
     return loaders[flavour]() if flavour in loaders else None
 
 
-def _measure(run: Runner, obj: Any, case: Case, options: Options) -> str:
+def _measure(run: Runner, target: Target, case: Case, options: Options) -> str:
     try:
-        reference = run(obj, case.canonical)
+        reference = run(target.instance(), case.canonical)
     except Exception:  # Keras does not take this target on this path
         return "n/a"
     try:
-        value = run(obj, case.inputs)
+        value = run(target.instance(), case.inputs)
     except Exception:
         return "raises"
     return "protected" if close(value, reference, 4, options) else "affected"
 
 
-def call_paths(obj: Any, case: Case, verdict: str, options: Options) -> Paths:
+def call_paths(target: Target, case: Case, verdict: str, options: Options) -> Paths:
     """(path, status) for the direct call and both compile() paths of a loss or metric."""
     paths = [(DIRECT, STATUS.get(verdict, "protected"))]
     runners = _runners()
     if runners is None:
         return tuple(paths)
     for path, run in zip((LOSS, METRICS), runners, strict=True):
-        paths.append((path, _measure(run, obj, case, options)))
+        if path == LOSS and target.kind == "metric":
+            paths.append((path, "n/a"))  # a Metric object is not a loss
+        else:
+            paths.append((path, _measure(run, target, case, options)))
     return tuple(paths)

@@ -283,6 +283,9 @@ def fix_hint(report: Report, finding: Finding) -> str:
         return (f"align ranks inside call(), e.g. {align}: a Loss subclass that overrides call "
                 "gets no alignment, even in compile(); or wrap a plain function in "
                 "keras.losses.LossFunctionWrapper, which aligns")
+    if report.kind == "metric":
+        return (f"align ranks in update_state before combining, e.g. {align}: "
+                "compile(metrics=...) hands a Metric the labels unaligned")
     hint = f"align ranks before combining, e.g. {align}"
     paths = dict(finding.paths)
     if paths.get("compile(loss=...)") == "protected":

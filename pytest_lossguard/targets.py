@@ -15,9 +15,11 @@ from pytest_lossguard.options import Options
 from pytest_lossguard.report import display_path
 
 ACCEPTED = (
-    "a loss or metric function fn(y_true, y_pred[, sample_weight]), a keras.losses.Loss or "
-    "keras.Model class or instance, or a zero-argument factory returning one"
+    "a loss or metric function fn(y_true, y_pred[, sample_weight]), a keras.losses.Loss, "
+    "keras.metrics.Metric or keras.Model class or instance, or a zero-argument factory "
+    "returning one"
 )
+_KINDS = ("Loss", "Metric", "Model")
 _KERAS_ROOTS = ("keras", "tf_keras")
 
 
@@ -32,6 +34,17 @@ class Target:
     backend: str
     source: str
     built: Any = None
+    fresh: Callable[[], Any] | None = None
+
+    def traceable(self) -> Callable[..., Any]:
+        """`call`, for tracing as a graph: a metric's twin is built first, outside the trace,
+        since tf.function may create variables only on its first trace."""
+        return self.call if self.fresh is None else functools.partial(_measure, self.fresh())
+
+    def instance(self) -> Any:
+        """The object to hand to Keras's containers: a stateless target, or a fresh twin of a
+        metric so that no run accumulates into the user's instance or into another run."""
+        return self.fresh() if self.fresh is not None else self.built
 
 
 def _keras_base(cls: type, base: str) -> str | None:
@@ -96,18 +109,18 @@ def _binds(signature: inspect.Signature, *args: Any) -> bool:
 def classify(obj: Any) -> str:
     """What kind of target `obj` is, without building anything; LossguardError if none.
 
-    Cheap enough for collection time: "loss class", "model class", "loss", "model",
-    "function" or "factory".
+    Cheap enough for collection time: "loss class", "metric class", "model class", "loss",
+    "metric", "model", "function" or "factory".
     """
     name = describe(obj)
     if isinstance(obj, type):
-        for kind in ("Loss", "Model"):
+        for kind in _KINDS:
             if _keras_base(obj, kind):
                 return f"{kind.lower()} class"
         raise LossguardError(
-            f"class {name} is neither a keras Loss nor a keras Model; lossguard accepts {ACCEPTED}"
+            f"class {name} is not a keras Loss, Metric or Model; lossguard accepts {ACCEPTED}"
         )
-    for kind in ("Loss", "Model"):
+    for kind in _KINDS:
         if _keras_base(type(obj), kind):
             return kind.lower()
     if not callable(obj):
@@ -134,17 +147,24 @@ def resolve(obj: Any, options: Options, *, _built: bool = False) -> Target:
         return _resolve_model(obj, name)
     if kind == "loss":
         return _resolve_loss(obj, name)
+    if kind == "metric":
+        return _resolve_metric(obj, name)
     if kind == "function":
         return _resolve_function(obj, name)
     if _built:
         raise LossguardError(f"factory {name} returned another factory; return the target itself")
+    def build() -> Any:
+        return obj() if kind == "factory" else obj(**options.init)
+
     try:
-        built = obj() if kind == "factory" else obj(**options.init)
+        built = build()
     except Exception as exc:
         raise LossguardError(
             f"cannot build {name}: {type(exc).__name__}: {exc}; pass constructor arguments "
             "with init={...} or mark a zero-argument factory that builds it"
         ) from exc
+    if classify(built) == "metric":  # fresh twins as the user builds them, not from the config
+        return _resolve_metric(built, name, build)
     return dataclasses.replace(resolve(built, options, _built=True), name=name)
 
 
@@ -156,10 +176,15 @@ def user_defines(cls: type, attribute: str) -> bool:
     return False
 
 
+def _class_backend(cls: type) -> str:
+    """The backend a Loss or Metric subclass's own module refers to."""
+    module = sys.modules.get(cls.__module__)
+    return infer([vars(module)] if module else [], cls.__module__)
+
+
 def _resolve_loss(loss: Any, name: str) -> Target:
     cls = type(loss)
-    module = sys.modules.get(cls.__module__)
-    backend = infer([vars(module)] if module else [], cls.__module__)
+    backend = _class_backend(cls)
     if user_defines(cls, "__call__"):
         return Target(name, "loss", loss, True, backend, _source(cls), loss)
     # A shallow twin that skips the reduction, so the raw per-sample shape stays visible.
@@ -167,6 +192,35 @@ def _resolve_loss(loss: Any, name: str) -> Target:
     unreduced.__dict__.update(vars(loss))
     unreduced.reduction = "none"
     return Target(name, "loss", unreduced, False, backend, _source(cls), loss)
+
+
+def _measure(metric: Any, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+    metric.update_state(y_true, y_pred, sample_weight=sample_weight)
+    return metric.result()
+
+
+def _resolve_metric(metric: Any, name: str, twin: Callable[[], Any] | None = None) -> Target:
+    """A metric is called as documented (update_state, then result) on a fresh twin per call.
+
+    An instance is rebuilt from its config; a class or factory by building it again.
+    """
+    cls = type(metric)
+    if twin is None:
+        config = metric.get_config()
+        twin = functools.partial(cls.from_config, config)
+        try:
+            twin()
+        except Exception as exc:
+            raise LossguardError(
+                f"cannot rebuild metric {name} from its get_config(): {type(exc).__name__}: "
+                f"{exc}; return every constructor argument from get_config, or mark the class "
+                "with init="
+            ) from exc
+
+    def measure(y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+        return _measure(twin(), y_true, y_pred, sample_weight)
+
+    return Target(name, "metric", measure, True, _class_backend(cls), _source(cls), metric, twin)
 
 
 def _resolve_model(model: Any, name: str) -> Target:

@@ -105,3 +105,12 @@ def test_an_untraceable_difference_says_it_was_not_located():
 def test_aligned_targets_have_nothing_to_locate(target):
     report = check(target)
     assert report.ok and all(f.location == "" for f in report.findings)
+
+
+def test_a_broadcast_inside_keras_itself_is_not_pinned_on_the_caller():
+    # keras.losses.hinge grows (7,) x (7, 1) in Keras's own code: there is no user line to
+    # name, and the line that called check() must not be named instead.
+    report = check(keras.losses.hinge, domain="binary")
+    assert not report.ok
+    assert all(f.location == "" and f.chain == () for f in report.failures)
+    assert os.path.basename(__file__) not in str(report)

@@ -103,7 +103,7 @@ def test_lossguard_run_collects_marked_targets_and_judges_each(losses):
     ])
     result.stdout.fnmatch_lines([
         "*ERROR at setup of lossguard: NotALoss[[]lossguard[]]*",
-        "lossguard: class NotALoss is neither a keras Loss nor a keras Model; lossguard accepts*",
+        "lossguard: class NotALoss is not a keras Loss, Metric or Model; lossguard accepts*",
     ])
     # The error item shows the user's own traceback, down to the helper that raised.
     result.stdout.fnmatch_lines(["*return helper(y_true)*", "*helper refuses (7, 1)*"])
@@ -344,7 +344,7 @@ def test_json_report_and_junit_properties_are_complete_and_match_a_serial_run(lo
                      "MeanSquaredError[lossguard]", "r2[lossguard]",
                      "test_ordinary[lossguard-reshaped_mse]"}
     by_name = {t["nodeid"].split("::")[1]: t for t in first["targets"]}
-    assert "neither a keras Loss nor a keras Model" in by_name["NotALoss[lossguard]"]["message"]
+    assert "is not a keras Loss, Metric or Model" in by_name["NotALoss[lossguard]"]["message"]
     naive = by_name["naive_mse[lossguard]"]["report"]
     assert naive["seed"] == 0 and naive["alignment"].startswith("keras ")
     finding = naive["findings"][0]
