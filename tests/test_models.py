@@ -242,3 +242,13 @@ def test_the_fix_hint_applied_to_the_code_makes_every_probe_pass(target):
     assert code in " ".join(str(report).split())
     fixed = with_first_statement(target, code)
     assert check(fixed).ok, str(check(fixed))
+
+
+@pytest.mark.parametrize("name", ["Poisson", "KLDivergence"])
+def test_metric_objects_are_aligned_by_tf_keras_but_not_by_keras_3(name):
+    # tf_keras's MeanMetricWrapper aligns ranks; Keras 3's hands the labels over as they come.
+    report = check(getattr(zoo.keras.metrics, name), domain="probability")
+    assert report.kind == "metric" and report.error is None
+    assert report.ok == zoo.LEGACY, str(report)
+    if not zoo.LEGACY:
+        assert dict(report.failures[0].paths)["compile(metrics=...)"] == "affected"
