@@ -324,6 +324,20 @@ def without_timings(value):
     return value
 
 
+def test_the_same_suite_run_twice_gives_identical_json_reports_timings_aside(pytester):
+    import json
+
+    pytester.makepyfile(test_models=MODELS)
+    reports = []
+    for run in ("first", "second"):
+        pytester.runpytest_subprocess("--lossguard", f"--lossguard-report={run}.json")
+        reports.append(json.loads((pytester.path / f"{run}.json").read_text()))
+    first, second = (without_timings(report) for report in reports)
+    assert first == second
+    hand = next(t for t in first["targets"] if t["nodeid"].endswith("HandMSE[lossguard]"))
+    assert hand["report"]["findings"][0]["update_difference"] > 0
+
+
 def test_json_report_and_junit_properties_are_complete_and_match_a_serial_run(losses):
     import json
     import xml.etree.ElementTree as ET
