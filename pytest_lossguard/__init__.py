@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pytest_lossguard.api import check, check_loss, check_model
-    from pytest_lossguard.errors import LossguardError
+    from pytest_lossguard.errors import LossguardError, LossguardWarning
     from pytest_lossguard.options import Options
     from pytest_lossguard.report import Finding, Report
 
 __all__ = [
-    "Finding", "LossguardError", "Options", "Report", "check", "check_loss", "check_model",
+    "Finding", "LossguardError", "LossguardWarning", "Options", "Report", "check", "check_loss",
+    "check_model",
 ]
 __version__ = "0.1.0"
 
@@ -25,6 +26,7 @@ _HOMES = {
     "check_loss": "api",
     "check_model": "api",
     "LossguardError": "errors",
+    "LossguardWarning": "errors",
     "Options": "options",
     "Finding": "report",
     "Report": "report",

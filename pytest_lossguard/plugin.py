@@ -10,13 +10,14 @@ import ast
 import inspect
 import itertools
 import json
+import warnings
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_lossguard.errors import LossguardError
+from pytest_lossguard.errors import LossguardError, LossguardWarning
 from pytest_lossguard.options import Options
 
 if TYPE_CHECKING:
@@ -302,8 +303,18 @@ class LossguardItem(pytest.Item):
 
     def runtest(self) -> None:
         __tracebackhide__ = True
-        if self.report is not None and not self.report.ok:
+        if self.report is None:
+            return
+        if not self.report.ok:
             raise Failed(self.report)
+        self.add_report_section("call", "lossguard", str(self.report))
+        if self.report.restored:
+            # Attributed to the target's own line, not to the plugin.
+            filename, _, line = self.report.source.rpartition(":")
+            warnings.warn_explicit(LossguardWarning(
+                f"{self.report.target} changed {', '.join(self.report.restored)}; lossguard put "
+                "it back, but the target would leave it changed in your own runs"),
+                LossguardWarning, filename or str(self.path), int(line) if line.isdigit() else 0)
 
     def repr_failure(  # type: ignore[override]
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None,

@@ -145,3 +145,31 @@ def test_keras_backend_naming_a_missing_backend_is_an_error_item(pytester, monke
         "lossguard: keras cannot load with KERAS_BACKEND='jax' (*); "
         "install that backend or unset KERAS_BACKEND",
     ])
+
+
+def test_a_loss_that_changes_global_state_passes_with_a_warning_naming_what_was_put_back(
+        pytester):
+    pytester.makepyfile(test_meddling="""
+        import numpy as np
+        import pytest
+        import tensorflow as tf
+
+        @pytest.mark.lossguard
+        def meddling(y_true, y_pred):
+            np.random.seed(1)
+            tf.config.run_functions_eagerly(True)
+            return tf.reduce_mean(tf.square(tf.reshape(y_true, tf.shape(y_pred)) - y_pred))
+
+        def test_state_is_back():
+            assert not tf.config.functions_run_eagerly()
+    """)
+    result = pytester.runpytest_subprocess("--lossguard", "-rP", "-p", "no:randomly")
+    result.assert_outcomes(passed=2, warnings=1)
+    result.stdout.fnmatch_lines([
+        "*test_meddling.py:5: LossguardWarning: meddling changed numpy random state, "
+        "tf.config.run_functions_eagerly; lossguard put it back*",
+        "*- Captured lossguard call -*",
+        "lossguard: meddling is safe under 4 probe(s)",
+        "  restored    the target changed numpy random state, tf.config.run_functions_eagerly; "
+        "lossguard put it back",
+    ])
