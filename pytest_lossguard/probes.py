@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterator
 from typing import Literal
 
@@ -99,11 +100,11 @@ class Inputs:
     y_pred: np.ndarray
     sample_weight: np.ndarray | None = None
 
-    @property
+    @functools.cached_property
     def key(self) -> tuple[object, ...]:
         """Identity of a call: values derive from one seeded draw, so shapes and dtypes suffice."""
         weight = None if self.sample_weight is None else self.sample_weight.shape
-        return (self.y_true.shape, str(self.y_true.dtype), self.y_pred.shape, weight)
+        return (self.y_true.shape, self.y_true.dtype.char, self.y_pred.shape, weight)
 
     @property
     def arrays(self) -> tuple[np.ndarray, ...]:
@@ -129,10 +130,15 @@ class Case:
 
 def draw(options: Options, batch: int) -> Inputs:
     """Seeded canonical labels and predictions drawn near each other inside the domain."""
-    rng = np.random.default_rng([options.seed, batch])
-    true_shape = (batch, *options.true_shape)
-    pred_shape = (batch, *options.pred_shape)
-    domain = options.domain
+    return _draw(options.seed, batch, options.true_shape, options.pred_shape, options.domain)
+
+
+@functools.lru_cache(maxsize=256)
+def _draw(seed: int, batch: int, true_sample: Shape, pred_sample: Shape, domain: str) -> Inputs:
+    """The draw, cached: every target with the same options gets the same (read-only) arrays."""
+    rng = np.random.default_rng([seed, batch])
+    true_shape = (batch, *true_sample)
+    pred_shape = (batch, *pred_sample)
     if domain in ("one-hot", "sparse"):
         classes = pred_shape[-1]
         ids = rng.integers(0, classes, size=pred_shape[:-1])
@@ -165,7 +171,10 @@ def _base(y_true: np.ndarray, pred_shape: Shape, rng: np.random.Generator) -> np
 
 def _inputs(y_true: np.ndarray, y_pred: np.ndarray) -> Inputs:
     # The loss container hands a loss float labels in the prediction dtype.
-    return Inputs(y_true.astype(np.float32), y_pred.astype(np.float32))
+    arrays = y_true.astype(np.float32), y_pred.astype(np.float32)
+    for array in arrays:
+        array.setflags(write=False)  # shared by the cache
+    return Inputs(*arrays)
 
 
 def cases(options: Options, takes_weights: bool) -> Iterator[Case]:

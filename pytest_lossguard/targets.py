@@ -82,13 +82,22 @@ def describe(obj: Any) -> str:
 
 
 def _source(obj: Any) -> str:
+    """`path:line` of the code behind `obj`, or "" when it has no source."""
+    inner = _unwrap(obj)
     try:
-        inner = _unwrap(obj)
-        path = inspect.getsourcefile(inner) or ""
-        line = inspect.getsourcelines(inner)[1]
+        path, line = _defined_at(inner)
+    except TypeError:  # unhashable
+        path, line = _defined_at.__wrapped__(inner)
+    return f"{display_path(path)}:{line}" if line else ""
+
+
+@functools.lru_cache(maxsize=1024)
+def _defined_at(inner: Any) -> tuple[str, int]:
+    """Cached: reading the source file costs more than a clean loss's whole check."""
+    try:
+        return inspect.getsourcefile(inner) or "", inspect.getsourcelines(inner)[1]
     except (TypeError, OSError):
-        return ""
-    return f"{display_path(path)}:{line}"
+        return "", 0
 
 
 def _signature(fn: Any) -> inspect.Signature | None:
