@@ -81,13 +81,17 @@ def describe(obj: Any) -> str:
     return type(obj).__name__
 
 
+def _memo(cached: Any, key: Any) -> Any:
+    """`cached(key)` from an lru_cache, or computed afresh when `key` is unhashable."""
+    try:
+        return cached(key)
+    except TypeError:
+        return cached.__wrapped__(key)
+
+
 def _source(obj: Any) -> str:
     """`path:line` of the code behind `obj`, or "" when it has no source."""
-    inner = _unwrap(obj)
-    try:
-        path, line = _defined_at(inner)
-    except TypeError:  # unhashable
-        path, line = _defined_at.__wrapped__(inner)
+    path, line = _memo(_defined_at, _unwrap(obj))
     return f"{display_path(path)}:{line}" if line else ""
 
 
@@ -101,6 +105,12 @@ def _defined_at(inner: Any) -> tuple[str, int]:
 
 
 def _signature(fn: Any) -> inspect.Signature | None:
+    """The call signature, cached where `fn` is hashable: classify and resolve both ask."""
+    return _memo(_cached_signature, fn)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_signature(fn: Any) -> inspect.Signature | None:
     try:
         return inspect.signature(getattr(fn, "python_function", fn))
     except (TypeError, ValueError):
