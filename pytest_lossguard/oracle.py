@@ -18,7 +18,7 @@ from pytest_lossguard.paths import call_paths
 from pytest_lossguard.probes import Case, Inputs
 from pytest_lossguard.report import Finding, Report, one_line
 from pytest_lossguard.state import preserved
-from pytest_lossguard.targets import Target, resolve
+from pytest_lossguard.targets import Target, describe, resolve
 from pytest_lossguard.tolerance import close
 
 
@@ -169,6 +169,6 @@ def run(target: Target, options: Options) -> Report:
 def probe(obj: Any, options: Options) -> Report:
     """Resolve a marked object and run it; LossguardError only if it cannot be checked."""
     __tracebackhide__ = True
-    target = resolve(obj, options)
-    with deadline(options.timeout, target.name):
+    with deadline(options.timeout, describe(obj)):  # building a class can hang too
+        target = resolve(obj, options)
         return models.run(target, options) if target.kind == "model" else run(target, options)

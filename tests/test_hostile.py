@@ -63,6 +63,15 @@ def test_a_hanging_loss_hits_the_timeout_and_state_is_restored():
         check(hangs, timeout=-1)
 
 
+def test_a_factory_that_hangs_while_building_hits_the_timeout_too():
+    def slow_factory():
+        while True:
+            time.sleep(0.01)
+
+    with pytest.raises(LossguardError, match=r"slow_factory did not finish within timeout=0.2 s"):
+        check(slow_factory, timeout=0.2)
+
+
 def test_a_huge_output_shape_is_refused_before_allocating():
     with pytest.raises(LossguardError, match=r"over the limit of 1000000"):
         check(returns_none, output_shape=(1000, 1000))
