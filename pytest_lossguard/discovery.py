@@ -27,7 +27,7 @@ PAIRS = frozenset({
     ("y", "y_pred"), ("y_true", "logits"), ("true", "pred"), ("truth", "prediction"),
 })
 STEPS = ("train_step", "test_step", "compute_loss")
-_BASES = ("Loss", "Model")
+_BASES = ("Loss", "Metric", "Model")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +80,8 @@ def scan_source(source: str) -> list[str]:
         elif isinstance(node, ast.ClassDef):
             bases = {_base_name(b) for b in node.bases}
             methods = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
-            if any(name.endswith(_BASES) for name in bases) or methods & {*STEPS, "call"}:
+            if (any(name.endswith(_BASES) for name in bases)
+                    or methods & {*STEPS, "call", "update_state"}):
                 reasons.append(f"{node.name}: subclasses {', '.join(sorted(bases))}")
         elif (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
               and _base_name(node.value.func).endswith("Loss")):
@@ -100,6 +101,8 @@ def _reason(name: str, obj: Any, metrics: set[str]) -> str | None:
         return "a keras Loss subclass"
     if kind == "loss":
         return "a keras Loss instance"
+    if kind == "metric class" and user_defines(obj, "update_state"):
+        return "a keras Metric subclass overriding update_state"
     if kind in ("model class", "model"):
         cls = obj if isinstance(obj, type) else type(obj)
         overrides = [step for step in STEPS if user_defines(cls, step)]

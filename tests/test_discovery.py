@@ -55,6 +55,25 @@ class Plain:
         return 0.0
 
 
+class Residual(keras.metrics.Metric):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        self.total.assign_add(keras.ops.sum(keras.ops.abs(y_true - y_pred)))
+
+    def result(self):
+        return self.total
+
+
+class Rmse(keras.metrics.RootMeanSquaredError):
+    pass
+
+
+rmse = keras.metrics.RootMeanSquaredError()
+
+
 huber = keras.losses.Huber()
 '''
 
@@ -116,6 +135,7 @@ def test_discovery_finds_each_kind_with_its_reason_and_skips_near_misses(package
         "lgpkg.losses:Absolute": "a keras Loss subclass",
         "lgpkg.losses:Scaled": "a keras Loss subclass",
         "lgpkg.losses:huber": "a keras Loss instance",
+        "lgpkg.losses:Residual": "a keras Metric subclass overriding update_state",
         "lgpkg.models:mse": "parameters (y_true, y_pred)",
         "lgpkg.models:Hand": "a keras Model overriding train_step",
     }
@@ -127,6 +147,7 @@ def test_the_ast_pass_sees_candidates_without_importing(package):
     reasons = scan_source((package / "lgpkg" / "losses.py").read_text())
     assert "naive: parameters y_true, y_pred" in reasons
     assert not any(r.startswith(("loss:", "batches:")) for r in reasons)
+    assert "Residual: subclasses Metric" in reasons
     assert scan_source("def batches(x, y):\n    return x\n") == []
 
 
@@ -204,6 +225,7 @@ def test_scan_probes_candidates_once_alongside_marked_ones(pytester, package, mo
         "lgpkg.losses:aligned[lossguard]": "PASSED",
         "lgpkg.losses:huber[lossguard]": "PASSED",
         "lgpkg.losses:r2[lossguard]": "FAILED",
+        "lgpkg.losses:Residual[lossguard]": "FAILED",
         "lgpkg.models:mse[lossguard]": "FAILED",
         "lgpkg.models:Hand[lossguard]": "ERROR",  # a subclassed model needs input_shape=
     }
