@@ -93,12 +93,16 @@ class Harness:
         model: Any = self.model
         self.name = target.name
         self.options = options
-        _compile(model, options, target.name)
-        self.input_shapes = _input_shapes(model, options, target.name)
-        x = self.inputs(options.batch)
+        self.uncompile = _compile(model, options, target.name)
         try:
+            self.input_shapes = _input_shapes(model, options, target.name)
+            x = self.inputs(options.batch)
             outputs = model(x, training=False)
+        except LossguardError:
+            self.uncompile()
+            raise
         except Exception as exc:
+            self.uncompile()
             raise LossguardError(
                 f"{target.name} raised on inputs of per-sample shape "
                 f"{', '.join(map(str, self.input_shapes))}: "
@@ -209,11 +213,14 @@ class Harness:
         return call
 
 
-def _compile(model: Any, options: Options, name: str) -> None:
+def _compile(model: Any, options: Options, name: str) -> Callable[[], None]:
+    """Compile the model if it needs it; returns what undoes that compile afterwards."""
     compiled = getattr(model, "compiled", None) or getattr(model, "_is_compiled", False)
     if compiled and options.compile is None:
-        return
+        return lambda: None
     kwargs = dict(DEFAULT_COMPILE if options.compile is None else options.compile)
+    before = dict(vars(model))
+    contents = {key: list(value) for key, value in before.items() if isinstance(value, list)}
     try:
         model.compile(**kwargs)
     except Exception as exc:
@@ -221,6 +228,22 @@ def _compile(model: Any, options: Options, name: str) -> None:
             f"cannot compile {name} with compile={kwargs!r}: {one_line(exc)}; fix the "
             "compile= option"
         ) from exc
+    changed = [key for key, value in vars(model).items()
+               if key not in before or value is not before[key]]
+    grown = [key for key, items in contents.items() if before[key] != items]
+
+    def undo() -> None:
+        """Put back the attributes compile() set, bypassing Keras's attribute tracking."""
+        state = vars(model)
+        for key in changed:
+            if key in before:
+                state[key] = before[key]
+            else:
+                state.pop(key, None)
+        for key in grown:
+            before[key][:] = contents[key]
+
+    return undo
 
 
 def _input_shapes(model: Any, options: Options, name: str) -> list[Shape]:
@@ -425,6 +448,7 @@ def run(target: Target, options: Options) -> Report:
         finally:
             harness.restore(original=True)
             harness.model.reset_metrics()
+            harness.uncompile()
     first = harness.output_options(0)
     return Report(
         target.name, "model", target.source, target.backend, align.reference()[0],

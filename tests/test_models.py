@@ -146,6 +146,20 @@ def test_a_train_step_that_reports_no_loss_is_still_judged_by_its_weight_update(
     assert any("weight update" in f.message for f in report.failures)
 
 
+def test_probing_leaves_an_instance_compiled_as_it_was():
+    fresh = zoo.HandMSE()
+    assert not check(fresh, **SHAPE).ok
+    assert not (getattr(fresh, "compiled", False) or getattr(fresh, "_is_compiled", False))
+    fresh.compile(optimizer="adam", loss="mean_absolute_error")
+    fresh.fit(np.ones((4, 3), np.float32), np.ones((4, 1), np.float32), verbose=0)
+
+    mine = zoo.HandMSE()
+    mine.compile(optimizer="adam", loss="mean_absolute_error")
+    optimizer = mine.optimizer
+    assert not check(mine, input_shape=(3,), compile={"optimizer": "sgd", "loss": zoo.mse}).ok
+    assert mine.optimizer is optimizer and mine.loss == "mean_absolute_error"
+
+
 def test_probing_an_instance_leaves_its_weights_and_optimizer_untouched():
     model = zoo.HandMSE()
     model.compile(optimizer="adam", loss="mean_squared_error")
