@@ -146,12 +146,12 @@ def judge(case: Case, evaluate: Evaluator, options: Options) -> Finding | None:
 def run(target: Target, options: Options) -> Report:
     """Every applicable probe of `target`; never raises for a verdict."""
     __tracebackhide__ = True
+    name = options.backend if options.backend != "auto" else target.backend
+    evaluate = Evaluator(target, backends.load(name))
+    alignment = align.reference()[0]
     started = time.perf_counter()
     findings: list[Finding] = []
     with preserved() as restored:
-        name = options.backend if options.backend != "auto" else target.backend
-        evaluate = Evaluator(target, backends.load(name))
-        alignment = align.reference()[0]
         for case in probes.cases(options, target.takes_weights):
             finding = judge(case, evaluate, options)
             if finding is not None and finding.verdict == "error":
@@ -169,6 +169,9 @@ def run(target: Target, options: Options) -> Report:
 def probe(obj: Any, options: Options) -> Report:
     """Resolve a marked object and run it; LossguardError only if it cannot be checked."""
     __tracebackhide__ = True
+    # Importing Keras takes seconds and reseeds Python's random module: do it before the time
+    # limit and the state snapshot start, so neither is charged to the first target.
+    align.reference()
     with deadline(options.timeout, describe(obj)):  # building a class can hang too
         target = resolve(obj, options)
         return models.run(target, options) if target.kind == "model" else run(target, options)
