@@ -4,13 +4,14 @@ import functools
 import inspect
 import json
 import random
+import re
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from pytest_lossguard import LossguardError, check, check_loss
+from pytest_lossguard import LossguardError, Options, check, check_loss
 from pytest_lossguard.align import aligned_shapes, numpy_port
 
 
@@ -316,6 +317,19 @@ def test_unknown_options_and_probes_are_refused_with_the_known_ones():
         check(naive_mse, output_shape=(3,), batch_size=3)
     with pytest.raises(LossguardError, match="over the limit"):
         check(naive_mse, output_shape=(10_000, 10_000))
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"seed": -1}, "seed=-1 must be an int >= 0"),
+    ({"seed": 1.5}, "seed=1.5 must be an int >= 0"),
+    ({"seed": "a"}, "seed='a' must be an int >= 0"),
+    ({"strict": "false"}, "strict='false' must be True or False"),
+    ({"probes": [1]}, "probes=(1,) must be probe names"),
+])
+def test_malformed_option_values_are_refused_before_any_probe(options, message):
+    with pytest.raises(LossguardError, match=re.escape(message)):
+        Options.build(**options)
+    assert Options.build(seed=3, strict=True, probes=["default"]).seed == 3
 
 
 def test_verdicts_are_deterministic():
