@@ -151,14 +151,19 @@ class Harness:
         """The current value of every variable."""
         return [(v, np.array(v.numpy())) for v in self.variables()]
 
-    def prepare(self) -> None:
-        """Fix the state every step starts from, varying constant predictions first.
+    def prepare(self, owned: bool) -> None:
+        """Fix the state every step starts from: seeded weights, and no constant predictions.
 
-        A model that predicts one value for every sample (a zero-initialised Dense) gives
-        the same loss however labels broadcast against it, so its trainable weights are
-        moved by seeded noise; the user's values come back in `restore(original=True)`.
+        A model lossguard built (a class or factory) starts from Keras's unseeded initialisers,
+        so its randomly initialised weights are redrawn from the seed: the same code then gives
+        the same numbers on every run and every xdist worker. A model that predicts one value
+        for every sample (a zero-initialised Dense) gives the same loss however labels
+        broadcast against it, so its trainable weights are moved by seeded noise. A user's
+        instance gets its own values back in `restore(original=True)`.
         """
         self.original = self.snapshot()
+        if owned:
+            _redraw(self.model.trainable_variables, np.random.default_rng([self.options.seed, 4]))
         x = self.inputs(self.options.batch)
         constant = all(np.ptp(np.asarray(value), axis=0).max() == 0
                        for _, value in _leaves(self.model(x, training=False)))
@@ -211,6 +216,18 @@ class Harness:
             return method((x, _pack(self.outputs, list(tensors[count:]))))
 
         return call
+
+
+def _redraw(variables: list[Any], rng: np.random.Generator) -> None:
+    """Glorot-uniform values from `rng` for every variable that was randomly initialised;
+    constant initialisations (zeros, ones) are deterministic already and stay."""
+    for variable in variables:
+        value = np.asarray(variable.numpy())
+        if value.size < 2 or np.ptp(value) == 0:
+            continue
+        fan_in = math.prod(value.shape[:-1]) if value.ndim > 1 else value.shape[0]
+        limit = math.sqrt(6.0 / (fan_in + value.shape[-1]))
+        variable.assign(rng.uniform(-limit, limit, size=value.shape).astype(value.dtype))
 
 
 def _compile(model: Any, options: Options, name: str) -> Callable[[], None]:
@@ -442,12 +459,12 @@ def run(target: Target, options: Options) -> Report:
     started = time.perf_counter()
     with preserved() as restored:
         harness = Harness(target, options)
-        harness.prepare()
+        harness.prepare(target.owned)
         try:
             findings = _findings(harness)
         finally:
+            harness.model.reset_metrics()  # metrics first built while probing start empty
             harness.restore(original=True)
-            harness.model.reset_metrics()
             harness.uncompile()
     first = harness.output_options(0)
     return Report(

@@ -327,15 +327,23 @@ def without_timings(value):
 def test_the_same_suite_run_twice_gives_identical_json_reports_timings_aside(pytester):
     import json
 
-    pytester.makepyfile(test_models=MODELS)
+    # RandomInit's Dense starts from Keras's unseeded glorot initialiser.
+    pytester.makepyfile(test_models=MODELS + '''
+
+@pytest.mark.lossguard(input_shape=(3,), compile={"optimizer": "sgd", "loss": mse})
+class RandomInit(HandMSE):
+    def build(self, input_shape):
+        self.layer = keras.layers.Dense(1)
+''')
     reports = []
-    for run in ("first", "second"):
-        pytester.runpytest_subprocess("--lossguard", f"--lossguard-report={run}.json")
+    for run, args in (("first", ()), ("second", ()), ("parallel", ("-n", "2"))):
+        pytester.runpytest_subprocess("--lossguard", f"--lossguard-report={run}.json", *args)
         reports.append(json.loads((pytester.path / f"{run}.json").read_text()))
-    first, second = (without_timings(report) for report in reports)
-    assert first == second
-    hand = next(t for t in first["targets"] if t["nodeid"].endswith("HandMSE[lossguard]"))
-    assert hand["report"]["findings"][0]["update_difference"] > 0
+    first, second, parallel = (without_timings(report) for report in reports)
+    assert first == second == parallel
+    for name in ("HandMSE", "RandomInit"):
+        hand = next(t for t in first["targets"] if t["nodeid"].endswith(f"{name}[lossguard]"))
+        assert hand["report"]["findings"][0]["update_difference"] > 0
 
 
 def test_json_report_and_junit_properties_are_complete_and_match_a_serial_run(losses):
