@@ -1,7 +1,7 @@
 """Where a broadcast happened: run the target on the probe's shapes and find the op that grew.
 
-An op "grows" when it combines two or more float arrays and its output has more elements
-than every input, or when those inputs (scalars aside) differ in rank. TensorFlow and Keras
+An op "grows" when it combines two or more float (or boolean) arrays and its output has more
+elements than every input, or when those inputs (scalars aside) differ in rank. TensorFlow and Keras
 code is traced as a graph, whose ops carry their own tracebacks; NumPy code runs on an
 ndarray subclass that records every ufunc and array function. Growth that the canonical
 layout also shows is intended (an outer product, a bias add) and is left out, so only the
@@ -31,6 +31,8 @@ _LIBRARY_PARTS = (
 )
 _CONTRACTIONS = {"MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "Einsum",
                  "matmul", "dot", "einsum", "outer", "tensordot", "kron", "inner"}
+# Ops that call a whole function: their shapes say nothing about one operation.
+_CALLS = {"PartitionedCall", "StatefulPartitionedCall"}
 Frame = tuple[str, int, str]
 Tracer = Callable[[Callable[..., Any], Sequence[np.ndarray]], list["Growth"]]
 
@@ -78,8 +80,9 @@ def _user_frames(frames: Iterable[Frame]) -> list[Frame]:
 
 def _growth(op: str, inputs: list[tuple[int, ...]], output: tuple[int, ...],
             frames: Iterable[Frame]) -> Growth | None:
-    """A Growth when `op` combined float inputs into something larger or of mixed ranks."""
-    if len(inputs) < 2 or op in _CONTRACTIONS:
+    """A Growth when `op` combined float (or boolean mask) inputs into something larger or of
+    mixed ranks."""
+    if len(inputs) < 2 or op in _CONTRACTIONS or op in _CALLS:
         return None
     sizes = [math.prod(shape) for shape in inputs]
     ranks = {len(shape) for shape in inputs if shape}
@@ -98,10 +101,17 @@ def graph_growth(call: Callable[..., Any], arrays: Sequence[np.ndarray]) -> list
     """Every growing op of `call(*tensors)` traced as a TF graph on the arrays' specs."""
     tf = sys.modules["tensorflow"]
     specs = [tf.TensorSpec(a.shape, tf.as_dtype(a.dtype)) for a in arrays]
-    graph = tf.function(call, autograph=False).get_concrete_function(*specs).graph
+    # With functions "eager", a tf.function inside the target runs as Python within this one
+    # trace, so its ops (and their lines) show up here rather than behind a call op.
+    eager = tf.config.functions_run_eagerly()
+    tf.config.run_functions_eagerly(True)
+    try:
+        graph = tf.function(call, autograph=False).get_concrete_function(*specs).graph
+    finally:
+        tf.config.run_functions_eagerly(eager)
     found = []
     for op in graph.get_operations():
-        floats = [t.shape for t in op.inputs if t.dtype.is_floating]
+        floats = [t.shape for t in op.inputs if t.dtype.is_floating or t.dtype.is_bool]
         if not op.outputs or not all(s.is_fully_defined() for s in [*floats, op.outputs[0].shape]):
             continue
         frames = ((f.filename, f.lineno, f.name) for f in op.traceback or ())
@@ -127,7 +137,7 @@ def numpy_growth(call: Callable[..., Any], arrays: Sequence[np.ndarray]) -> list
 
     def record(op: str, args: Sequence[Any], result: Any) -> Any:
         floats = [tuple(a.shape) for a in args
-                  if isinstance(a, np.ndarray) and a.dtype.kind in "fc"]
+                  if isinstance(a, np.ndarray) and a.dtype.kind in "fcb"]
         first = result[0] if isinstance(result, tuple) else result
         if isinstance(first, np.ndarray):
             frames = ((f.filename, f.lineno or 0, f.name) for f in traceback.extract_stack())

@@ -205,7 +205,7 @@ def _shapes_line(finding: Finding) -> str:
 
 
 def _block(finding: Finding) -> list[str]:
-    lines = [f"  probe       {finding.probe:<27}{_shapes_line(finding)}"]
+    lines = [f"  probe       {finding.probe:<26} {_shapes_line(finding)}"]
     if finding.verdict in ("raises", "error"):
         lines.append(f"  raised      {finding.message}")
         return lines
@@ -216,10 +216,13 @@ def _block(finding: Finding) -> list[str]:
         reference = (f"reference ({finding.reference}) {_shape(finding.reference_shape)}"
                      f" -> {number(finding.reference_value)}")
         lines.append(f"  result      {result:<27}{reference}")
-    if finding.operation:
-        where = f"  broadcast   {finding.location or '?'}   {finding.source}".rstrip()
+    label = "broadcast" if finding.verdict == "broadcast" else "rank mix "
+    if finding.operation and not finding.location:
+        lines.append(f"  {label}   not in your code: {finding.operation}, in a library it calls")
+    elif finding.operation:
+        where = f"  {label}   {finding.location}   {finding.source}".rstrip()
         if len(where) > _WIDTH:
-            where = f"  broadcast   {finding.location}\n              {finding.source}"
+            where = f"  {label}   {finding.location}\n              {finding.source}"
         lines.extend([where, f"              {finding.operation}"])
         if len(finding.chain) > 1:
             links = [os.path.basename(link) for link in finding.chain]

@@ -14,6 +14,7 @@ from pytest_lossguard import check
 
 def line_of(fn, text):
     """`path:line` of the first line of fn's source that contains text."""
+    fn = getattr(fn, "python_function", fn)
     lines, start = inspect.getsourcelines(fn)
     offset = next(i for i, line in enumerate(lines) if text in line)
     return f"{os.path.relpath(inspect.getsourcefile(fn))}:{start + offset}"
@@ -52,6 +53,20 @@ def where_picked(y_true, y_pred):
     return tf.reduce_mean(tf.abs(picked))
 
 
+@tf.function
+def graph_mse(y_true, y_pred):
+    return tf.reduce_mean(tf.square(y_true - y_pred))
+
+
+@tf.function
+def compiled_error(a, b):
+    return tf.square(a - b)
+
+
+def through_a_tf_function(y_true, y_pred):
+    return tf.reduce_mean(compiled_error(y_true, y_pred))
+
+
 def first_label_only(y_true, y_pred):
     return tf.reduce_mean(tf.abs(y_true[..., 0][..., None] - y_pred), axis=-1)
 
@@ -60,7 +75,8 @@ def first_label_only(y_true, y_pred):
     (inline, "y_true - y_pred", "Sub (7,), (7, 1) -> (7, 7)", {}),
     (AbsoluteError, "y_true - y_pred", "Sub (7,), (7, 1) -> (7, 7)", {}),
     (numpy_r2, "y_true - y_pred", "subtract (7,), (7, 1) -> (7, 7)", {"backend": "numpy"}),
-    (where_picked, "tf.where", "SelectV2 (7,), (7,) -> (7, 7)", {}),
+    (where_picked, "tf.where", "SelectV2 (7, 1), (7,), (7,) -> (7, 7)", {}),
+    (graph_mse, "y_true - y_pred", "Sub (7,), (7, 1) -> (7, 7)", {}),
 ])
 def test_the_exact_line_and_op_are_named(target, text, op, options):
     finding = first_failure(check(target, **options))
@@ -78,6 +94,15 @@ def test_a_helper_is_located_at_its_own_line_with_the_call_chain():
         f"{line_of(squared_error, 'a - b')} in squared_error",
     )
     assert "via         " in str(check(through_helper))
+
+
+def test_a_tf_function_helper_is_located_inside_not_at_its_call():
+    finding = first_failure(check(through_a_tf_function))
+    assert finding.verdict == "broadcast" and finding.operation == "Sub (7,), (7, 1) -> (7, 7)"
+    assert finding.location == line_of(compiled_error, "a - b")
+    assert [link.rsplit(" in ", 1)[1] for link in finding.chain] == [
+        "through_a_tf_function", "compiled_error"]
+    assert not tf.config.functions_run_eagerly()
 
 
 def test_a_train_step_is_located_through_its_loss_call():
@@ -114,3 +139,4 @@ def test_a_broadcast_inside_keras_itself_is_not_pinned_on_the_caller():
     assert not report.ok
     assert all(f.location == "" and f.chain == () for f in report.failures)
     assert os.path.basename(__file__) not in str(report)
+    assert "broadcast   not in your code: Mul (7,), (7, 1) -> (7, 7), in a library" in str(report)
