@@ -163,6 +163,18 @@ def _is_instance(obj: Any) -> bool:
     return not (isinstance(obj, type) or inspect.isroutine(obj) or inspect.ismodule(obj))
 
 
+def target_id(obj: Any, module: ModuleType | None) -> str:
+    """The `[tool.lossguard.targets]` key of `obj`, as discovery names it: `module:qualname`
+    for a function or class, `module:name` for an instance (a Loss, a partial) bound in module."""
+    if not _is_instance(obj):
+        return f"{obj.__module__}:{obj.__qualname__}"
+    if module is not None:
+        for name, value in vars(module).items():
+            if value is obj:
+                return f"{module.__name__}:{name}"
+    return f"{type(obj).__module__}:{type(obj).__qualname__}"
+
+
 def _modules(name: str) -> Iterator[ModuleType]:
     module = importlib.import_module(name)
     yield module

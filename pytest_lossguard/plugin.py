@@ -224,13 +224,6 @@ def pytest_pycollect_makeitem(
     return nodes or result
 
 
-def _target_id(target: Any) -> str:
-    """`module:qualname`, the key of a [tool.lossguard.targets] entry."""
-    module = getattr(target, "__module__", None) or type(target).__module__
-    name = getattr(target, "__qualname__", None) or type(target).__qualname__
-    return f"{module}:{name}"
-
-
 def _items(
     collector: pytest.Collector, targets: list[Any], options: dict[str, Any], owner: str = "",
 ) -> Iterator[pytest.Item]:
@@ -244,7 +237,8 @@ def _items(
     seen = collector.config.stash[_SEEN]
     collector.config.stash[_MARKED].update(id(target) for target in targets)
     for target in targets:
-        key = f"{collector.nodeid}:{id(target)}:{options!r}"
+        # Session-wide: a marked loss imported into several test modules is probed once.
+        key = f"{id(target)}:{options!r}"
         if key in seen:
             continue
         seen.add(key)
@@ -278,7 +272,12 @@ class LossguardItem(pytest.Item):
         self.target = target
         self.options = options
         self.problem = problem
-        self.target_id = target_id or _target_id(target)
+        if not target_id and target is not None:
+            from pytest_lossguard.discovery import target_id as key
+
+            module = self.getparent(pytest.Module)
+            target_id = key(target, module.obj if module is not None else None)
+        self.target_id = target_id
         self.report: Report | None = None
         self.add_marker(MARKER)
 

@@ -160,6 +160,40 @@ def test_ini_defaults_apply_under_marker_kwargs(pytester):
     result.stderr.fnmatch_lines(["*lossguard ini options: domain='nonsense' is not known*"])
 
 
+def test_a_target_imported_into_two_modules_is_one_item_with_its_override(pytester):
+    pytester.makepyfile(shared_losses="""
+        import functools
+
+        import pytest
+        import tensorflow as tf
+
+        @pytest.mark.lossguard
+        def naive(y_true, y_pred):
+            return tf.reduce_mean(tf.square(y_true - y_pred))
+
+        def scaled(y_true, y_pred, k):
+            return k * tf.reduce_mean(tf.square(tf.reshape(y_true, tf.shape(y_pred)) - y_pred))
+
+        half = functools.partial(scaled, k=0.5)
+    """)
+    body = "from shared_losses import half, naive\n" \
+           "import pytest\n" \
+           "pytestmark = pytest.mark.lossguard(targets=[half])\n"
+    pytester.makepyfile(test_a=body, test_b=body)
+    pytester.makepyprojecttoml("""
+        [tool.lossguard.targets."test_a:half"]
+        output_shape = [3]
+    """)
+    result = pytester.runpytest_subprocess("--lossguard", "-rA", "-p", "no:randomly",
+                                           "--lossguard-report=out.json")
+    assert outcomes_by_item(result) == {"test_a.py::naive[lossguard]": "FAILED",
+                                        "test_a.py::scaled[lossguard]": "PASSED"}
+    import json
+    report = json.loads((pytester.path / "out.json").read_text())
+    half = next(t for t in report["targets"] if t["nodeid"].endswith("scaled[lossguard]"))
+    assert half["report"]["pred_shape"] == [3]
+
+
 def test_positional_targets_are_refused_with_the_keyword_form(pytester):
     pytester.makepyfile(test_pos="""
         import pytest
