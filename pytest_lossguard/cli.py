@@ -56,6 +56,8 @@ def _sources(targets: list[str]) -> tuple[list[Path], list[str]]:
             continue
         if Path(target).exists() or target.endswith(".py"):
             raise LossguardError(f"{target} is neither a Python file nor a directory")
+        if "" not in sys.path and str(Path.cwd()) not in sys.path:
+            sys.path.insert(0, str(Path.cwd()))  # module names resolve as `python -m` does
         spec = importlib.util.find_spec(target)
         if spec is None:
             raise LossguardError(f"no module named {target!r}; give a file, a directory, or an "
@@ -72,12 +74,31 @@ def _sources(targets: list[str]) -> tuple[list[Path], list[str]]:
 def _import_names(files: list[Path], names: list[str]) -> list[str]:
     """Module names for the files (making them importable), plus the names given."""
     result = list(names)
+    homes: dict[str, Path] = {}
     for path in files:
         name, folder = discovery.module_name(path)
-        if str(folder) not in sys.path:
+        if homes.setdefault(name, folder) != folder:
+            name = _load_by_path(path)  # a second `losses.py`: the first one owns the name
+        elif str(folder) not in sys.path:
             sys.path.insert(0, str(folder))
         result.append(name)
     return result
+
+
+def _load_by_path(path: Path) -> str:
+    """Import a file whose module name another file took, under its path from the cwd."""
+    path = path.resolve()
+    try:
+        name = ".".join(path.relative_to(Path.cwd()).with_suffix("").parts)
+    except ValueError:
+        name = ".".join(path.with_suffix("").parts[1:])
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise LossguardError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return name
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -178,6 +179,33 @@ def test_cli_exit_codes_for_bad_good_and_candidate_free_files(tmp_path):
     assert code == 2 and "no module named 'no_such_module_here'" in err
     code, _, err = lossguard("--format", "xml", "good.py", cwd=tmp_path)
     assert code == 2 and "invalid choice" in err
+
+
+NAIVE = "import tensorflow as tf\n\n\ndef naive(y_true, y_pred):\n" \
+        "    return tf.reduce_mean(tf.square(y_true - y_pred))\n"
+ALIGNED = "import tensorflow as tf\n\n\ndef aligned(y_true, y_pred):\n" \
+          "    y_true = tf.reshape(y_true, tf.shape(y_pred))\n" \
+          "    return tf.reduce_mean(tf.square(y_true - y_pred))\n"
+
+
+def test_cli_checks_every_file_even_when_two_share_a_name(tmp_path):
+    for folder, source in (("a", ALIGNED), ("b", NAIVE)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "losses.py").write_text(source)
+    code, out, _ = lossguard("a/losses.py", "b/losses.py", cwd=tmp_path)
+    assert code == 1, out
+    assert "losses:aligned" in out and "b.losses:naive" in out and "2 target(s)" in out
+
+
+def test_the_console_script_finds_modules_in_the_working_directory(tmp_path):
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "__init__.py").write_text("")
+    (tmp_path / "mypkg" / "losses.py").write_text(NAIVE)
+    script = Path(sys.executable).parent / "lossguard"
+    result = subprocess.run([str(script), "mypkg.losses"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "mypkg.losses:naive" in result.stdout
 
 
 def test_cli_honours_tool_lossguard_overrides(tmp_path):
