@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_lossguard import discovery, settings
-from pytest_lossguard.errors import LossguardError
+from pytest_lossguard.errors import LossguardError, OptionNeeded
 from pytest_lossguard.report import document, entry, render, summary_table
 
 CLEAN, FINDINGS, USAGE = 0, 1, 2
@@ -127,6 +127,9 @@ def _run(args: argparse.Namespace) -> int:
         try:
             options = settings.options_for(candidate.id, candidate.obj, base, config)
             report = probe(candidate.obj, options)
+        except OptionNeeded as exc:
+            blocks.append(f"lossguard: skipped {candidate.id}: {exc.for_scan(candidate.id)}")
+            continue
         except LossguardError as exc:
             entries.append(entry(candidate.id, None, str(exc)))
             blocks.append(f"lossguard: {candidate.id}: {exc}")

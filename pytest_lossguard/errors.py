@@ -11,6 +11,21 @@ class LossguardError(Exception):
     """
 
 
+class OptionNeeded(LossguardError):
+    """A target that needs an option only its author can give (a subclassed model's input
+    shape). Marked, it is an error; found by a scan, it is skipped with the option to set."""
+
+    def __init__(self, reason: str, option: str, example: tuple[int, ...]) -> None:
+        super().__init__(f"{reason}: set {option}= to the per-sample shape, e.g. "
+                         f"@pytest.mark.lossguard({option}={example})")
+        self.reason, self.option, self.example = reason, option, example
+
+    def for_scan(self, target_id: str) -> str:
+        """The same advice for an unmarked target: where pyproject.toml takes the option."""
+        return (f"{self.reason}; set it in pyproject.toml: "
+                f'[tool.lossguard.targets."{target_id}"] {self.option} = {list(self.example)}')
+
+
 class LossguardWarning(UserWarning):
     """A target passed, but did something the user should know of, such as changing global
     state (random seeds, dtype policy, eager mode) that lossguard then put back."""

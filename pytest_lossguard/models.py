@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from pytest_lossguard import align, backends, probes
-from pytest_lossguard.errors import LossguardError
+from pytest_lossguard.errors import LossguardError, OptionNeeded
 from pytest_lossguard.locate import Growth, locate
 from pytest_lossguard.options import Options, Shape
 from pytest_lossguard.paths import STATUS
@@ -274,10 +274,7 @@ def _input_shapes(model: Any, options: Options, name: str) -> list[Shape]:
     shapes = [tuple(tensor.shape)[1:] for tensor in inputs]
     if shapes and all(None not in shape for shape in shapes):
         return shapes
-    raise LossguardError(
-        f"cannot tell the input shape of model {name}: set input_shape= to the per-sample "
-        "shape, e.g. @pytest.mark.lossguard(input_shape=(3,))"
-    )
+    raise OptionNeeded(f"cannot tell the input shape of model {name}", "input_shape", (3,))
 
 
 def _logs(logs: Any) -> dict[str, float]:

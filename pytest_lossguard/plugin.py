@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_lossguard.errors import LossguardError, LossguardWarning
+from pytest_lossguard.errors import LossguardError, LossguardWarning, OptionNeeded
 from pytest_lossguard.options import Options
 
 if TYPE_CHECKING:
@@ -293,6 +293,8 @@ class LossguardItem(pytest.Item):
             options = Options.build(base_options(self.config), **{**override, **self.options})
             self.report = probe(self.target, options)
         except LossguardError as exc:
+            if isinstance(exc, OptionNeeded) and isinstance(self.parent, ScanRoot):
+                pytest.skip(f"lossguard: {exc.for_scan(self.target_id)}")  # unmarked code
             self.user_properties.append((PROPERTY, json.dumps(entry(self.nodeid, None, str(exc)))))
             raise
         self.user_properties.append((PROPERTY, json.dumps(entry(self.nodeid, self.report))))
