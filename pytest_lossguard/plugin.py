@@ -327,10 +327,18 @@ class LossguardItem(pytest.Item):
     def _repr_failure_py(
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None,
     ) -> Any:
-        """Setup errors: a target lossguard cannot check reads as one line naming the fix."""
-        if isinstance(excinfo.value, LossguardError) and excinfo.value.__cause__ is None:
-            return f"lossguard: {excinfo.value}"
-        return super()._repr_failure_py(excinfo, style=style)
+        """Setup errors: lossguard's reason first (the summary line shows it), then the user's
+        own traceback when their code raised, with no frames of lossguard's or pytest's."""
+        error = excinfo.value
+        if not isinstance(error, LossguardError):
+            return super()._repr_failure_py(excinfo, style=style)
+        text = str(error) if str(error).startswith("lossguard: ") else f"lossguard: {error}"
+        if error.__cause__ is None:
+            return text
+        cause = pytest.ExceptionInfo.from_exception(error.__cause__)
+        if not len(self._traceback_filter(cause)):
+            return text  # raised by lossguard's own checks: the reason says it all
+        return f"{text}\n\n{super()._repr_failure_py(cause, style=style)}"
 
     def _traceback_filter(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
         """Drop pytest's and lossguard's own frames: users see their code and the verdict."""

@@ -207,7 +207,8 @@ def _shapes_line(finding: Finding) -> str:
 def _block(finding: Finding) -> list[str]:
     lines = [f"  probe       {finding.probe:<26} {_shapes_line(finding)}"]
     if finding.verdict in ("raises", "error"):
-        lines.append(f"  raised      {finding.message}")
+        lines.extend(textwrap.wrap(f"  raised      {finding.message}", _WIDTH,
+                                   subsequent_indent=" " * 14, break_long_words=False))
         return lines
     if finding.method:
         lines.extend(_step_lines(finding))

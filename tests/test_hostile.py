@@ -122,7 +122,10 @@ def test_the_rest_of_the_suite_runs_on(pytester):
         "test_hostile.py::test_ordinary[lossguard-hangs]": "ERROR",
         "test_hostile.py::huge[lossguard]": "ERROR",
     }
+    assert "lossguard: lossguard:" not in result.stdout.str()
+    assert "LossguardError" not in result.stdout.str()  # the reason, not the exception type
     result.stdout.fnmatch_lines_random([
+        "ERROR test_hostile.py::returns_none[[]lossguard[]] - lossguard: returns_none cann*",
         "lossguard: int (int) is not callable; lossguard accepts*",
         "*returned a Python NoneType (None); a loss must return a tensor*",
         "*returned nan on well-formed input; check domain=*",

@@ -346,7 +346,7 @@ def test_model_targets_become_items_with_step_level_messages(pytester):
     # A step that raises on aligned labels shows the user's traceback; a class that cannot
     # be built says how to pass its arguments.
     result.stdout.fnmatch_lines(["*raise NotImplementedError*", "*write the GradientTape loop*"])
-    result.stdout.fnmatch_lines(["*LossguardError: cannot build NeedsUnits: TypeError*init=*"])
+    result.stdout.fnmatch_lines(["lossguard: cannot build NeedsUnits: TypeError*init=*"])
     assert "pytest_lossguard/" not in result.stdout.str()
 
 
