@@ -151,19 +151,17 @@ class Harness:
         """The current value of every variable."""
         return [(v, np.array(v.numpy())) for v in self.variables()]
 
-    def prepare(self, owned: bool) -> None:
+    def prepare(self) -> None:
         """Fix the state every step starts from: seeded weights, and no constant predictions.
 
-        A model lossguard built (a class or factory) starts from Keras's unseeded initialisers,
-        so its randomly initialised weights are redrawn from the seed: the same code then gives
-        the same numbers on every run and every xdist worker. A model that predicts one value
-        for every sample (a zero-initialised Dense) gives the same loss however labels
-        broadcast against it, so its trainable weights are moved by seeded noise. A user's
-        instance gets its own values back in `restore(original=True)`.
+        Keras's initialisers are unseeded, so randomly initialised weights are redrawn from the
+        seed: the same code then gives the same numbers on every run and every xdist worker. A
+        model that predicts one value for every sample (a zero-initialised Dense) gives the
+        same loss however labels broadcast against it, so its trainable weights are moved by
+        seeded noise. An instance gets its own values back in `restore(original=True)`.
         """
         self.original = self.snapshot()
-        if owned:
-            _redraw(self.model.trainable_variables, np.random.default_rng([self.options.seed, 4]))
+        _redraw(self.model.trainable_variables, np.random.default_rng([self.options.seed, 4]))
         x = self.inputs(self.options.batch)
         constant = all(np.ptp(np.asarray(value), axis=0).max() == 0
                        for _, value in _leaves(self.model(x, training=False)))
@@ -456,7 +454,7 @@ def run(target: Target, options: Options) -> Report:
     started = time.perf_counter()
     with preserved() as restored:
         harness = Harness(target, options)
-        harness.prepare(target.owned)
+        harness.prepare()
         try:
             findings = _findings(harness)
         finally:

@@ -35,7 +35,6 @@ class Target:
     source: str
     built: Any = None
     fresh: Callable[[], Any] | None = None
-    owned: bool = False  # built by lossguard (a class or factory), so its weights are ours
 
     def traceable(self) -> Callable[..., Any]:
         """`call`, for tracing as a graph: a metric's twin is built first, outside the trace,
@@ -185,7 +184,7 @@ def resolve(obj: Any, options: Options, *, _built: bool = False) -> Target:
         ) from exc
     if classify(built) == "metric":  # fresh twins as the user builds them, not from the config
         return _resolve_metric(built, name, build)
-    return dataclasses.replace(resolve(built, options, _built=True), name=name, owned=True)
+    return dataclasses.replace(resolve(built, options, _built=True), name=name)
 
 
 def user_defines(cls: type, attribute: str) -> bool:

@@ -368,6 +368,15 @@ def test_the_same_suite_run_twice_gives_identical_json_reports_timings_aside(pyt
 class RandomInit(HandMSE):
     def build(self, input_shape):
         self.layer = keras.layers.Dense(1)
+
+
+instance = RandomInit()
+instance.build((None, 3))
+
+
+@pytest.mark.lossguard(targets=[instance], input_shape=(3,), compile={"loss": mse})
+def test_instance():
+    assert instance.built
 ''')
     reports = []
     for run, args in (("first", ()), ("second", ()), ("parallel", ("-n", "2"))):
@@ -375,8 +384,8 @@ class RandomInit(HandMSE):
         reports.append(json.loads((pytester.path / f"{run}.json").read_text()))
     first, second, parallel = (without_timings(report) for report in reports)
     assert first == second == parallel
-    for name in ("HandMSE", "RandomInit"):
-        hand = next(t for t in first["targets"] if t["nodeid"].endswith(f"{name}[lossguard]"))
+    for name in ("HandMSE", "RandomInit", "test_instance[lossguard-RandomInit"):
+        hand = next(t for t in first["targets"] if f"::{name}" in t["nodeid"])
         assert hand["report"]["findings"][0]["update_difference"] > 0
 
 
