@@ -91,7 +91,6 @@ class Harness:
         self.model: Any = target.call
         self.to_tensor = backends.load(_BACKENDS.get(target.backend, "keras")).to_tensor
         model: Any = self.model
-        self.name = target.name
         self.options = options
         self.uncompile = _compile(model, options, target.name)
         try:
@@ -140,7 +139,7 @@ class Harness:
 
     def variables(self) -> list[Any]:
         """Every variable a step may touch: weights, seeds, optimizer and metric state."""
-        model = self.model
+        model: Any = self.model
         owners = [model, getattr(model, "optimizer", None), *model.metrics]
         found: dict[int, Any] = {}
         for owner in owners:

@@ -107,7 +107,11 @@ def judge(case: Case, evaluate: Evaluator, options: Options) -> Finding | None:
     """The verdict of one probe; None when no reference applies to it."""
     __tracebackhide__ = True
     canonical = evaluate(case.canonical)
-    if canonical.error is not None or not math.isfinite(canonical.value or 0.0):
+    failed = canonical.error is not None or not math.isfinite(canonical.value or 0.0)
+    if failed and case.canonical.sample_weight is not None and evaluate(
+            dataclasses.replace(case.canonical, sample_weight=None)).error is None:
+        return None  # works unweighted, not with (B,) weights: the probe does not apply
+    if failed:
         message = (one_line(canonical.error) if canonical.error else
                    f"returned {canonical.value} on well-formed input; check domain= and the "
                    "loss's arithmetic")
@@ -115,16 +119,16 @@ def judge(case: Case, evaluate: Evaluator, options: Options) -> Finding | None:
                        case.canonical.y_pred.shape, sample_weight=None if case.canonical
                        .sample_weight is None else case.canonical.sample_weight.shape,
                        message=message, exception=canonical.error)
-    references = [("canonical", case.canonical, canonical)]
+    references = [("canonical", canonical)]
     aligned = _aligned(case)
     if aligned is not None and (outcome := evaluate(aligned)).error is None:
-        references.insert(0, ("Keras-aligned", aligned, outcome))
+        references.insert(0, ("Keras-aligned", outcome))
     probe = evaluate(case.inputs)
     if probe.error is not None:
         return _finding(case, "raises", message=one_line(probe.error),
                         paths=call_paths(evaluate.target, case, "raises", options))
-    match = next((r for r in references if _close(probe, r[2], options)), None)
-    name, _, reference = match or references[0]
+    match = next((r for r in references if _close(probe, r[1], options)), None)
+    name, reference = match or references[0]
     if match is None and case.symmetric and reference.size > probe.size:
         probe, reference = reference, probe
     verdict = "safe" if match else ("broadcast" if probe.size > reference.size else "mismatch")

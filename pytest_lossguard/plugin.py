@@ -317,7 +317,7 @@ class LossguardItem(pytest.Item):
                 "it back, but the target would leave it changed in your own runs"),
                 LossguardWarning, filename or str(self.path), int(line) if line.isdigit() else 0)
 
-    def repr_failure(  # type: ignore[override]
+    def repr_failure(
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None,
     ) -> Any:
         if isinstance(excinfo.value, Failed):

@@ -34,7 +34,6 @@ class Settings:
     defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     targets: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     scan: tuple[str, ...] = ()
-    path: Path | None = None
 
 
 def find(start: Path) -> Path | None:
@@ -57,8 +56,8 @@ def load(start: Path) -> Settings:
     defaults = {k: v for k, v in table.items() if k not in ("targets", "scan")}
     Options.build(**defaults)  # unknown or malformed keys fail here, naming the key
     scan = table.get("scan", [])
-    return Settings(defaults, table.get("targets", {}), tuple([scan] if isinstance(scan, str)
-                                                               else scan), path)
+    scan = [scan] if isinstance(scan, str) else scan
+    return Settings(defaults, table.get("targets", {}), tuple(scan))
 
 
 def marker_kwargs(obj: Any) -> dict[str, Any]:

@@ -296,6 +296,19 @@ def test_sample_weight_rank_probe_flags_weights_that_broadcast():
     assert check(flat_weighted).ok
 
 
+def test_a_weighting_the_reference_cannot_take_is_not_applicable_not_an_error():
+    def column_weights_only(y_true, y_pred, sample_weight=None):
+        values = tf.square(reshaped(y_true, y_pred) - y_pred)
+        if sample_weight is not None:
+            values = values * tf.ensure_shape(sample_weight, (None, 1))
+        return tf.reduce_mean(values)
+
+    report = check(column_weights_only)
+    assert report.ok and report.error is None
+    assert "sample-weight-rank" not in verdicts(report)
+    assert set(verdicts(report).values()) == {"safe"}
+
+
 def test_label_dtype_and_coincident_batch_run_on_request():
     default = verdicts(check(pinball_first_column, y_true_shape=(1,), y_pred_shape=(3,)))
     assert not any(name.startswith(("label-dtype", "coincident")) for name in default)
