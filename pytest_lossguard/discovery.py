@@ -83,9 +83,12 @@ def scan_source(source: str) -> list[str]:
             if (any(name.endswith(_BASES) for name in bases)
                     or methods & {*STEPS, "call", "update_state"}):
                 reasons.append(f"{node.name}: subclasses {', '.join(sorted(bases))}")
-        elif (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
-              and _base_name(node.value.func).endswith("Loss")):
-            reasons.append(f"{ast.unparse(node.targets[0])}: a Loss instance")
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            # Without importing, any instance may be a Loss (keras.losses.Huber(), a class
+            # from elsewhere) and a partial may bind a loss: the import pass decides.
+            callee = _base_name(node.value.func)
+            if callee[:1].isupper() or callee == "partial":
+                reasons.append(f"{ast.unparse(node.targets[0])}: built by {callee}(...)")
     return reasons
 
 

@@ -207,7 +207,10 @@ def _shape_case(row: Probe, probe: Probe, canonical: Inputs, options: Options) -
         canonical.y_pred.reshape((batch, *pred_shape)),
     )
     label = row.name if row is probe else f"{row.name} ({probe.name}, B={batch})"
-    return Case(row, inputs, canonical, label)
+    # A coincident-batch case keeps its row's name and flags but the shape probe's edits,
+    # which say which side a fix must reshape.
+    edited = dataclasses.replace(row, y_true=probe.y_true, y_pred=probe.y_pred)
+    return Case(edited, inputs, canonical, label)
 
 
 def _weights_case(probe: Probe, canonical: Inputs, options: Options) -> Case:

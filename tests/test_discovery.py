@@ -150,6 +150,13 @@ def test_the_ast_pass_sees_candidates_without_importing(package):
     assert not any(r.startswith(("loss:", "batches:")) for r in reasons)
     assert "Residual: subclasses Metric" in reasons
     assert scan_source("def batches(x, y):\n    return x\n") == []
+    # Instances of classes defined elsewhere, and partials, may be losses: the import pass
+    # decides. A plain call result is not a candidate.
+    assert scan_source("from lib import Pinball\npinball = Pinball()\n") == [
+        "pinball: built by Pinball(...)"]
+    assert scan_source("import functools\nhalf = functools.partial(f, k=0.5)\n") == [
+        "half: built by partial(...)"]
+    assert scan_source("import logging\nlog = logging.getLogger(__name__)\n") == []
 
 
 def lossguard(*args, cwd):

@@ -319,6 +319,12 @@ def test_label_dtype_and_coincident_batch_run_on_request():
                        probes=["default", "coincident-batch"])
     names = [f.probe for f in coincident.findings]
     assert "coincident-batch (preds-extra-unit-axis, B=3)" in names
+    # Its findings keep the side they edited, which the fix names, and read apart in the block.
+    square = check(naive_mse, output_shape=(3,), probes=["coincident-batch"])
+    edits = {f.probe: f.edits for f in square.failures}
+    assert edits["coincident-batch (preds-extra-unit-axis, B=3)"] == ("y_pred",)
+    assert edits["coincident-batch (labels-extra-unit-axis, B=3)"] == ("y_true",)
+    assert "coincident-batch (labels-extra-unit-axis, B=3) y_true (3, 3, 1)" in str(square)
 
 
 def test_unknown_options_and_probes_are_refused_with_the_known_ones():
