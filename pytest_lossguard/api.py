@@ -17,10 +17,12 @@ def check(target: Any, **options: Any) -> Report:
     Raises LossguardError only when the target cannot be checked at all; a broken
     target is a Report whose `ok` is False.
     """
+    __tracebackhide__ = True
     return probe(target, Options.build(**options))
 
 
 def _expect(target: Any, model: bool) -> None:
+    __tracebackhide__ = True
     kind = classify(target)
     if kind == "factory" or kind.startswith("model") == model:
         return
@@ -30,11 +32,13 @@ def _expect(target: Any, model: bool) -> None:
 
 def check_loss(target: Any, **options: Any) -> Report:
     """`check` for a loss or metric function, Loss class or instance, or factory of one."""
+    __tracebackhide__ = True
     _expect(target, model=False)
     return check(target, **options)
 
 
 def check_model(target: Any, **options: Any) -> Report:
     """`check` for a keras Model class or instance, or a factory of one."""
+    __tracebackhide__ = True
     _expect(target, model=True)
     return check(target, **options)

@@ -393,11 +393,24 @@ class Guard:
         self.config = config
 
     def check(self, target: Any, **options: Any) -> Report:
-        """Probe `target`; fail the calling test with the failure block unless it is ok."""
-        __tracebackhide__ = True
-        from pytest_lossguard.oracle import probe
+        """Probe `target`; fail the calling test with the failure block unless it is ok.
 
-        report = probe(target, Options.build(base_options(self.config), **options))
+        Options: the call's keywords over the target's own mark, its `[tool.lossguard.targets]`
+        entry and the ini defaults, as for a collected item. A target that cannot be checked
+        fails the test with the reason too.
+        """
+        __tracebackhide__ = True
+        from pytest_lossguard.discovery import target_id
+        from pytest_lossguard.oracle import probe
+        from pytest_lossguard.settings import options_for
+
+        try:
+            key = target_id(target, inspect.getmodule(target))
+            base = options_for(key, target, base_options(self.config),
+                               project_settings(self.config))
+            report = probe(target, Options.build(base, **options))
+        except LossguardError as exc:
+            pytest.fail(f"lossguard: {exc}", pytrace=False)
         if not report.ok:
             pytest.fail(str(report), pytrace=False)
         return report

@@ -131,6 +131,7 @@ def classify(obj: Any) -> str:
     Cheap enough for collection time: "loss class", "metric class", "model class", "loss",
     "metric", "model", "function" or "factory".
     """
+    __tracebackhide__ = True
     name = describe(obj)
     if isinstance(obj, type):
         for kind in _KINDS:
@@ -160,6 +161,7 @@ def classify(obj: Any) -> str:
 
 def resolve(obj: Any, options: Options, *, _built: bool = False) -> Target:
     """Turn a marked object into a Target, building classes and factories as needed."""
+    __tracebackhide__ = True
     name = describe(obj)
     kind = classify(obj)
     if kind == "model":

@@ -220,13 +220,31 @@ def test_fixture_fails_the_test_with_the_report(pytester):
         def test_aligned(lossguard):
             report = lossguard.check(lambda t, p: np.abs(np.reshape(t, np.shape(p)) - p))
             assert report.ok
+
+        def quantiles(y_true, y_pred):
+            return np.abs(np.reshape(y_true, (-1, 1)) - y_pred)
+
+        def test_override_applies(lossguard):
+            assert lossguard.check(quantiles).pred_shape == (3,)
+
+        def test_not_a_loss(lossguard):
+            lossguard.check(42)
+    """)
+    pytester.makepyprojecttoml("""
+        [tool.lossguard.targets."test_fixture:quantiles"]
+        y_true_shape = [1]
+        y_pred_shape = [3]
     """)
     result = pytester.runpytest_subprocess("-rA")
     assert outcomes_by_item(result) == {
         "test_fixture.py::test_guarded": "FAILED",
         "test_fixture.py::test_aligned": "PASSED",
+        "test_fixture.py::test_override_applies": "PASSED",
+        "test_fixture.py::test_not_a_loss": "FAILED",
     }
     result.stdout.fnmatch_lines(["*lossguard: np_mae broadcasts labels against predictions"])
+    result.stdout.fnmatch_lines(["lossguard: int (int) is not callable; lossguard accepts*"])
+    assert "pytest_lossguard/" not in result.stdout.str()
 
 
 FRAMEWORKS = ("tensorflow", "keras", "tf_keras", "jax", "torch")
