@@ -416,3 +416,27 @@ def test_report_as_dict_is_json_and_carries_every_finding():
     assert data["findings"][0]["probe"] == "labels-missing-unit-axis"
     assert data["findings"][0]["operation"] == "Sub (7,), (7, 1) -> (7, 7)"
     assert "exception" not in data["findings"][0]
+
+
+def json_keys(value, skip=("paths",)):
+    """Every dict key in a JSON value, not descending into `skip` (whose keys are data)."""
+    if isinstance(value, dict):
+        return {k for k in value} | {key for k, v in value.items() if k not in skip
+                                     for key in json_keys(v, skip)}
+    if isinstance(value, list):
+        return {key for item in value for key in json_keys(item, skip)}
+    return set()
+
+
+def test_the_readme_documents_exactly_the_json_report_keys():
+    from pathlib import Path
+
+    from pytest_lossguard.report import document, entry
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = text[text.index("### JSON report and JUnit"):text.index("### Models")]
+    block = section[section.index("```text"):section.index("```", section.index("```text") + 3)]
+    documented = set(re.findall(r'"([\w-]+)"', block))
+    doc = json.loads(json.dumps(document([entry("t::naive_mse[lossguard]", check(naive_mse)),
+                                          entry("t::x[lossguard]", None, "cannot")])))
+    assert json_keys(doc) == documented
