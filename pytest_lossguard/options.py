@@ -77,8 +77,6 @@ class Options:
         return options
 
     def _validate(self) -> None:
-        from pytest_lossguard.probes import select  # lazy: probes builds on this module
-
         if not isinstance(self.strict, bool):
             raise LossguardError(f"strict={self.strict!r} must be True or False")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -86,7 +84,6 @@ class Options:
         if not all(isinstance(name, str) for name in self.probes):
             raise LossguardError(f"probes={self.probes!r} must be probe names, e.g. "
                                  "probes=['default', 'label-dtype']")
-        select(self.probes)
         if self.domain not in DOMAINS:
             raise LossguardError(
                 f"domain={self.domain!r} is not known; use one of {', '.join(DOMAINS)}"
