@@ -19,6 +19,7 @@ import pytest
 
 from pytest_lossguard.errors import LossguardError, LossguardWarning, OptionNeeded
 from pytest_lossguard.options import Options
+from pytest_lossguard.settings import marks_of, own_marks
 
 if TYPE_CHECKING:
     from pytest_lossguard.report import Report
@@ -181,20 +182,9 @@ class ScanRoot(pytest.Collector):
 
 
 def _own_marks(name: str, obj: Any) -> list[pytest.Mark]:
-    """Lossguard marks set on `obj` itself, or a module's `pytestmark` when name says so.
-
-    A class does not inherit its base's marks here: marking a base Loss marks only the base.
-    """
-    if name == "pytestmark":
-        marks = obj
-    elif isinstance(obj, type):
-        marks = vars(obj).get("pytestmark", [])
-    else:
-        marks = getattr(obj, "pytestmark", [])
-    if not isinstance(marks, list):
-        marks = [marks]
-    found = [getattr(m, "mark", m) for m in marks]
-    return [m for m in found if isinstance(m, pytest.Mark) and m.name == MARKER]
+    """Lossguard marks set on `obj` itself, or a module's `pytestmark` when name says so."""
+    marks = own_marks(obj) if name == "pytestmark" else marks_of(obj)
+    return [mark for mark in marks if isinstance(mark, pytest.Mark)]
 
 
 @pytest.hookimpl(wrapper=True)

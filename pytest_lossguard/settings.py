@@ -60,15 +60,25 @@ def load(start: Path) -> Settings:
     return Settings(defaults, table.get("targets", {}), tuple(scan))
 
 
+def own_marks(marks: Any) -> list[Any]:
+    """The lossguard marks among a `pytestmark` value (one mark, a decorator or a list), read
+    without importing pytest."""
+    found = [getattr(mark, "mark", mark) for mark in (marks if isinstance(marks, list)
+                                                       else [marks])]
+    return [mark for mark in found if getattr(mark, "name", None) == "lossguard"]
+
+
+def marks_of(obj: Any) -> list[Any]:
+    """Lossguard marks set on `obj` itself: a class does not inherit its base's marks here,
+    so marking a base Loss marks only the base."""
+    return own_marks(vars(obj).get("pytestmark", []) if isinstance(obj, type)
+                     else getattr(obj, "pytestmark", []))
+
+
 def marker_kwargs(obj: Any) -> dict[str, Any]:
-    """The kwargs of a @pytest.mark.lossguard on `obj` itself, read without importing pytest."""
-    marks = vars(obj).get("pytestmark", []) if isinstance(obj, type) else getattr(
-        obj, "pytestmark", [])
-    for mark in marks if isinstance(marks, list) else [marks]:
-        mark = getattr(mark, "mark", mark)
-        if getattr(mark, "name", None) == "lossguard":
-            return {k: v for k, v in getattr(mark, "kwargs", {}).items() if k != "targets"}
-    return {}
+    """The kwargs of a @pytest.mark.lossguard on `obj` itself."""
+    marks = marks_of(obj)
+    return {k: v for k, v in marks[0].kwargs.items() if k != "targets"} if marks else {}
 
 
 def options_for(target_id: str, obj: Any, base: Options, settings: Settings) -> Options:
