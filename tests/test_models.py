@@ -115,24 +115,23 @@ def test_a_functional_model_supplies_its_own_input_shape():
     assert report.findings and report.error is None
 
 
-def test_a_step_returning_none_is_an_error_naming_the_fix():
-    class Silent(zoo.Linear):
-        def train_step(self, data):
-            self.fit_step(data, lambda x, y, y_pred: zoo.mse(y, y_pred))
+def returns_nothing(self, data):
+    self.fit_step(data, lambda x, y, y_pred: zoo.mse(y, y_pred))
 
-    report = check(Silent, **SHAPE)
+
+def reports_no_loss_and_trains_nothing(self, data):
+    return {"batches": 1.0}
+
+
+@pytest.mark.parametrize(("step", "message"), [
+    (returns_nothing, "train_step returned None"),
+    (reports_no_loss_and_trains_nothing, "train_step reported no loss and moved no weight"),
+])
+def test_a_train_step_without_a_loss_is_an_error_naming_the_fix(step, message):
+    model = type("Silent", (zoo.Linear,), {"train_step": step})
+    report = check(model, **SHAPE)
     assert report.error is not None
-    assert "train_step returned None" in report.error.message
-
-
-def test_a_train_step_that_reports_no_loss_and_trains_nothing_is_an_error():
-    class Idle(zoo.Linear):
-        def train_step(self, data):
-            return {"batches": 1.0}
-
-    report = check(Idle, **SHAPE)
-    assert report.error is not None
-    assert "train_step reported no loss and moved no weight" in report.error.message
+    assert message in report.error.message
 
 
 def test_a_train_step_that_reports_no_loss_is_still_judged_by_its_weight_update():
