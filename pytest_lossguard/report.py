@@ -106,7 +106,8 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly view of the whole report."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        data["findings"] = [f.as_dict() for f in self.findings]
+        data["findings"] = [{**f.as_dict(), "fix": fix_hint(self, f) if f in self.failures
+                             else None} for f in self.findings]
         data["ok"] = self.ok
         data["counts"] = self.counts()
         return data
@@ -256,16 +257,17 @@ def _step_lines(finding: Finding) -> list[str]:
 
 
 def fix_code(report: Report, finding: Finding) -> str:
-    """The statement that aligns the probe's odd side, to put first in the loss's body."""
+    """The statement that aligns the probe's odd side, to put first in the loss's body.
+
+    With equal canonical shapes, labels reshaped to the prediction's shape fix every probe
+    (Keras's own idiom); otherwise the side the probe edited goes back to its own shape.
+    """
     ns = _NAMESPACES.get(report.backend, "keras.ops")
-    side = "y_pred" if finding.edits == ("y_pred",) else "y_true"
-    other = "y_true" if side == "y_pred" else "y_pred"
     if report.true_shape == report.pred_shape:
-        target_shape = f"{ns}.shape({other})"
-    else:
-        own = report.pred_shape if side == "y_pred" else report.true_shape
-        target_shape = str((-1, *own))
-    return f"{side} = {ns}.reshape({side}, {target_shape})"
+        return f"y_true = {ns}.reshape(y_true, {ns}.shape(y_pred))"
+    side = "y_pred" if finding.edits == ("y_pred",) else "y_true"
+    own = report.pred_shape if side == "y_pred" else report.true_shape
+    return f"{side} = {ns}.reshape({side}, {(-1, *own)})"
 
 
 def fix_hint(report: Report, finding: Finding) -> str:
@@ -329,9 +331,16 @@ def render(report: Report) -> str:
         lines.extend(_block(finding))
     lines.extend(line for f in raises for line in _note(f))
     lines.extend(_restored(report))
-    fix = textwrap.wrap(fix_hint(report, failures[0]), _WIDTH - 14)
-    lines.append(f"  fix         {fix[0]}")
-    lines.extend(f"              {rest}" for rest in fix[1:])
+    # One fix per distinct change to make (the statement, where it goes): probes that edit
+    # different sides, or the weights, need different ones; the first finding words each.
+    changes: dict[tuple[str, bool, str], Finding] = {}
+    for finding in failures:
+        changes.setdefault((finding.method, finding.sample_weight is None,
+                            fix_code(report, finding)), finding)
+    for finding in changes.values():
+        fix = textwrap.wrap(fix_hint(report, finding), _WIDTH - 14)
+        lines.append(f"  fix         {fix[0]}")
+        lines.extend(f"              {rest}" for rest in fix[1:])
     return "\n".join(lines)
 
 

@@ -296,6 +296,22 @@ def test_sample_weight_rank_probe_flags_weights_that_broadcast():
     assert check(flat_weighted).ok
 
 
+def test_each_distinct_fix_is_given_and_recorded_per_finding():
+    def labels_and_weights_broadcast(y_true, y_pred, sample_weight=None):
+        values = tf.reduce_mean(tf.square(y_true - y_pred), axis=-1)
+        return values if sample_weight is None else values * sample_weight
+
+    report = check(labels_and_weights_broadcast)
+    text = str(report)
+    assert text.count("\n  fix         ") == 2
+    assert "fix         reshape sample_weight to the per-sample loss" in text
+    assert "fix         align ranks before combining" in text
+    fixes = {f["probe"]: f["fix"] for f in report.as_dict()["findings"]}
+    assert fixes["sample-weight-rank"].startswith("reshape sample_weight")
+    assert fixes["labels-missing-unit-axis"].startswith("align ranks before combining")
+    assert check(reshaped_mse).as_dict()["findings"][0]["fix"] is None
+
+
 def test_a_weighting_the_reference_cannot_take_is_not_applicable_not_an_error():
     def column_weights_only(y_true, y_pred, sample_weight=None):
         values = tf.square(reshaped(y_true, y_pred) - y_pred)
