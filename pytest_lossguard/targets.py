@@ -174,6 +174,7 @@ def resolve(obj: Any, options: Options, *, _built: bool = False) -> Target:
         return _resolve_function(obj, name)
     if _built:
         raise LossguardError(f"factory {name} returned another factory; return the target itself")
+
     def build() -> Any:
         return obj() if kind == "factory" else obj(**options.init)
 
