@@ -146,26 +146,29 @@ def document(entries: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def summary_table(entries: list[dict[str, Any]], verbose: bool) -> list[str]:
-    """The summary table: one row per target (failing ones only unless verbose), then totals."""
+    """The summary table: one row per target (failing ones only unless verbose), then totals.
+
+    The counts come first and the target last, so a long node id never pushes the numbers
+    off a narrow terminal.
+    """
     shown = [e for e in entries if verbose or not e["ok"] or e["raises"]]
-    width = max([len("target"), *(len(e["nodeid"]) for e in shown)])
-    lines = [f"{'target':<{width}}  probes  " + "  ".join(VERDICTS) + "  seconds"]
+    lines = ["probes  " + "  ".join(VERDICTS) + "  seconds  target"]
     totals = {key: 0.0 for key in (*VERDICTS, "seconds")}
     for row in sorted(entries, key=lambda e: e["nodeid"]):
         for key in totals:
             totals[key] += row[key]
         if row in shown:
-            lines.append(_table_row(row["nodeid"], width, row))
-    lines.append(_table_row(f"{len(entries)} target(s)", width, totals))
+            lines.append(_table_row(row["nodeid"], row))
+    lines.append(_table_row(f"{len(entries)} target(s)", totals))
     if len(shown) < len(entries):
         lines.append(f"({len(entries) - len(shown)} clean target(s) not shown; -v shows all)")
     return lines
 
 
-def _table_row(label: str, width: int, row: dict[str, Any]) -> str:
+def _table_row(label: str, row: dict[str, Any]) -> str:
     probes = int(sum(row[v] for v in VERDICTS))
     counts = "  ".join(f"{int(row[v]):>{len(v)}}" for v in VERDICTS)
-    return f"{label:<{width}}  {probes:>6}  {counts}  {row['seconds']:>7.2f}"
+    return f"{probes:>6}  {counts}  {row['seconds']:>7.2f}  {label}"
 
 
 def display_path(path: str) -> str:
