@@ -9,6 +9,7 @@ from typing import Literal
 
 import numpy as np
 
+from pytest_lossguard.caches import cached
 from pytest_lossguard.errors import LossguardError
 from pytest_lossguard.options import Options, Shape
 
@@ -133,7 +134,7 @@ def draw(options: Options, batch: int) -> Inputs:
     return _draw(options.seed, batch, options.true_shape, options.pred_shape, options.domain)
 
 
-@functools.lru_cache(maxsize=256)
+@cached(maxsize=256)
 def _draw(seed: int, batch: int, true_sample: Shape, pred_sample: Shape, domain: str) -> Inputs:
     """The draw, cached: every target with the same options gets the same (read-only) arrays."""
     rng = np.random.default_rng([seed, batch])

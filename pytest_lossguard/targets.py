@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pytest_lossguard.backends import infer
+from pytest_lossguard.caches import cached, memo
 from pytest_lossguard.errors import LossguardError
 from pytest_lossguard.options import Options
 from pytest_lossguard.report import display_path
@@ -81,21 +82,13 @@ def describe(obj: Any) -> str:
     return type(obj).__name__
 
 
-def _memo(cached: Any, key: Any) -> Any:
-    """`cached(key)` from an lru_cache, or computed afresh when `key` is unhashable."""
-    try:
-        return cached(key)
-    except TypeError:
-        return cached.__wrapped__(key)
-
-
 def _source(obj: Any) -> str:
     """`path:line` of the code behind `obj`, or "" when it has no source."""
-    path, line = _memo(_defined_at, _unwrap(obj))
+    path, line = memo(_defined_at, _unwrap(obj))
     return f"{display_path(path)}:{line}" if line else ""
 
 
-@functools.lru_cache(maxsize=1024)
+@cached()
 def _defined_at(inner: Any) -> tuple[str, int]:
     """Cached: reading the source file costs more than a clean loss's whole check."""
     try:
@@ -106,10 +99,10 @@ def _defined_at(inner: Any) -> tuple[str, int]:
 
 def _signature(fn: Any) -> inspect.Signature | None:
     """The call signature, cached where `fn` is hashable: classify and resolve both ask."""
-    return _memo(_cached_signature, fn)
+    return memo(_cached_signature, fn)
 
 
-@functools.lru_cache(maxsize=1024)
+@cached()
 def _cached_signature(fn: Any) -> inspect.Signature | None:
     try:
         return inspect.signature(getattr(fn, "python_function", fn))
