@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pytest_lossguard.api import check, check_loss, check_model
     from pytest_lossguard.errors import LossguardError, LossguardWarning
+    from pytest_lossguard.findings import Finding, Report
     from pytest_lossguard.options import Options
-    from pytest_lossguard.report import Finding, Report
 
 __all__ = [
     "Finding", "LossguardError", "LossguardWarning", "Options", "Report", "check", "check_loss",
@@ -28,8 +28,8 @@ _HOMES = {
     "LossguardError": "errors",
     "LossguardWarning": "errors",
     "Options": "options",
-    "Finding": "report",
-    "Report": "report",
+    "Finding": "findings",
+    "Report": "findings",
 }
 
 

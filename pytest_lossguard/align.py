@@ -6,6 +6,7 @@ of shapes by the installed Keras's own function and then applied to arrays as a 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import importlib.util
@@ -18,6 +19,25 @@ from pytest_lossguard.errors import LossguardError
 from pytest_lossguard.options import Shape
 
 ShapePair = tuple[Shape, Shape]
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """The alignment in force: which Keras it comes from, and the rule on shapes.
+
+    `flavour` is "keras", "tf_keras", or "" for the NumPy port (no Keras containers then);
+    `note` says why a Keras that is installed could not be used.
+    """
+
+    flavour: str
+    version: str
+    align: Callable[[Shape, Shape], ShapePair]
+    note: str = ""
+
+    @property
+    def name(self) -> str:
+        """As reports show it, e.g. "keras 3.15.1"."""
+        return f"{self.flavour} {self.version}" if self.flavour else "numpy port of keras 3"
 
 
 def _keras3() -> Callable[[Shape, Shape], ShapePair]:
@@ -55,8 +75,8 @@ def _legacy_requested() -> bool:
 
 
 @functools.cache
-def reference() -> tuple[str, Callable[[Shape, Shape], ShapePair], str]:
-    """(name, align function, note) of the alignment in force for the user's Keras."""
+def reference() -> Reference:
+    """The alignment in force for the user's Keras."""
     order = [("tf_keras", _tf_keras), ("keras", _keras3)]
     if not _legacy_requested():
         order.reverse()
@@ -76,11 +96,11 @@ def reference() -> tuple[str, Callable[[Shape, Shape], ShapePair], str]:
             notes.append(f"{name} failed to import ({type(exc).__name__}: {exc})")
             continue
         version = getattr(importlib.import_module(name), "__version__", "?")
-        return f"{name} {version}", align, "; ".join(notes)
-    return "numpy port of keras 3", numpy_port, "; ".join(notes)
+        return Reference(name, version, align, "; ".join(notes))
+    return Reference("", "", numpy_port, "; ".join(notes))
 
 
 @functools.cache
 def aligned_shapes(true: Shape, pred: Shape) -> ShapePair:
     """Batch-inclusive shapes after the container's alignment, as the user's Keras computes it."""
-    return reference()[1](true, pred)
+    return reference().align(true, pred)

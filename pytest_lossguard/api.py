@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from pytest_lossguard.engine import probe
 from pytest_lossguard.errors import LossguardError
+from pytest_lossguard.findings import Report
+from pytest_lossguard.kinds import classify
 from pytest_lossguard.options import Options
-from pytest_lossguard.oracle import probe
-from pytest_lossguard.report import Report
-from pytest_lossguard.targets import classify, describe
 
 
 def check(target: Any, **options: Any) -> Report:
@@ -24,10 +24,10 @@ def check(target: Any, **options: Any) -> Report:
 def _expect(target: Any, model: bool) -> None:
     __tracebackhide__ = True
     kind = classify(target)
-    if kind == "factory" or kind.startswith("model") == model:
+    if kind.is_model is None or kind.is_model == model:
         return
     wanted, other = ("a keras Model", "check_loss") if model else ("a loss", "check_model")
-    raise LossguardError(f"{describe(target)} is not {wanted}; use {other} or check")
+    raise LossguardError(f"{kind.name} is not {wanted}; use {other} or check")
 
 
 def check_loss(target: Any, **options: Any) -> Report:

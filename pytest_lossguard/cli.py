@@ -15,7 +15,9 @@ from typing import Any
 
 from pytest_lossguard import discovery, settings
 from pytest_lossguard.errors import LossguardError, OptionNeeded
-from pytest_lossguard.report import document, entry, render, summary_table
+from pytest_lossguard.json_report import document, entry
+from pytest_lossguard.render import render, summary_table
+from pytest_lossguard.text import prefixed
 
 CLEAN, FINDINGS, USAGE = 0, 1, 2
 
@@ -108,31 +110,29 @@ def _run(args: argparse.Namespace) -> int:
         if args.format == "json":
             print(json.dumps(document([]), indent=2))
         else:
-            print(f"lossguard: no candidate in {len(files)} file(s); nothing to check")
+            print(prefixed(f"no candidate in {len(files)} file(s); nothing to check"))
         return CLEAN
     # Only now that something is to be probed do NumPy and the frameworks load.
-    from pytest_lossguard.options import Options
-    from pytest_lossguard.oracle import probe
+    from pytest_lossguard.engine import probe
 
     candidates = discovery.discover(_import_names(files, names))
-    defaults: dict[str, Any] = {**config.defaults, **({"strict": True} if args.strict else {})}
-    base = Options.build(None, **defaults)
+    base = settings.base(config, {"strict": True} if args.strict else {})
     entries: list[dict[str, Any]] = []
     blocks: list[str] = []
     for candidate in candidates:
         if candidate.skipped:
-            blocks.append(f"lossguard: skipped {candidate.id} ({candidate.reason}): "
-                          f"{candidate.skipped}")
+            blocks.append(prefixed(f"skipped {candidate.id} ({candidate.reason}): "
+                                   f"{candidate.skipped}"))
             continue
         try:
-            options = settings.options_for(candidate.id, candidate.obj, base, config)
+            options = settings.layered(candidate.id, candidate.obj, base, config)
             report = probe(candidate.obj, options)
         except OptionNeeded as exc:
-            blocks.append(f"lossguard: skipped {candidate.id}: {exc.for_scan(candidate.id)}")
+            blocks.append(prefixed(f"skipped {candidate.id}: {exc.for_scan(candidate.id)}"))
             continue
         except LossguardError as exc:
             entries.append(entry(candidate.id, None, str(exc)))
-            blocks.append(f"lossguard: {candidate.id}: {exc}")
+            blocks.append(prefixed(f"{candidate.id}: {exc}"))
             continue
         entries.append(entry(candidate.id, report))
         if not report.ok:
@@ -153,6 +153,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args)
     except (LossguardError, ImportError, SyntaxError, OSError) as exc:
-        print(f"lossguard: {type(exc).__name__}: {exc}" if not isinstance(exc, LossguardError)
-              else f"lossguard: {exc}", file=sys.stderr)
+        reason = str(exc) if isinstance(exc, LossguardError) else f"{type(exc).__name__}: {exc}"
+        print(prefixed(reason), file=sys.stderr)
         return USAGE

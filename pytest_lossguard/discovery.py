@@ -26,8 +26,15 @@ PAIRS = frozenset({
     ("targets", "predictions"), ("target", "pred"), ("y", "y_hat"), ("y", "yhat"),
     ("y", "y_pred"), ("y_true", "logits"), ("true", "pred"), ("truth", "prediction"),
 })
+# The methods whose override makes a model worth probing.
 STEPS = ("train_step", "test_step", "compute_loss")
+
 _BASES = ("Loss", "Metric", "Model")
+
+
+def pair(args: list[str]) -> tuple[str, str] | None:
+    """The first two parameter names, when they read as (labels, predictions)."""
+    return (args[0], args[1]) if len(args) >= 2 and (args[0], args[1]) in PAIRS else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,10 +51,6 @@ class Candidate:
     def id(self) -> str:
         """`module:qualname`, the key of a `[tool.lossguard.targets]` override."""
         return f"{self.module}:{self.qualname}"
-
-
-def _pair(args: list[str]) -> tuple[str, str] | None:
-    return (args[0], args[1]) if len(args) >= 2 and (args[0], args[1]) in PAIRS else None
 
 
 def _base_name(node: ast.expr) -> str:
@@ -72,9 +75,9 @@ def scan_source(source: str) -> list[str]:
     metrics = _metric_names(tree)
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            pair = _pair([a.arg for a in node.args.posonlyargs + node.args.args])
-            if pair:
-                reasons.append(f"{node.name}: parameters {pair[0]}, {pair[1]}")
+            found = pair([a.arg for a in node.args.posonlyargs + node.args.args])
+            if found:
+                reasons.append(f"{node.name}: parameters {found[0]}, {found[1]}")
             elif node.name in metrics:
                 reasons.append(f"{node.name}: used in compile(metrics=...)")
         elif isinstance(node, ast.ClassDef):
@@ -94,34 +97,12 @@ def scan_source(source: str) -> list[str]:
 
 def _reason(name: str, obj: Any, metrics: set[str]) -> str | None:
     """Why `obj` is a candidate, or None if it is not one."""
-    from pytest_lossguard.targets import classify, user_defines
+    from pytest_lossguard.kinds import classify
 
     try:
-        kind = classify(obj)
+        return classify(obj).reason(name, metrics)
     except LossguardError:
         return None
-    if kind == "loss class":
-        return "a keras Loss subclass"
-    if kind == "loss":
-        return "a keras Loss instance"
-    if kind == "metric class" and user_defines(obj, "update_state"):
-        return "a keras Metric subclass overriding update_state"
-    if kind in ("model class", "model"):
-        cls = obj if isinstance(obj, type) else type(obj)
-        overrides = [step for step in STEPS if user_defines(cls, step)]
-        return f"a keras Model overriding {', '.join(overrides)}" if overrides else None
-    if kind != "function" or isinstance(obj, type):
-        return None
-    try:
-        args = list(inspect.signature(obj).parameters)
-    except (TypeError, ValueError):
-        return None
-    pair = _pair(args)
-    if pair:
-        return f"parameters ({pair[0]}, {pair[1]})"
-    if name in metrics:
-        return "used in compile(metrics=...)"
-    return None
 
 
 def _skipped(obj: Any) -> str:

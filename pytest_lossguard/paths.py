@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from pytest_lossguard import align
+from pytest_lossguard.findings import Paths, PathStatus, Verdict
 from pytest_lossguard.options import Options
 from pytest_lossguard.probes import Case, Inputs
-from pytest_lossguard.targets import Target
 from pytest_lossguard.tolerance import close
 
 DIRECT = "direct call"
 LOSS = "compile(loss=...)"
 METRICS = "compile(metrics=...)"
-# A probe's verdict as the status of the call path it ran on.
-STATUS = {"broadcast": "affected", "mismatch": "affected", "raises": "raises"}
+FIT = "fit()"
+EVALUATE = "evaluate()"
 Runner = Callable[[Any, Inputs], float]
-Paths = tuple[tuple[str, str], ...]
 
 
 def _keras3() -> tuple[Runner, Runner]:
@@ -67,35 +66,44 @@ def _tf_keras() -> tuple[Runner, Runner]:
     return loss, metric
 
 
+_CONTAINERS = {"keras": _keras3, "tf_keras": _tf_keras}
+
+
 @functools.cache
 def _runners() -> tuple[Runner, Runner] | None:
     """The loss and metric runners of the Keras that the reference alignment comes from."""
-    flavour = align.reference()[0].partition(" ")[0]
-    loaders = {"keras": _keras3, "tf_keras": _tf_keras}
-    return loaders[flavour]() if flavour in loaders else None
+    loader = _CONTAINERS.get(align.reference().flavour)
+    return loader() if loader is not None else None
 
 
-def _measure(run: Runner, target: Target, case: Case, options: Options) -> str:
+class Instances(Protocol):
+    """A target as Keras's containers take it: a fresh object for every container run."""
+
+    def instance(self) -> Any:
+        """The object to hand to a container."""
+
+
+def _measure(run: Runner, target: Instances, case: Case, options: Options) -> PathStatus:
     try:
         reference = run(target.instance(), case.canonical)
     except Exception:  # Keras does not take this target on this path
-        return "n/a"
+        return PathStatus.NA
     try:
         value = run(target.instance(), case.inputs)
     except Exception:
-        return "raises"
-    return "protected" if close(value, reference, 4, options) else "affected"
+        return PathStatus.RAISES
+    return PathStatus.PROTECTED if close(value, reference, 4, options) else PathStatus.AFFECTED
 
 
-def call_paths(target: Target, case: Case, verdict: str, options: Options) -> Paths:
-    """(path, status) for the direct call and both compile() paths of a loss or metric."""
-    paths = [(DIRECT, STATUS.get(verdict, "protected"))]
+def call_paths(target: Instances, case: Case, verdict: Verdict, options: Options,
+               containers: tuple[str, ...] = (LOSS, METRICS)) -> Paths:
+    """(path, status) for the direct call and both compile() paths; a path not in
+    `containers` does not take this kind of target and reads n/a."""
+    paths = [(DIRECT, PathStatus.of(verdict))]
     runners = _runners()
     if runners is None:
         return tuple(paths)
     for path, run in zip((LOSS, METRICS), runners, strict=True):
-        if path == LOSS and target.kind == "metric":
-            paths.append((path, "n/a"))  # a Metric object is not a loss
-        else:
-            paths.append((path, _measure(run, target, case, options)))
+        status = _measure(run, target, case, options) if path in containers else PathStatus.NA
+        paths.append((path, status))
     return tuple(paths)

@@ -81,7 +81,19 @@ def marker_kwargs(obj: Any) -> dict[str, Any]:
     return {k: v for k, v in marks[0].kwargs.items() if k != "targets"} if marks else {}
 
 
-def options_for(target_id: str, obj: Any, base: Options, settings: Settings) -> Options:
-    """Base options, then the target's `[tool.lossguard.targets]` entry, then its marker."""
-    override = dict(settings.targets.get(target_id, {}))
-    return Options.build(base, **{**override, **marker_kwargs(obj)})
+def base(settings: Settings, ini: Mapping[str, Any] | None = None) -> Options:
+    """The options every target starts from: `[tool.lossguard]` over the ini keys and
+    command-line flags (`ini`)."""
+    return Options.build(**{**(ini or {}), **settings.defaults})
+
+
+def layered(target_id: str, obj: Any, start: Options, settings: Settings,
+            given: Mapping[str, Any] | None = None) -> Options:
+    """One target's options, each layer over the one before: `start` (see `base`), its
+    `[tool.lossguard.targets]` entry, the mark on the target itself, then `given` (the kwargs
+    of the mark that listed it, or of a fixture call).
+
+    Items, the fixture and the CLI all come here, so a target gets the same options each way.
+    """
+    entry = settings.targets.get(target_id, {})
+    return Options.build(start, **{**entry, **marker_kwargs(obj), **(given or {})})

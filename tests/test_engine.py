@@ -81,10 +81,10 @@ def test_seed_naive_mse_is_flagged_and_its_reshaped_twin_passes():
     finding = flagged.failures[0]
     assert finding.verdict == "broadcast"
     assert finding.result_shape == ()  # reduced to a scalar: only the trace shows the growth
-    assert finding.operation == "Sub (7,), (7, 1) -> (7, 7)"
+    assert finding.location.operation == "Sub (7,), (7, 1) -> (7, 7)"
     line = inspect.getsourcelines(naive_mse)[1] + 1
-    assert finding.location.endswith(f"test_engine.py:{line}")
-    assert finding.source == "return tf.reduce_mean(tf.math.square(y_true - y_pred))"
+    assert finding.location.where.endswith(f"test_engine.py:{line}")
+    assert finding.location.source == "return tf.reduce_mean(tf.math.square(y_true - y_pred))"
     assert (finding.y_true, finding.y_pred) == ((7,), (7, 1))
     assert finding.value > 10 * finding.reference_value
     assert check(reshaped_mse).ok
@@ -153,8 +153,9 @@ def test_metric_objects_are_called_as_documented_and_judged():
     report = check(ResidualMetric)
     assert report.kind == "metric" and not report.ok
     finding = report.failures[0]
-    assert finding.verdict == "broadcast" and finding.operation == "Sub (7,), (7, 1) -> (7, 7)"
-    assert finding.source == "squared = keras.ops.square(y_true - y_pred)"
+    assert finding.verdict == "broadcast"
+    assert finding.location.operation == "Sub (7,), (7, 1) -> (7, 7)"
+    assert finding.location.source == "squared = keras.ops.square(y_true - y_pred)"
     assert dict(finding.paths) == {"direct call": "affected", "compile(loss=...)": "n/a",
                                    "compile(metrics=...)": "affected"}
     assert "align ranks in update_state" in str(report)
@@ -447,7 +448,7 @@ def json_keys(value, skip=("paths",)):
 def test_the_readme_documents_exactly_the_json_report_keys():
     from pathlib import Path
 
-    from pytest_lossguard.report import document, entry
+    from pytest_lossguard.json_report import document, entry
 
     text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     section = text[text.index("### JSON report and JUnit"):text.index("### Models")]

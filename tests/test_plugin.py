@@ -158,7 +158,7 @@ def test_ini_defaults_apply_under_marker_kwargs(pytester):
     result.stdout.fnmatch_lines(["*CategoricalCrossentropy[[]lossguard[]] PASSED*"])
     pytester.makeini("[pytest]\nlossguard_domain = nonsense\n")
     result = pytester.runpytest_subprocess("--lossguard")
-    result.stderr.fnmatch_lines(["*lossguard ini options: domain='nonsense' is not known*"])
+    result.stderr.fnmatch_lines(["*lossguard: ini options: domain='nonsense' is not known*"])
 
 
 def test_a_target_imported_into_two_modules_is_one_item_with_its_override(pytester):

@@ -1,32 +1,73 @@
-"""How to hand a target its inputs and read its result, per array library."""
+"""Frameworks as backends: the one protocol that the judge, the kinds and the tracers talk to.
+
+Adding a backend (for example JAX or torch) is one module in this package plus one line in
+`_MODULES`; nothing in the judge changes:
+
+1. Write `backends/<name>.py` with a class implementing `Backend` and a module-level
+   `BACKEND = YourBackend()`. Import the framework at module level: the module is loaded only
+   when a target needs it, never at plugin load.
+2. `to_tensor` / `to_numpy` convert between NumPy and the framework. `to_numpy` must detach
+   from autograd and give a NumPy array for every float dtype, bfloat16 included.
+3. `growth` traces `call(*tensors)` on the arrays' shapes and returns every op that grew,
+   each made by `trace.grown` (which finds the user's frames). Raise if the call cannot be
+   traced; `locate` treats that as "not located".
+4. `step`, `read` and `write` run a model's train / test step and read or set its variables.
+5. Add the name to `_MODULES` and to `options.BACKENDS`, and roots that identify its code to
+   `_ROOTS` so `infer` picks it for targets written against it.
+
+Backend modules import only leaf modules (`text`, `findings`, `trace`, `errors`, `state`),
+never the judge, the kinds or the plugin.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import types
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
+from pytest_lossguard.trace import Growth
+
 # Module roots that mean "this code wants tensors of that library"; first match wins.
 _ROOTS = (("tensorflow", "tensorflow"), ("tf_keras", "tensorflow"), ("keras", "keras"))
+_MODULES = {
+    "numpy": "pytest_lossguard.backends.numpy",
+    "tensorflow": "pytest_lossguard.backends.tensorflow",
+    "keras": "pytest_lossguard.backends.keras",
+}
 
 
-@dataclasses.dataclass(frozen=True)
-class Backend:
-    """A name plus the two conversions the oracle needs."""
+class Backend(Protocol):
+    """How lossguard feeds one framework, reads its results, traces it and steps its models."""
 
     name: str
-    to_tensor: Callable[[np.ndarray], Any]
-    to_numpy: Callable[[Any], np.ndarray] = np.asarray
+    # The module prefix that fix hints write, e.g. "tf" in tf.reshape(...).
+    namespace: str
+
+    def to_tensor(self, array: np.ndarray) -> Any:
+        """The framework's tensor holding `array`'s values."""
+
+    def to_numpy(self, value: Any) -> np.ndarray:
+        """A result as NumPy, detached from autograd (bfloat16 stays bfloat16)."""
+
+    def growth(self, call: Callable[..., Any], arrays: Sequence[np.ndarray]) -> list[Growth]:
+        """Every op of `call(*tensors)` that grew, traced on the arrays' shapes and dtypes."""
+
+    def step(self, model: Any, method: str, data: Any) -> Any:
+        """Run `model.<method>(data)` (train_step or test_step) once; return its logs."""
+
+    def read(self, variable: Any) -> np.ndarray:
+        """A variable's current value, as a fresh NumPy array."""
+
+    def write(self, variable: Any, value: np.ndarray) -> None:
+        """Set a variable's value."""
 
 
 def load(name: str) -> Backend:
     """Import a backend module on first use, so nothing heavy loads before a probe."""
-    module = importlib.import_module(f"pytest_lossguard.backends.{name}")
-    backend: Backend = module.BACKEND
+    backend: Backend = importlib.import_module(_MODULES[name]).BACKEND
     return backend
 
 
@@ -44,3 +85,29 @@ def infer(namespaces: Iterable[dict[str, Any]], owner_module: str = "") -> str:
         if root in roots:
             return backend
     return "numpy"
+
+
+def numeric(array: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """A result as a real-valued array and its float width in bytes; None if not numeric.
+
+    bfloat16 (an ml_dtypes type NumPy does not count as floating) reads as float32 with
+    bfloat16's width, so that its tolerance is bfloat16's.
+    """
+    if array.dtype.name == "bfloat16":
+        return array.astype(np.float32), 2
+    if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        return None
+    return array, array.dtype.itemsize if np.issubdtype(array.dtype, np.floating) else 8
+
+
+class KerasModels:
+    """Model steps shared by every backend whose Keras steps are plain eager calls."""
+
+    def step(self, model: Any, method: str, data: Any) -> Any:
+        return getattr(model, method)(data)
+
+    def read(self, variable: Any) -> np.ndarray:
+        return np.array(variable.numpy())
+
+    def write(self, variable: Any, value: np.ndarray) -> None:
+        variable.assign(value)

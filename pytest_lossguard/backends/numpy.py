@@ -1,9 +1,78 @@
-"""NumPy arrays: copies, so an in-place loss cannot corrupt the shared draw."""
+"""NumPy arrays: copies (so an in-place loss cannot corrupt the shared draw), and location by
+recording every ufunc and array function on an ndarray subclass."""
 
 from __future__ import annotations
 
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import numpy as np
 
-from pytest_lossguard.backends import Backend
+from pytest_lossguard.errors import LossguardError
+from pytest_lossguard.trace import Growth, grown
 
-BACKEND = Backend("numpy", np.array)
+
+def _plain(value: Any) -> Any:
+    """Unwrap recorded arrays (one level into lists and tuples) back to plain ndarrays."""
+    if isinstance(value, np.ndarray):
+        return value.view(np.ndarray)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
+def _plain_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {key: _plain(value) for key, value in kwargs.items()}
+
+
+class NumPy:
+    """The backend for plain NumPy code (and anything that accepts arrays)."""
+
+    name = "numpy"
+    namespace = "np"
+
+    def to_tensor(self, array: np.ndarray) -> Any:
+        return np.array(array)
+
+    def to_numpy(self, value: Any) -> np.ndarray:
+        return np.asarray(value)
+
+    def growth(self, call: Callable[..., Any], arrays: Sequence[np.ndarray]) -> list[Growth]:
+        """Every growing ufunc or array function of `call(*arrays)`, run on recording arrays."""
+        found: list[Growth] = []
+
+        def record(op: str, args: Sequence[Any], result: Any) -> Any:
+            floats = [tuple(a.shape) for a in args
+                      if isinstance(a, np.ndarray) and a.dtype.kind in "fcb"]
+            first = result[0] if isinstance(result, tuple) else result
+            if isinstance(first, np.ndarray):
+                frames = ((f.filename, f.lineno or 0, f.name) for f in traceback.extract_stack())
+                growth = grown(op, floats, tuple(first.shape), frames)
+                if growth is not None:
+                    found.append(growth)
+            return result.view(Recording) if isinstance(result, np.ndarray) else result
+
+        class Recording(np.ndarray):
+            def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any,
+                                **kwargs: Any) -> Any:
+                name = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
+                plain = _plain(inputs)
+                return record(name, plain, getattr(ufunc, method)(*plain, **_plain_kwargs(kwargs)))
+
+            def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+                plain = _plain(args)
+                flat = [a for arg in plain
+                        for a in (arg if isinstance(arg, (list, tuple)) else [arg])]
+                return record(func.__name__, flat, func(*plain, **_plain_kwargs(kwargs)))
+
+        call(*(np.asarray(a).view(Recording) for a in arrays))
+        return found
+
+    def _no_models(self, *args: Any) -> Any:
+        raise LossguardError("NumPy has no model steps; models run on a Keras backend")
+
+    step = read = write = _no_models
+
+
+BACKEND = NumPy()

@@ -14,26 +14,33 @@ import inspect
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from pytest_lossguard import align, backends, probes
+from pytest_lossguard import align, backends, judge, probes
+from pytest_lossguard.advice import advised, fix_code, weights_hint
+from pytest_lossguard.backends import Backend
+from pytest_lossguard.discovery import STEPS
 from pytest_lossguard.errors import LossguardError, OptionNeeded
-from pytest_lossguard.locate import Growth, locate
+from pytest_lossguard.findings import Finding, Fix, Location, Method, PathStatus, Report, Verdict
+from pytest_lossguard.introspect import keras_base, source, user_defines
+from pytest_lossguard.kinds import TargetKind
+from pytest_lossguard.locate import locate
 from pytest_lossguard.options import Options, Shape
-from pytest_lossguard.paths import STATUS
+from pytest_lossguard.paths import EVALUATE, FIT
 from pytest_lossguard.probes import Case
-from pytest_lossguard.report import Finding, Report, one_line
 from pytest_lossguard.state import preserved
-from pytest_lossguard.targets import Target, user_defines
+from pytest_lossguard.text import one_line
 from pytest_lossguard.tolerance import close, tolerances
 
 # What an uncompiled model is compiled with when the `compile` option is not given.
 DEFAULT_COMPILE: Mapping[str, Any] = {"optimizer": "sgd", "loss": "mean_squared_error"}
 PHASES = ("train", "test")
-# The tensors each Keras flavour's steps expect, as a lossguard backend name.
+# The backend whose tensors each Keras flavour's steps expect.
 _BACKENDS = {"keras": "keras", "tf_keras": "tensorflow"}
+MODEL_ERROR = ("make the model's steps work on labels shaped like its output, or set "
+               "input_shape= / compile= / init= / domain= to what the model expects")
 # Scale of the seeded noise that makes constant predictions vary (see Harness.prepare).
 NUDGE = 0.5
 
@@ -87,14 +94,14 @@ def _variables(owner: Any) -> list[Any]:
 class Harness:
     """A compiled, built model whose state is snapshotted, so that every step starts alike."""
 
-    def __init__(self, target: Target, options: Options) -> None:
-        self.model: Any = target.call
-        self.to_tensor = backends.load(_BACKENDS.get(target.backend, "keras")).to_tensor
-        model: Any = self.model
+    def __init__(self, model: Any, name: str, backend: Backend, options: Options) -> None:
+        self.model = model
+        self.backend = backend
+        self.to_tensor = backend.to_tensor
         self.options = options
-        self.uncompile = _compile(model, options, target.name)
+        self.uncompile = _compile(model, options, name)
         try:
-            self.input_shapes = _input_shapes(model, options, target.name)
+            self.input_shapes = _input_shapes(model, options, name)
             x = self.inputs(options.batch)
             outputs = model(x, training=False)
         except LossguardError:
@@ -103,7 +110,7 @@ class Harness:
         except Exception as exc:
             self.uncompile()
             raise LossguardError(
-                f"{target.name} raised on inputs of per-sample shape "
+                f"{name} raised on inputs of per-sample shape "
                 f"{', '.join(map(str, self.input_shapes))}: "
                 f"{one_line(exc)}; set input_shape= to what the model expects"
             ) from exc
@@ -115,7 +122,8 @@ class Harness:
             optimizer.build(model.trainable_variables)
         self.original: list[tuple[Any, np.ndarray]] = []
         self.state: list[tuple[Any, np.ndarray]] = []
-        self.cache: dict[tuple[object, ...], Step] = {}
+        self.memo: judge.Memo[tuple[str, Batch], Step] = judge.Memo(
+            lambda run: self.run(*run), lambda run: (run[0], run[1].key))
 
     def output_options(self, index: int) -> Options:
         """The options of one output: its shape from the model, the rest from the user."""
@@ -148,7 +156,7 @@ class Harness:
 
     def snapshot(self) -> list[tuple[Any, np.ndarray]]:
         """The current value of every variable."""
-        return [(v, np.array(v.numpy())) for v in self.variables()]
+        return [(v, self.backend.read(v)) for v in self.variables()]
 
     def prepare(self) -> None:
         """Fix the state every step starts from: seeded weights, and no constant predictions.
@@ -160,71 +168,68 @@ class Harness:
         seeded noise. An instance gets its own values back in `restore(original=True)`.
         """
         self.original = self.snapshot()
-        _redraw(self.model.trainable_variables, np.random.default_rng([self.options.seed, 4]))
+        _redraw(self.backend, self.model.trainable_variables,
+                np.random.default_rng([self.options.seed, 4]))
         x = self.inputs(self.options.batch)
         constant = all(np.ptp(np.asarray(value), axis=0).max() == 0
                        for _, value in _leaves(self.model(x, training=False)))
         if constant:
             rng = np.random.default_rng([self.options.seed, 3])
             for variable in self.model.trainable_variables:
-                value = np.asarray(variable.numpy())
+                value = self.backend.read(variable)
                 noise = rng.normal(scale=NUDGE, size=value.shape).astype(value.dtype)
-                variable.assign(value + noise)
+                self.backend.write(variable, value + noise)
         self.state = self.snapshot()
 
     def restore(self, original: bool = False) -> None:
         """Put every variable back: to the probing start, or to the user's own values."""
         for variable, value in self.original if original else self.state:
-            variable.assign(value)
+            self.backend.write(variable, value)
 
     def step(self, phase: str, batch: Batch) -> Step:
-        """One train_step or test_step from the snapshot, as fit() / evaluate() would call it."""
-        key = (phase, batch.key)
-        if key not in self.cache:
-            self.cache[key] = self._step(phase, batch)
-        return self.cache[key]
+        """`run`, once per phase and label layout."""
+        return self.memo((phase, batch))
 
-    def _step(self, phase: str, batch: Batch) -> Step:
+    def run(self, phase: str, batch: Batch) -> Step:
+        """One train_step or test_step from the snapshot, as fit() / evaluate() would call it."""
         __tracebackhide__ = True
-        model: Any = self.model
+        model = self.model
         self.restore()
         model.reset_metrics()
-        before = [np.array(v.numpy()) for v in model.trainable_variables]
-        method = model.train_step if phase == "train" else model.test_step
+        before = [self.backend.read(v) for v in model.trainable_variables]
         try:
             x = _pack(batch.x, [self.to_tensor(a) for _, a in _leaves(batch.x)])
             y = _pack(self.outputs, [self.to_tensor(a) for a in batch.y])
-            logs = method((x, y))
-            values = _logs(logs)
+            values = _logs(self.backend.step(model, f"{phase}_step", (x, y)))
         except Exception as exc:
             return Step(error=exc)
-        update = tuple(np.array(v.numpy()) - b
+        update = tuple(self.backend.read(v) - b
                        for v, b in zip(model.trainable_variables, before, strict=True))
         itemsize = min((u.dtype.itemsize for u in update if u.dtype.kind == "f"), default=4)
         return Step(values, update, itemsize)
 
     def traced(self, phase: str) -> Callable[..., Any]:
         """The step as a function of positional tensors (inputs, then labels), for tracing."""
-        method = self.model.train_step if phase == "train" else self.model.test_step
         count = len(self.input_shapes)
 
         def call(*tensors: Any) -> Any:
             x = tensors[0] if count == 1 else list(tensors[:count])
-            return method((x, _pack(self.outputs, list(tensors[count:]))))
+            data = (x, _pack(self.outputs, list(tensors[count:])))
+            return self.backend.step(self.model, f"{phase}_step", data)
 
         return call
 
 
-def _redraw(variables: list[Any], rng: np.random.Generator) -> None:
+def _redraw(backend: Backend, variables: list[Any], rng: np.random.Generator) -> None:
     """Glorot-uniform values from `rng` for every variable that was randomly initialised;
     constant initialisations (zeros, ones) are deterministic already and stay."""
     for variable in variables:
-        value = np.asarray(variable.numpy())
+        value = backend.read(variable)
         if value.size < 2 or np.ptp(value) == 0:
             continue
         fan_in = math.prod(value.shape[:-1]) if value.ndim > 1 else value.shape[0]
         limit = math.sqrt(6.0 / (fan_in + value.shape[-1]))
-        variable.assign(rng.uniform(-limit, limit, size=value.shape).astype(value.dtype))
+        backend.write(variable, rng.uniform(-limit, limit, size=value.shape).astype(value.dtype))
 
 
 def _compile(model: Any, options: Options, name: str) -> Callable[[], None]:
@@ -318,23 +323,23 @@ def _differ(differ: list[str], reference: str) -> str:
     return f"{', '.join(differ[:-1])} and {differ[-1]} differ from the {reference} run"
 
 
-def _method(cls: type, phase: str, differ: list[str]) -> str:
+def _method(cls: type, phase: str, differ: list[str]) -> Method:
     """The user's code the difference comes from: a step, compute_loss, or a metric."""
     metrics = [key for key in differ if key != "weight update" and not _is_loss(key)]
     if metrics and len(metrics) == len(differ):
-        return f"metric '{metrics[0]}'"
+        return Method(metrics[0], metric=True)
     for method in (f"{phase}_step", "compute_loss"):
         if user_defines(cls, method):
-            return method
-    return "compiled loss"
+            return Method(method)
+    return Method("compiled loss")
 
 
 def _error(
     message: str, batch: Batch, harness: Harness, exception: BaseException | None = None,
 ) -> Finding:
-    return Finding("canonical", "error", batch.y[0].shape,
-                   (batch.y[0].shape[0], *harness.output_shapes[0][1]), message=message,
-                   exception=exception)
+    return judge.canonical_error(batch.y[0].shape,
+                                 (batch.y[0].shape[0], *harness.output_shapes[0][1]), message,
+                                 exception=exception)
 
 
 def _check_canonical(harness: Harness, batch: Batch) -> Finding | None:
@@ -356,7 +361,7 @@ def _check_canonical(harness: Harness, batch: Batch) -> Finding | None:
             return _error(f"{method} reported no loss and moved no weight, so there is nothing "
                           "to compare; return {'loss': loss} and apply the gradients", batch,
                           harness)
-        again = harness._step(phase, batch)
+        again = harness.run(phase, batch)
         if again.error is not None or _differences(again, first, harness.options)[0]:
             return _error(f"{method} is not deterministic: two runs from identical weights and "
                           "optimizer state differ; seed its randomness (keras.random.SeedGenerator)"
@@ -400,32 +405,30 @@ def _judge(harness: Harness, index: int, case: Case, phase: str) -> Finding:
     y_true, y_pred = probe.y[index].shape, (batch, *shape)
     cls = type(harness.model)
     if got.error is not None:
-        return Finding(label, "raises", y_true, y_pred, method=_method(cls, phase, []),
+        return Finding(label, Verdict.RAISES, y_true, y_pred, method=_method(cls, phase, []),
                        message=one_line(got.error))
     differ, difference, size = _differences(got, ref, harness.options)
     method = _method(cls, phase, differ)
     shown = next((k for k in differ if k != "weight update"), "loss")
-    where: Growth | None = None
+    where: Location | None = None
     if differ:
         flat = [a for _, a in _leaves(probe.x)]
-        where = locate(harness.traced(phase), [*flat, *probe.y], [*flat, *reference.y])
-    verdict = "safe" if not differ else "broadcast" if where and where.grew else "mismatch"
+        where = locate(harness.traced(phase), [*flat, *probe.y], [*flat, *reference.y],
+                       harness.backend)
     return Finding(
-        label, verdict, y_true, y_pred, value=got.logs.get(shown), reference=name,
-        reference_value=ref.logs.get(shown), message=_differ(differ, name), method=method,
-        location=where.where if where else "",
-        source=where.source if where else "", operation=where.describe() if where else "",
-        chain=where.chain if where else (),
+        label, judge.verdict(not differ, False, where), y_true, y_pred,
+        value=got.logs.get(shown), reference=name, reference_value=ref.logs.get(shown),
+        message=_differ(differ, name), method=method, location=where,
         update_difference=difference if phase == "train" else None,
         update_size=size if phase == "train" else None,
     )
 
 
-def _status(finding: Finding) -> str:
+def _status(finding: Finding) -> PathStatus:
     """A phase's call-path status; n/a when its step reported no loss and moved no weight."""
-    if finding.verdict == "safe" and finding.reference_value is None:
-        return "n/a" if finding.update_difference is None else "protected"
-    return STATUS.get(finding.verdict, "protected")
+    if finding.verdict is Verdict.SAFE and finding.reference_value is None:
+        return PathStatus.NA if finding.update_difference is None else PathStatus.PROTECTED
+    return PathStatus.of(finding.verdict)
 
 
 def _findings(harness: Harness) -> list[Finding]:
@@ -435,11 +438,10 @@ def _findings(harness: Harness) -> list[Finding]:
     findings: list[Finding] = []
     for index, case in _model_cases(harness):
         judged = [_judge(harness, index, case, phase) for phase in PHASES]
-        paths = tuple((path, _status(f))
-                      for path, f in zip(("fit()", "evaluate()"), judged, strict=True))
-        seen: set[str] = set()
+        paths = tuple((path, _status(f)) for path, f in zip((FIT, EVALUATE), judged, strict=True))
+        seen: set[Method | None] = set()
         for phase, finding in zip(PHASES, judged, strict=True):
-            if finding.verdict == "safe":
+            if finding.verdict is Verdict.SAFE:
                 findings.extend([finding] if phase == "train" else [])
             elif finding.method not in seen:
                 seen.add(finding.method)
@@ -447,22 +449,68 @@ def _findings(harness: Harness) -> list[Finding]:
     return findings
 
 
-def run(target: Target, options: Options) -> Report:
-    """Every label probe of a model target, from one snapshot that is restored at the end."""
-    __tracebackhide__ = True
-    started = time.perf_counter()
-    with preserved() as restored:
-        harness = Harness(target, options)
-        harness.prepare()
-        try:
-            findings = _findings(harness)
-        finally:
-            harness.model.reset_metrics()  # metrics first built while probing start empty
-            harness.restore(original=True)
-            harness.uncompile()
-    first = harness.output_options(0)
-    return Report(
-        target.name, "model", target.source, target.backend, align.reference()[0],
-        first.true_shape, first.pred_shape, options.strict, tuple(findings),
-        time.perf_counter() - started, tuple(restored), options.seed,
-    )
+class ModelObject:
+    """A keras.Model instance: its train_step and test_step, probed from one snapshot that is
+    restored at the end; a class is built by `Factory` first."""
+
+    label: ClassVar[str] = "model"
+    base = "Model"
+    is_model: bool | None = True
+
+    def __init__(self, model: Any, name: str) -> None:
+        self.obj = model
+        self.name = name
+        self.source = source(type(model))
+        self.flavour = keras_base(type(model), "Model") or "keras"
+        self.backend = backends.load(_BACKENDS[self.flavour])
+
+    def check(self, options: Options) -> Report:
+        """Every label probe of the model; its state is put back on the way out."""
+        __tracebackhide__ = True
+        started = time.perf_counter()
+        with preserved() as restored:
+            harness = Harness(self.obj, self.name, self.backend, options)
+            harness.prepare()
+            try:
+                findings = _findings(harness)
+            finally:
+                harness.model.reset_metrics()  # metrics first built while probing start empty
+                harness.restore(original=True)
+                harness.uncompile()
+        first = harness.output_options(0)
+        header = judge.Header(self.flavour, self.flavour, align.reference().name,
+                              first.true_shape, first.pred_shape)
+        return judge.report(self, header, findings, options, started, restored)
+
+    def advise(self, report: Report, finding: Finding) -> Fix:
+        code = fix_code(finding, report.true_shape, report.pred_shape, self.backend.namespace)
+        return advised(finding, code, self._hint(finding, code))
+
+    def _hint(self, finding: Finding, align_code: str) -> str:
+        ns = self.backend.namespace
+        if finding.verdict is Verdict.ERROR:
+            return MODEL_ERROR
+        if finding.sample_weight is not None:
+            return weights_hint(ns)
+        method = finding.method or Method("compiled loss")
+        if method.metric:
+            return (f"align ranks inside the {method}, e.g. {align_code}: compile(metrics=...) "
+                    "does not align custom metric functions in Keras 3")
+        if method.name == "compiled loss":
+            return (f"align ranks inside the compiled Loss's call(), e.g. {align_code}: a Loss "
+                    "subclass that overrides call gets no alignment, even in compile()")
+        return (f"in {method}, let Keras align the labels: "
+                "loss = self.compute_loss(x=x, y=y, y_pred=y_pred), or align them to the "
+                f"prediction before the loss, e.g. y = {ns}.reshape(y, {ns}.shape(y_pred))")
+
+    def reason(self, name: str, metrics: set[str]) -> str | None:
+        return self.class_reason(type(self.obj))
+
+    @staticmethod
+    def class_reason(cls: type) -> str | None:
+        """Why discovery picks a Model: it overrides a step or compute_loss."""
+        overrides = [step for step in STEPS if user_defines(cls, step)]
+        return f"a keras Model overriding {', '.join(overrides)}" if overrides else None
+
+    def from_factory(self, build: Callable[[], Any]) -> TargetKind:
+        return self

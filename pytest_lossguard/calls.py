@@ -1,0 +1,170 @@
+"""Probing a target that is called as fn(y_true, y_pred[, sample_weight]): loss functions,
+Loss objects and Metric objects. Each probe runs against its references, is reduced as the
+container reduces, and is judged by the shared core (judge.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+
+from pytest_lossguard import align, judge, probes
+from pytest_lossguard.backends import Backend, numeric
+from pytest_lossguard.findings import Finding, Paths, Report, Verdict
+from pytest_lossguard.locate import locate
+from pytest_lossguard.options import Options, Shape
+from pytest_lossguard.probes import Case, Inputs
+from pytest_lossguard.state import preserved
+from pytest_lossguard.text import one_line
+from pytest_lossguard.tolerance import close
+
+
+class Callee(judge.Advisor, Protocol):
+    """A built target of a callable kind, as the probe loop uses it."""
+
+    backend: Backend
+    takes_weights: bool
+
+    def call(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+        """One unreduced call on the backend's tensors."""
+
+    def traceable(self) -> Callable[..., Any]:
+        """`call`, in a form a tracer may run (objects that need building built outside)."""
+
+    def paths(self, case: Case, verdict: Verdict, options: Options) -> Paths:
+        """(path, status) of every call path this kind of target is used on."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """One call of the target: its raw result's shape and reduced value, or what it raised."""
+
+    shape: Shape | None = None
+    value: float | None = None
+    itemsize: int = 4
+    error: BaseException | None = None
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape or ())
+
+
+def _call(target: Callee, inputs: Inputs) -> Outcome:
+    """Call the target on one layout and reduce its result as the container does."""
+    __tracebackhide__ = True
+    to_tensor = target.backend.to_tensor
+    weight = None if inputs.sample_weight is None else to_tensor(inputs.sample_weight)
+    try:
+        args = to_tensor(inputs.y_true), to_tensor(inputs.y_pred)
+        raw = target.call(*args, sample_weight=weight) if weight is not None else target.call(*args)
+        if raw is None or type(raw) in (int, float, bool, str, bytes):
+            raise TypeError(f"returned a Python {type(raw).__name__} ({raw!r:.40}); a loss "
+                            "must return a tensor or array computed from its inputs")
+        array = np.asarray(target.backend.to_numpy(raw))
+        read = numeric(array)
+        if read is None:
+            raise TypeError(f"returned {type(raw).__name__} of dtype {array.dtype}; a loss "
+                            "must return a real-valued tensor or array")
+    except Exception as exc:
+        return Outcome(error=exc)
+    result, itemsize = read
+    value = float(np.mean(result, dtype=np.float64)) if result.size else math.nan
+    return Outcome(tuple(result.shape), value, itemsize)
+
+
+def _close(a: Outcome, b: Outcome, options: Options) -> bool:
+    return close(a.value, b.value, min(a.itemsize, b.itemsize), options)  # type: ignore[arg-type]
+
+
+def _aligned(case: Case) -> Inputs | None:
+    """The probe's arrays as Keras's container would hand them over, if that differs."""
+    if case.probe.weights or case.probe.label_dtype:
+        return None
+    true, pred = align.aligned_shapes(case.inputs.y_true.shape, case.inputs.y_pred.shape)
+    if (true, pred) == (case.inputs.y_true.shape, case.inputs.y_pred.shape):
+        return None
+    return Inputs(case.inputs.y_true.reshape(true), case.inputs.y_pred.reshape(pred))
+
+
+def _finding(case: Case, verdict: Verdict, **fields: Any) -> Finding:
+    edits = tuple(side for side, edit in (("y_true", case.probe.y_true),
+                                          ("y_pred", case.probe.y_pred)) if edit != "keep")
+    weight = case.inputs.sample_weight
+    return Finding(
+        case.label, verdict, case.inputs.y_true.shape, case.inputs.y_pred.shape,
+        None if weight is None else weight.shape, edits=edits, **fields,
+    )
+
+
+def _positional(call: Callable[..., Any]) -> Callable[..., Any]:
+    """The loss as a function of positional tensors, sample_weight last, for tracing."""
+    def traced(y_true: Any, y_pred: Any, *weight: Any) -> Any:
+        return call(y_true, y_pred, **({"sample_weight": weight[0]} if weight else {}))
+
+    return traced
+
+
+def _judge(target: Callee, case: Case, evaluate: judge.Memo[Inputs, Outcome],
+           options: Options) -> Finding | None:
+    """The verdict of one probe; None when no reference applies to it."""
+    __tracebackhide__ = True
+    canonical = evaluate(case.canonical)
+    failed = canonical.error is not None or not math.isfinite(canonical.value or 0.0)
+    weight = case.canonical.sample_weight
+    if failed and weight is not None and evaluate(
+            dataclasses.replace(case.canonical, sample_weight=None)).error is None:
+        return None  # works unweighted, not with (B,) weights: the probe does not apply
+    if failed:
+        message = (one_line(canonical.error) if canonical.error else
+                   f"returned {canonical.value} on well-formed input; check domain= and the "
+                   "loss's arithmetic")
+        return judge.canonical_error(
+            case.canonical.y_true.shape, case.canonical.y_pred.shape, message,
+            sample_weight=None if weight is None else weight.shape, exception=canonical.error)
+    references = [("canonical", canonical)]
+    aligned = _aligned(case)
+    if aligned is not None and (outcome := evaluate(aligned)).error is None:
+        references.insert(0, ("Keras-aligned", outcome))
+    probe = evaluate(case.inputs)
+    if probe.error is not None:
+        return _finding(case, Verdict.RAISES, message=one_line(probe.error),
+                        paths=target.paths(case, Verdict.RAISES, options))
+    match = next((r for r in references if _close(probe, r[1], options)), None)
+    name, reference = match or references[0]
+    if match is None and case.symmetric and reference.size > probe.size:
+        probe, reference = reference, probe
+    where = None
+    if match is None:
+        where = locate(_positional(target.traceable()), case.inputs.arrays,
+                       case.canonical.arrays, target.backend)
+    verdict = judge.verdict(match is not None, probe.size > reference.size, where)
+    return _finding(
+        case, verdict, result_shape=probe.shape, value=probe.value, reference=name,
+        reference_shape=reference.shape, reference_value=reference.value, location=where,
+        paths=target.paths(case, verdict, options) if match is None else (),
+    )
+
+
+def check(target: Callee, options: Options) -> Report:
+    """Every applicable probe of `target`; never raises for a verdict."""
+    __tracebackhide__ = True
+    evaluate: judge.Memo[Inputs, Outcome] = judge.Memo(lambda inputs: _call(target, inputs),
+                                                       lambda inputs: inputs.key)
+    started = time.perf_counter()
+    findings: list[Finding] = []
+    with preserved() as restored:
+        for case in probes.cases(options, target.takes_weights):
+            finding = _judge(target, case, evaluate, options)
+            if finding is not None and finding.verdict is Verdict.ERROR:
+                findings = [finding]
+                break
+            if finding is not None:
+                findings.append(finding)
+    header = judge.Header(target.backend.name, f"{target.backend.name} tensors",
+                          align.reference().name, options.true_shape, options.pred_shape)
+    return judge.report(target, header, findings, options, started, restored)

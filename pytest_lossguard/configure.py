@@ -1,0 +1,92 @@
+"""lossguard's settings as a pytest session holds them: the on switch, the ini keys and flags,
+`[tool.lossguard]`, and the base options every item starts from (read once per session)."""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+import pytest
+
+from pytest_lossguard.errors import LossguardError
+from pytest_lossguard.options import Options
+from pytest_lossguard.settings import Settings, base
+from pytest_lossguard.text import prefixed
+
+MARKER = "lossguard"
+# Marker kwargs that may also be given as ini defaults: lossguard_<key>.
+INI_DEFAULTS = {
+    "output_shape": "per-sample output shape of losses, e.g. (1,)",
+    "domain": "label domain: real, probability, binary, one-hot or sparse",
+    "batch_size": "probe batch size (> 1, differing from every per-sample axis)",
+    "probes": "probes to run: default, label-dtype, coincident-batch, ... (space separated)",
+    "rtol": "relative tolerance of the value comparison (default: by dtype)",
+    "atol": "absolute tolerance of the value comparison (default: by dtype)",
+    "seed": "seed of the probe values",
+    "backend": "tensor library to feed targets: auto, numpy, tensorflow or keras",
+    "timeout": "seconds one target may take before it is an error (0: no limit)",
+}
+# ini keys taken as written rather than as Python literals.
+_WORDS = ("domain", "backend", "probes")
+_BASE = pytest.StashKey[Options]()
+_SETTINGS = pytest.StashKey[Settings]()
+
+
+def flag(config: pytest.Config, name: str) -> bool:
+    """A command-line switch, else its ini twin of the same name."""
+    value = config.getoption(name)
+    return bool(value) if value is not None else bool(config.getini(name))
+
+
+def enabled(config: pytest.Config) -> bool:
+    """--lossguard, or the `lossguard` ini switch."""
+    return flag(config, "lossguard")
+
+
+def project_settings(config: pytest.Config) -> Settings:
+    """`[tool.lossguard]` of the nearest pyproject.toml, read once per session."""
+    if _SETTINGS not in config.stash:
+        from pytest_lossguard.settings import load
+
+        try:
+            config.stash[_SETTINGS] = load(config.rootpath)
+        except LossguardError as exc:
+            raise pytest.UsageError(prefixed(str(exc))) from None
+    return config.stash[_SETTINGS]
+
+
+def _ini(config: pytest.Config) -> dict[str, Any]:
+    """The ini keys and --lossguard-strict, as option values."""
+    values: dict[str, Any] = {"strict": True} if flag(config, "lossguard_strict") else {}
+    for key in INI_DEFAULTS:
+        raw = config.getini(f"lossguard_{key}")
+        if not raw:
+            continue
+        if key in _WORDS:
+            values[key] = raw
+            continue
+        try:
+            values[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            raise pytest.UsageError(
+                f"ini lossguard_{key} = {raw!r} is not a Python literal, e.g. (1,) or 1e-5"
+            ) from None
+    return values
+
+
+def base_options(config: pytest.Config) -> Options:
+    """The options every target starts from, before its own layers (settings.layered)."""
+    if _BASE not in config.stash:
+        try:
+            config.stash[_BASE] = base(project_settings(config), _ini(config))
+        except LossguardError as exc:
+            raise pytest.UsageError(prefixed(f"ini options: {exc}")) from None
+    return config.stash[_BASE]
+
+
+def options_for(config: pytest.Config, target_id: str, obj: Any,
+                given: dict[str, Any] | None = None) -> Options:
+    """One target's options in this session: see settings.layered."""
+    from pytest_lossguard.settings import layered
+
+    return layered(target_id, obj, base_options(config), project_settings(config), given)

@@ -1,0 +1,25 @@
+"""The engine's one entry: classify a marked object, then let its kind check it in time.
+
+Plain Python, no pytest: the plugin, the fixture, the CLI and the public API all come here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_lossguard import align
+from pytest_lossguard.deadline import deadline
+from pytest_lossguard.findings import Report
+from pytest_lossguard.kinds import classify
+from pytest_lossguard.options import Options
+
+
+def probe(obj: Any, options: Options) -> Report:
+    """Check `obj`; LossguardError only if it cannot be checked."""
+    __tracebackhide__ = True
+    # Importing Keras takes seconds and reseeds Python's random module: do it before the time
+    # limit and the state snapshot start, so neither is charged to the first target.
+    align.reference()
+    kind = classify(obj)
+    with deadline(options.timeout, kind.name):  # building a class can hang too
+        return kind.check(options)

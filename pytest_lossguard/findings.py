@@ -1,0 +1,213 @@
+"""The findings data model: verdicts, call-path statuses, locations, Finding and Report.
+
+Plain data, with no rendering: `str(report)` reaches the text renderer through a late import,
+so the data model never needs the renderer to exist.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any
+
+Shape = tuple[int, ...]
+
+
+class Verdict(str, enum.Enum):
+    """The verdict of one probe (design.md section 1)."""
+
+    SAFE = "safe"
+    BROADCAST = "broadcast"
+    MISMATCH = "mismatch"
+    RAISES = "raises"
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def failed(self) -> bool:
+        """Broadcast, mismatch and error always fail; raises fails only under strict."""
+        return self in (Verdict.BROADCAST, Verdict.MISMATCH, Verdict.ERROR)
+
+    @classmethod
+    def judged(cls, matched: bool, grew: bool) -> Verdict:
+        """The rule shared by losses and models: no reference matched, and either the result
+        has more elements than the reference or the trace found an op that grew."""
+        if matched:
+            return cls.SAFE
+        return cls.BROADCAST if grew else cls.MISMATCH
+
+
+VERDICTS = tuple(v.value for v in Verdict)
+
+
+class PathStatus(str, enum.Enum):
+    """How a finding bites on one call path."""
+
+    AFFECTED = "affected"
+    RAISES = "raises"
+    PROTECTED = "protected"
+    NA = "n/a"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def of(cls, verdict: Verdict) -> PathStatus:
+        """The status of the path a probe with this verdict ran on."""
+        if verdict in (Verdict.BROADCAST, Verdict.MISMATCH):
+            return cls.AFFECTED
+        return cls.RAISES if verdict is Verdict.RAISES else cls.PROTECTED
+
+
+Paths = tuple[tuple[str, PathStatus], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Location:
+    """Where a broadcast happened: the user's file:line and source, the op, and its callers.
+
+    `where` is empty when the op ran only inside a library the user's code calls.
+    """
+
+    where: str
+    source: str
+    operation: str
+    chain: tuple[str, ...] = ()
+    grew: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """The model code a finding comes from: a step, compute_loss, the compiled loss, a metric."""
+
+    name: str
+    metric: bool = False
+
+    def __str__(self) -> str:
+        return f"metric '{self.name}'" if self.metric else self.name
+
+    @property
+    def quantity(self) -> str:
+        """What the step reported that differs: the metric's name, else the loss."""
+        return self.name if self.metric else "loss"
+
+
+@dataclasses.dataclass(frozen=True)
+class Fix:
+    """What to change for a failing finding: the advice, and the change it makes (the
+    statement and where it goes), so findings that need the same change show one fix."""
+
+    text: str
+    change: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """The verdict of one probe, with everything needed to explain it."""
+
+    probe: str
+    verdict: Verdict
+    y_true: Shape
+    y_pred: Shape
+    sample_weight: Shape | None = None
+    result_shape: Shape | None = None
+    value: float | None = None
+    reference: str | None = None
+    reference_shape: Shape | None = None
+    reference_value: float | None = None
+    message: str = ""
+    edits: tuple[str, ...] = ()
+    location: Location | None = None
+    paths: Paths = ()
+    method: Method | None = None
+    update_difference: float | None = None
+    update_size: float | None = None
+    fix: Fix | None = None
+    exception: BaseException | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    @property
+    def failed(self) -> bool:
+        """Broadcast, mismatch and error always fail; raises fails only under strict."""
+        return self.verdict.failed
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly view (the exception object stays behind)."""
+        where = self.location or Location("", "", "")
+        return {
+            "probe": self.probe, "verdict": self.verdict.value, "y_true": self.y_true,
+            "y_pred": self.y_pred, "sample_weight": self.sample_weight,
+            "result_shape": self.result_shape, "value": self.value, "reference": self.reference,
+            "reference_shape": self.reference_shape, "reference_value": self.reference_value,
+            "message": self.message, "edits": self.edits, "location": where.where,
+            "source": where.source, "operation": where.operation, "chain": where.chain,
+            "paths": {path: status.value for path, status in self.paths},
+            "method": str(self.method or ""), "update_difference": self.update_difference,
+            "update_size": self.update_size, "fix": self.fix.text if self.fix else None,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """Every finding for one target; `ok` is the pass/fail answer.
+
+    `feeds` says what the target was fed, for the header line; it is not part of the JSON.
+    """
+
+    target: str
+    kind: str
+    source: str
+    backend: str
+    alignment: str
+    true_shape: Shape
+    pred_shape: Shape
+    strict: bool
+    findings: tuple[Finding, ...]
+    seconds: float
+    restored: tuple[str, ...] = ()
+    seed: int = 0
+    feeds: str = dataclasses.field(default="", compare=False)
+
+    def fails(self, finding: Finding) -> bool:
+        """Whether `finding` makes this report fail."""
+        return finding.failed or (self.strict and finding.verdict is Verdict.RAISES)
+
+    @property
+    def failures(self) -> tuple[Finding, ...]:
+        """The findings that make this report fail."""
+        return tuple(f for f in self.findings if self.fails(f))
+
+    @property
+    def notes(self) -> tuple[Finding, ...]:
+        """Probes that raised without failing the report: loud, not silent."""
+        return tuple(f for f in self.findings
+                     if f.verdict is Verdict.RAISES and not self.fails(f))
+
+    @property
+    def ok(self) -> bool:
+        """True when no probe failed."""
+        return not self.failures
+
+    @property
+    def error(self) -> Finding | None:
+        """The error finding, when the target could not be evaluated at all."""
+        return next((f for f in self.findings if f.verdict is Verdict.ERROR), None)
+
+    def counts(self) -> dict[str, int]:
+        """Number of findings per verdict, every verdict present."""
+        return {v.value: sum(f.verdict is v for f in self.findings) for v in Verdict}
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly view of the whole report."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "feeds"}
+        data["findings"] = [f.as_dict() for f in self.findings]
+        data["ok"] = self.ok
+        data["counts"] = self.counts()
+        return data
+
+    def __str__(self) -> str:
+        from pytest_lossguard.render import render
+
+        return render(self)

@@ -1,0 +1,164 @@
+"""pytest items for targets, and the `lossguard` fixture's engine handle.
+
+An item probes its target in setup (so a target that cannot be checked is an error, not a
+failure), judges in call, and records its row for the summary as a user property, which
+crosses xdist with the test report.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_lossguard.configure import MARKER, options_for
+from pytest_lossguard.errors import LossguardError, LossguardWarning, OptionNeeded
+from pytest_lossguard.text import prefixed
+
+if TYPE_CHECKING:
+    from pytest_lossguard.findings import Report
+
+PROPERTY = "lossguard"
+_OWN = Path(__file__).parent
+
+
+class Failed(Exception):
+    """A report that did not pass; the item shows the report instead of a traceback."""
+
+    def __init__(self, report: Report) -> None:
+        super().__init__(str(report))
+        self.report = report
+
+
+class ScanRoot(pytest.Collector):
+    """The parent of --lossguard-scan items: ids read lossguard-scan::module:name[lossguard]."""
+
+    def collect(self) -> list[pytest.Item]:
+        return []
+
+
+def _user_frames(excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
+    """The traceback without pytest's, pluggy's and lossguard's own frames (nor hidden ones):
+    users see their code and the verdict."""
+    return excinfo.traceback.filter(excinfo).filter(
+        lambda entry: _OWN not in Path(str(entry.path)).parents
+        and "_pytest" not in str(entry.path) and "pluggy" not in str(entry.path)
+    )
+
+
+def _row(nodeid: str, report: Report | None, error: str = "") -> tuple[str, str]:
+    from pytest_lossguard.json_report import entry
+
+    return PROPERTY, json.dumps(entry(nodeid, report, error))
+
+
+class LossguardItem(pytest.Item):
+    """One marked target: probed in setup, judged in call, recorded for the summary."""
+
+    def __init__(
+        self, *, target: Any, options: dict[str, Any], problem: str = "", target_id: str = "",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.target = target
+        self.options = options
+        self.problem = problem
+        if not target_id and target is not None:
+            from pytest_lossguard.discovery import target_id as key
+
+            module = self.getparent(pytest.Module)
+            target_id = key(target, module.obj if module is not None else None)
+        self.target_id = target_id
+        self.report: Report | None = None
+        self.add_marker(MARKER)
+
+    def setup(self) -> None:
+        __tracebackhide__ = True
+        from pytest_lossguard.engine import probe
+
+        try:
+            if self.problem:
+                raise LossguardError(self.problem)
+            options = options_for(self.config, self.target_id, self.target, self.options)
+            self.report = probe(self.target, options)
+        except LossguardError as exc:
+            if isinstance(exc, OptionNeeded) and isinstance(self.parent, ScanRoot):
+                pytest.skip(prefixed(exc.for_scan(self.target_id)))  # unmarked code
+            self.user_properties.append(_row(self.nodeid, None, str(exc)))
+            raise
+        self.user_properties.append(_row(self.nodeid, self.report))
+        error = self.report.error
+        if error is not None:
+            raise LossguardError(str(self.report)) from error.exception
+
+    def runtest(self) -> None:
+        __tracebackhide__ = True
+        if self.report is None:
+            return
+        if not self.report.ok:
+            raise Failed(self.report)
+        self.add_report_section("call", "lossguard", str(self.report))
+        if self.report.restored:
+            # Attributed to the target's own line, not to the plugin.
+            filename, _, line = self.report.source.rpartition(":")
+            warnings.warn_explicit(LossguardWarning(
+                f"{self.report.target} changed {', '.join(self.report.restored)}; lossguard put "
+                "it back, but the target would leave it changed in your own runs"),
+                LossguardWarning, filename or str(self.path), int(line) if line.isdigit() else 0)
+
+    def repr_failure(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None,
+    ) -> Any:
+        """A failed report reads as its failure block; a target that cannot be checked as
+        lossguard's reason first (the summary line shows it), then the user's own traceback
+        when their code raised."""
+        error = excinfo.value
+        if isinstance(error, Failed):
+            return str(error)
+        if not isinstance(error, LossguardError):
+            return super().repr_failure(excinfo, style=style)
+        text = prefixed(str(error))
+        if error.__cause__ is None:
+            return text
+        cause = pytest.ExceptionInfo.from_exception(error.__cause__)
+        if not len(_user_frames(cause)):
+            return text  # raised by lossguard's own checks: the reason says it all
+        tbstyle = style or self.config.getoption("tbstyle", "auto")
+        shown = cause.getrepr(style="long" if tbstyle == "auto" else tbstyle,
+                              showlocals=self.config.getoption("showlocals", False),
+                              tbfilter=_user_frames)
+        return f"{text}\n\n{shown}"
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, 0, prefixed(self.name)
+
+
+class Guard:
+    """The `lossguard` fixture: the engine, failing the test with the report when not ok."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def check(self, target: Any, **options: Any) -> Report:
+        """Probe `target`; fail the calling test with the failure block unless it is ok.
+
+        Options: the call's keywords over the target's own mark, its `[tool.lossguard.targets]`
+        entry and the ini defaults, as for a collected item. A target that cannot be checked
+        fails the test with the reason too.
+        """
+        __tracebackhide__ = True
+        from pytest_lossguard.discovery import target_id
+        from pytest_lossguard.engine import probe
+
+        try:
+            key = target_id(target, inspect.getmodule(target))
+            report = probe(target, options_for(self.config, key, target, options))
+        except LossguardError as exc:
+            pytest.fail(prefixed(str(exc)), pytrace=False)
+        if not report.ok:
+            pytest.fail(str(report), pytrace=False)
+        return report

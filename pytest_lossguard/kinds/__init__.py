@@ -1,0 +1,92 @@
+"""Target kinds as classes: the one place where kinds are told apart.
+
+`classify(obj)` looks at an object without building it and returns the kind that knows how to
+check it. Every kind implements `TargetKind`; the rest of lossguard only calls it.
+
+Adding a kind is one class in a module of this package, implementing `TargetKind`:
+- `check(options)` builds what needs building and runs every probe, returning a Report
+  (callable kinds hand themselves to `calls.check`; models run their steps in `model.py`);
+- `advise(report, finding)` words the fix for a failing finding of this kind;
+- `reason(name, metrics)` says why discovery picks an unmarked object of this kind, or None;
+- `from_factory(build)` is the kind as built by a factory or class (a Metric uses `build`
+  for its fresh twins); `is_model` tells `check_model` from `check_loss`.
+Then add it to the order in `classify` below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol
+
+from pytest_lossguard.errors import LossguardError
+from pytest_lossguard.findings import Finding, Fix, Report
+from pytest_lossguard.introspect import binds, describe, keras_base, signature
+from pytest_lossguard.options import Options
+
+ACCEPTED = (
+    "a loss or metric function fn(y_true, y_pred[, sample_weight]), a keras.losses.Loss, "
+    "keras.metrics.Metric or keras.Model class or instance, or a zero-argument factory "
+    "returning one"
+)
+
+
+class TargetKind(Protocol):
+    """One kind of target: how it is built and probed, what it is used on, how to fix it."""
+
+    name: str
+    label: ClassVar[str]
+    source: str
+    # True for models, False for losses and metrics, None while a factory is unbuilt.
+    is_model: bool | None
+
+    def check(self, options: Options) -> Report:
+        """Build the target if needed and run every applicable probe."""
+
+    def advise(self, report: Report, finding: Finding) -> Fix:
+        """What to change so that a failing finding passes."""
+
+    def reason(self, name: str, metrics: set[str]) -> str | None:
+        """Why discovery picks this unmarked object (`metrics`: names compile() lists)."""
+
+    def from_factory(self, build: Callable[[], Any]) -> TargetKind:
+        """This kind as built by `build`, a factory or class the user marked."""
+
+
+def classify(obj: Any) -> TargetKind:
+    """The kind of `obj`, without building anything; LossguardError if it has none.
+
+    Cheap enough for collection time.
+    """
+    __tracebackhide__ = True
+    from pytest_lossguard.kinds.factory import Factory
+    from pytest_lossguard.kinds.function import Function
+    from pytest_lossguard.kinds.loss import LossObject
+    from pytest_lossguard.kinds.metric import MetricObject
+    from pytest_lossguard.kinds.model import ModelObject
+
+    objects = (LossObject, MetricObject, ModelObject)
+    name = describe(obj)
+    if isinstance(obj, type):
+        for kind in objects:
+            if keras_base(obj, kind.base):
+                return Factory(obj, name, kind)
+        raise LossguardError(
+            f"class {name} is not a keras Loss, Metric or Model; lossguard accepts {ACCEPTED}"
+        )
+    for kind in objects:
+        if keras_base(type(obj), kind.base):
+            return kind(obj, name)
+    if not callable(obj):
+        raise LossguardError(
+            f"{name} ({type(obj).__name__}) is not callable; lossguard accepts {ACCEPTED}"
+        )
+    sig = signature(obj)
+    if sig is None:
+        raise LossguardError(f"{name} has no inspectable signature; lossguard accepts {ACCEPTED}")
+    if binds(sig, None, None):
+        return Function(obj, name)
+    if binds(sig):
+        return Factory(obj, name, None)
+    raise LossguardError(
+        f"{name}{sig} cannot be called as fn(y_true, y_pred); lossguard accepts {ACCEPTED}"
+    )

@@ -1,0 +1,73 @@
+"""What the callable kinds (loss functions, Loss objects, Metric objects) share: choosing the
+backend, the call paths measured through Keras's containers, and the shape of their advice."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from pytest_lossguard import backends, calls
+from pytest_lossguard.advice import CANONICAL_ERROR, advised, fix_code, weights_hint
+from pytest_lossguard.backends import Backend
+from pytest_lossguard.findings import Finding, Fix, Paths, Report, Verdict
+from pytest_lossguard.kinds import TargetKind
+from pytest_lossguard.options import Options
+from pytest_lossguard.paths import LOSS, METRICS, call_paths
+from pytest_lossguard.probes import Case
+
+
+class Called(abc.ABC):
+    """A target called as fn(y_true, y_pred[, sample_weight]); subclasses say how."""
+
+    label: ClassVar[str]
+    is_model: bool | None = False
+    # The compile() paths that take this kind of target; the others read n/a.
+    containers: ClassVar[tuple[str, ...]] = (LOSS, METRICS)
+    takes_weights: bool
+    backend: Backend
+
+    def __init__(self, obj: Any, name: str, source: str, backend: str) -> None:
+        self.obj = obj
+        self.name = name
+        self.source = source
+        self.inferred = backend
+
+    @abc.abstractmethod
+    def call(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+        """One unreduced call on the backend's tensors."""
+
+    def check(self, options: Options) -> Report:
+        name = self.inferred if options.backend == "auto" else options.backend
+        self.backend = backends.load(name)
+        return calls.check(self, options)
+
+    def traceable(self) -> Callable[..., Any]:
+        return self.call
+
+    def instance(self) -> Any:
+        """The object to hand to Keras's containers."""
+        return self.obj
+
+    def paths(self, case: Case, verdict: Verdict, options: Options) -> Paths:
+        return call_paths(self, case, verdict, options, self.containers)
+
+    def from_factory(self, build: Callable[[], Any]) -> TargetKind:
+        return self
+
+    def advise(self, report: Report, finding: Finding) -> Fix:
+        ns = self.backend.namespace
+        code = fix_code(finding, report.true_shape, report.pred_shape, ns)
+        if finding.verdict is Verdict.ERROR:
+            return advised(finding, code, CANONICAL_ERROR)
+        if finding.sample_weight is not None:
+            return advised(finding, code, weights_hint(ns))
+        return advised(finding, code, self.hint(code, finding))
+
+    @abc.abstractmethod
+    def hint(self, align: str, finding: Finding) -> str:
+        """The kind's own advice, around the statement `align` that fixes the probe."""
+
+    @abc.abstractmethod
+    def reason(self, name: str, metrics: set[str]) -> str | None:
+        """Why discovery picks this unmarked object, or None."""

@@ -1,0 +1,162 @@
+"""How reports read: the failure block of design.md section 6 and the summary table.
+
+One row helper lays out every labelled line, and `text.prefixed` adds the `lossguard: `
+prefix, so no caller aligns labels or prefixes by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from typing import Any
+
+from pytest_lossguard.findings import VERDICTS, Finding, Paths, PathStatus, Report, Verdict
+from pytest_lossguard.text import WIDTH, number, prefixed
+
+_LABEL = 12
+_INDENT = " " * (2 + _LABEL)
+_HEADLINES = {
+    Verdict.BROADCAST: "broadcasts labels against predictions",
+    Verdict.MISMATCH: "gives a different value when label and prediction ranks differ",
+    Verdict.ERROR: "cannot be evaluated on canonical input",
+    Verdict.RAISES: "raises on shapes that Keras's loss container aligns (strict)",
+}
+
+
+def row(label: str, text: str) -> str:
+    """One labelled line of a block: `  label       text`."""
+    return f"  {label:<{_LABEL}}{text}"
+
+
+def _wrapped(label: str, text: str, width: int = WIDTH) -> list[str]:
+    """A labelled line wrapped at `width`, continuation lines under the text."""
+    return textwrap.wrap(row(label, text), width, subsequent_indent=_INDENT,
+                         break_long_words=False)
+
+
+def _shape(shape: tuple[int, ...] | None) -> str:
+    return "?" if shape is None else str(tuple(shape))
+
+
+def _shapes_line(finding: Finding) -> str:
+    text = f"y_true {_shape(finding.y_true)}  y_pred {_shape(finding.y_pred)}"
+    if finding.sample_weight is not None:
+        text += f"  sample_weight {_shape(finding.sample_weight)}"
+    return text
+
+
+def describe_paths(paths: Paths) -> str:
+    """e.g. affected: direct call, compile(metrics=...); protected: compile(loss=...)."""
+    groups = [(status, [path for path, s in paths if s is status]) for status in PathStatus]
+    return "; ".join(f"{status}: {', '.join(names)}" for status, names in groups if names)
+
+
+def _result_lines(finding: Finding) -> list[str]:
+    """What the probe gave against its reference: a value, or a model step's report."""
+    if finding.method is None:
+        result = f"{_shape(finding.result_shape)} -> {number(finding.value)}"
+        reference = (f"reference ({finding.reference}) {_shape(finding.reference_shape)}"
+                     f" -> {number(finding.reference_value)}")
+        return [row("result", f"{result:<27}{reference}")]
+    quantity = finding.method.quantity
+    result = f"{quantity} {number(finding.value)}"
+    lines = [row("method", f"{finding.method}: {finding.message}"),
+             row("result", f"{result:<27}reference ({finding.reference}) {quantity} "
+                           f"{number(finding.reference_value)}")]
+    if finding.update_difference is not None:
+        lines.append(row("update", f"largest weight-update difference "
+                                   f"{number(finding.update_difference)} (largest update "
+                                   f"{number(finding.update_size)}) after one step"))
+    return lines
+
+
+def _location_lines(finding: Finding) -> list[str]:
+    where = finding.location
+    if where is None:
+        return [row("broadcast", "not located: no single op grew or mixed ranks")] \
+            if finding.failed else []
+    label = "broadcast" if finding.verdict is Verdict.BROADCAST else "rank mix"
+    if not where.where:
+        return [row(label, f"not in your code: {where.operation}, in a library it calls")]
+    line = row(label, f"{where.where}   {where.source}").rstrip()
+    lines = [line if len(line) <= WIDTH else f"{row(label, where.where)}\n{_INDENT}{where.source}",
+             _INDENT + where.operation]
+    if len(where.chain) > 1:
+        lines.append(row("via", " -> ".join(os.path.basename(link) for link in where.chain)))
+    return lines
+
+
+def _block(finding: Finding) -> list[str]:
+    lines = [row("probe", f"{finding.probe:<26} {_shapes_line(finding)}")]
+    if finding.verdict in (Verdict.RAISES, Verdict.ERROR):
+        return [*lines, *_wrapped("raised", finding.message)]
+    lines.extend(_result_lines(finding))
+    lines.extend(_location_lines(finding))
+    if finding.paths:
+        lines.append(row("paths", describe_paths(finding.paths)))
+    return lines
+
+
+def _note(finding: Finding) -> list[str]:
+    return _wrapped("note", f"{finding.probe} raises (loud, not silent): {finding.message}")
+
+
+def _restored(report: Report) -> list[str]:
+    if not report.restored:
+        return []
+    return [row("restored", f"the target changed {', '.join(report.restored)}; "
+                            "lossguard put it back")]
+
+
+def render(report: Report) -> str:
+    """The failure block of design.md section 6, or a one-line pass summary."""
+    failures = report.failures
+    notes = [line for finding in report.notes for line in _note(finding)]
+    if not failures:
+        line = prefixed(f"{report.target} is safe under {len(report.findings)} probe(s)")
+        return "\n".join([line, *notes, *_restored(report)])
+    worst = next(v for v in Verdict if v is not Verdict.SAFE
+                 and any(f.verdict is v for f in failures))
+    lines = [prefixed(f"{report.target} {_HEADLINES[worst]}"),
+             row("target", f"{report.source or '?'}  ({report.kind}, {report.feeds}, "
+                           f"reference: {report.alignment})")]
+    for finding in failures:
+        lines.extend(_block(finding))
+    lines.extend(notes)
+    lines.extend(_restored(report))
+    # One fix per distinct change to make: the first finding that needs it words it.
+    changes: dict[str, str] = {}
+    for finding in failures:
+        if finding.fix is not None:
+            changes.setdefault(finding.fix.change, finding.fix.text)
+    for fix in changes.values():
+        wrapped = textwrap.wrap(fix, WIDTH - len(_INDENT))
+        lines.append(row("fix", wrapped[0]))
+        lines.extend(_INDENT + rest for rest in wrapped[1:])
+    return "\n".join(lines)
+
+
+def summary_table(entries: list[dict[str, Any]], verbose: bool) -> list[str]:
+    """The summary table: one row per target (failing ones only unless verbose), then totals.
+
+    The counts come first and the target last, so a long node id never pushes the numbers
+    off a narrow terminal.
+    """
+    shown = [e for e in entries if verbose or not e["ok"] or e["raises"]]
+    lines = ["probes  " + "  ".join(VERDICTS) + "  seconds  target"]
+    totals = {key: 0.0 for key in (*VERDICTS, "seconds")}
+    for entry in sorted(entries, key=lambda e: e["nodeid"]):
+        for key in totals:
+            totals[key] += entry[key]
+        if entry in shown:
+            lines.append(_table_row(entry["nodeid"], entry))
+    lines.append(_table_row(f"{len(entries)} target(s)", totals))
+    if len(shown) < len(entries):
+        lines.append(f"({len(entries) - len(shown)} clean target(s) not shown; -v shows all)")
+    return lines
+
+
+def _table_row(label: str, counts: dict[str, Any]) -> str:
+    probes = int(sum(counts[v] for v in VERDICTS))
+    cells = "  ".join(f"{int(counts[v]):>{len(v)}}" for v in VERDICTS)
+    return f"{probes:>6}  {cells}  {counts['seconds']:>7.2f}  {label}"
