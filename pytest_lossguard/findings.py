@@ -13,7 +13,14 @@ from typing import Any
 Shape = tuple[int, ...]
 
 
-class Verdict(str, enum.Enum):
+class Word(str, enum.Enum):
+    """An enum whose members read (and compare, and serialise) as their word."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class Verdict(Word):
     """The verdict of one probe (design.md section 1)."""
 
     SAFE = "safe"
@@ -21,9 +28,6 @@ class Verdict(str, enum.Enum):
     MISMATCH = "mismatch"
     RAISES = "raises"
     ERROR = "error"
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def failed(self) -> bool:
@@ -42,16 +46,13 @@ class Verdict(str, enum.Enum):
 VERDICTS = tuple(v.value for v in Verdict)
 
 
-class PathStatus(str, enum.Enum):
+class PathStatus(Word):
     """How a finding bites on one call path."""
 
     AFFECTED = "affected"
     RAISES = "raises"
     PROTECTED = "protected"
     NA = "n/a"
-
-    def __str__(self) -> str:
-        return self.value
 
     @classmethod
     def of(cls, verdict: Verdict) -> PathStatus:

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from pytest_lossguard.errors import LossguardError
 from pytest_lossguard.trace import Growth
 
 # Module roots that mean "this code wants tensors of that library"; first match wins.
@@ -100,7 +101,19 @@ def numeric(array: np.ndarray) -> tuple[np.ndarray, int] | None:
     return array, array.dtype.itemsize if np.issubdtype(array.dtype, np.floating) else 8
 
 
-class KerasModels:
+class ArrayBackend:
+    """Defaults for a backend whose results NumPy reads directly and that has no models."""
+
+    def to_numpy(self, value: Any) -> np.ndarray:
+        return np.asarray(value)
+
+    def _no_models(self, *args: Any) -> Any:
+        raise LossguardError(f"{type(self).__name__} has no model steps; models run on Keras")
+
+    step = read = write = _no_models
+
+
+class KerasModels(ArrayBackend):
     """Model steps shared by every backend whose Keras steps are plain eager calls."""
 
     def step(self, model: Any, method: str, data: Any) -> Any:

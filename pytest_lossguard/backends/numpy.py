@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_lossguard.errors import LossguardError
+from pytest_lossguard.backends import ArrayBackend
 from pytest_lossguard.trace import Growth, grown
 
 
@@ -26,7 +26,7 @@ def _plain_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {key: _plain(value) for key, value in kwargs.items()}
 
 
-class NumPy:
+class NumPy(ArrayBackend):
     """The backend for plain NumPy code (and anything that accepts arrays)."""
 
     name = "numpy"
@@ -34,9 +34,6 @@ class NumPy:
 
     def to_tensor(self, array: np.ndarray) -> Any:
         return np.array(array)
-
-    def to_numpy(self, value: Any) -> np.ndarray:
-        return np.asarray(value)
 
     def growth(self, call: Callable[..., Any], arrays: Sequence[np.ndarray]) -> list[Growth]:
         """Every growing ufunc or array function of `call(*arrays)`, run on recording arrays."""
@@ -68,11 +65,6 @@ class NumPy:
 
         call(*(np.asarray(a).view(Recording) for a in arrays))
         return found
-
-    def _no_models(self, *args: Any) -> Any:
-        raise LossguardError("NumPy has no model steps; models run on a Keras backend")
-
-    step = read = write = _no_models
 
 
 BACKEND = NumPy()

@@ -45,9 +45,6 @@ class TensorFlow(KerasModels):
     def to_tensor(self, array: np.ndarray) -> Any:
         return tf.convert_to_tensor(array)
 
-    def to_numpy(self, value: Any) -> np.ndarray:
-        return np.asarray(value)
-
     def growth(self, call: Callable[..., Any], arrays: Sequence[np.ndarray]) -> list[Growth]:
         return graph_growth(call, arrays)
 

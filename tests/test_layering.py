@@ -1,0 +1,65 @@
+"""One target gets the same options as a collected item, through the fixture and through the
+`lossguard` command: each layer (ini < [tool.lossguard] < [tool.lossguard.targets] < the
+target's mark) applies the same way on all three paths."""
+
+import json
+
+import keras  # noqa: F401  (loaded before the in-process runs, which drop what they import)
+
+from pytest_lossguard import cli
+
+TARGET = """
+import json
+
+import numpy as np
+import pytest
+
+
+@pytest.mark.lossguard(strict=True)
+def pinball(y_true, y_pred):
+    error = np.reshape(y_true, (-1, 1)) - np.reshape(y_pred, (-1, 3))
+    return np.mean(np.maximum(0.5 * error, -0.5 * error), axis=-1)
+
+
+def test_through_the_fixture(lossguard):
+    report = lossguard.check(pinball)
+    with open("fixture.json", "w") as out:
+        json.dump(report.as_dict(), out)
+"""
+PROJECT = """
+[tool.pytest.ini_options]
+lossguard_seed = "5"
+lossguard_output_shape = "(2,)"
+
+[tool.lossguard]
+seed = 3
+
+[tool.lossguard.targets."test_layers:pinball"]
+y_true_shape = [1]
+y_pred_shape = [3]
+"""
+LAYERED = ("true_shape", "pred_shape", "strict", "seed")
+
+
+def _layers(report):
+    return {key: report[key] for key in LAYERED}
+
+
+def test_a_target_gets_the_same_options_as_an_item_through_the_fixture_and_the_cli(
+        pytester, capsys):
+    pytester.makepyfile(test_layers=TARGET)
+    pytester.makefile(".toml", pyproject=PROJECT)
+    pytester.syspathinsert()
+    result = pytester.runpytest("--lossguard", "--lossguard-report=items.json", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    item = json.loads((pytester.path / "items.json").read_text())["targets"][0]["report"]
+    fixture = json.loads((pytester.path / "fixture.json").read_text())
+
+    capsys.readouterr()  # the in-process run's own output
+    assert cli.main(["test_layers.py", "--format", "json"]) == 0
+    command = json.loads(capsys.readouterr().out)["targets"][0]["report"]
+
+    expected = {"true_shape": [1], "pred_shape": [3], "strict": True, "seed": 3}
+    assert _layers(item) == expected  # ini seed 5 loses to [tool.lossguard]; shapes from the entry
+    assert _layers(fixture) == expected
+    assert _layers(command) == expected
