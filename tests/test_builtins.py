@@ -2,7 +2,7 @@
 
 Each verdict must agree with a differential computation written in this file: the same
 function on the probe's layout against the canonical layout, on values drawn here. Keras code
-that truly broadcasts is flagged (and README.md lists it); everything else passes.
+that truly broadcasts is flagged (and docs/keras-builtins.md lists it); everything else passes.
 """
 
 import functools
@@ -160,8 +160,8 @@ def flagged(targets):
 
 
 def listed(heading):
-    """The backticked names in README.md's paragraph that starts with `heading`."""
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    """The backticked names in docs/keras-builtins.md's paragraph that starts with `heading`."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "keras-builtins.md").read_text()
     paragraph = text[text.index(heading):].split("\n\n")[0].partition(":")[2]
     return set(re.findall(r"`(\w+)`", paragraph))
 

@@ -6,7 +6,7 @@ reduction. Three families:
 - aligned: labels are aligned to predictions first (a reshape, or Keras's own kind of
   squeeze / expand); never flagged, whatever the seed, domain, canonical shape or batch;
 - unaligned: the same losses without alignment. The oracle below re-derives lossguard's probe
-  table from the README, draws its own arrays of the probe shapes and evaluates the loss in
+  table (docs/probes-and-verdicts.md), draws its own arrays of the probe shapes, evaluates loss in
   float64 NumPy, unaligned against the canonical layout. It predicts, per probe, `raises`
   (NumPy refuses the broadcast), `differs` (a broadcast that changes the reduced value) or
   `same` (it broadcasts, or not, without changing the value: a loss of y_pred alone, or
@@ -203,13 +203,13 @@ class Spec:
 
 
 # ---------------------------------------------------------------------------------------------
-# The oracle: lossguard's probe table as the README states it, our own draws, float64 NumPy.
+# The oracle: the probe table as docs/probes-and-verdicts.md states it, own draws, float64 NumPy.
 
 DRAWS = 12  # independent draws per probe; a verdict must hold on every one of them
 
 
 def probe_table(shape: tuple[int, ...], batch: int) -> list[tuple[str, tuple, tuple]]:
-    """(probe, y_true shape, y_pred shape) of the default shape probes, README "Probes"."""
+    """(probe, y_true shape, y_pred shape) per default shape probe, docs/probes-and-verdicts.md."""
     canonical = (batch, *shape)
     rows = []
     if shape[-1] == 1:
@@ -221,7 +221,7 @@ def probe_table(shape: tuple[int, ...], batch: int) -> list[tuple[str, tuple, tu
 
 
 def default_batch(shape: tuple[int, ...]) -> int:
-    """README: 7 unless an axis is 7 (then the next prime no axis equals)."""
+    """docs/probes-and-verdicts.md: 7 unless an axis is 7 (then the next prime no axis equals)."""
     return next(b for b in (7, 11, 13, 17) if b not in shape)
 
 
@@ -282,7 +282,7 @@ def oracle(spec: Spec) -> dict[str, str]:
 
 
 def assert_agrees(report: Any, expected: dict[str, str]) -> None:
-    """Every probe the README's table runs was run, and each verdict is the predicted one."""
+    """Every probe the docs' probe table runs was run, and each verdict is the predicted one."""
     assert [f.probe for f in report.findings] == list(expected), str(report)
     for finding in report.findings:
         want = expected[finding.probe]

@@ -1,0 +1,74 @@
+"""README.md and docs/: links resolve, the README stays short, its quick start is true."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def prose(text):
+    """The text outside fenced code blocks."""
+    return re.sub(r"^```.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)
+
+
+def test_there_are_docs_pages():
+    assert len(PAGES) >= 10
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.relative_to(ROOT).as_posix() for p in PAGES])
+def test_relative_links_resolve(page):
+    links = LINK.findall(prose(page.read_text()))
+    assert links, f"{page.name} links nowhere"
+    broken = []
+    for link in links:
+        if re.match(r"[a-z]+:", link) or link.startswith("#"):
+            continue  # https:, mailto:, an anchor on the same page
+        target = (page.parent / link.split("#")[0]).resolve()
+        if not target.exists() or ROOT not in target.parents:
+            broken.append(link)
+    assert not broken, f"{page.relative_to(ROOT)}: {broken}"
+
+
+def test_readme_is_short():
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) <= 260, len(lines)
+
+
+def test_the_readme_shows_ci_s_command():
+    command = "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/pytest\n"
+    assert command in (ROOT / "README.md").read_text()
+    assert command in (ROOT / ".ci" / "run").read_text()
+
+
+def block(text, fence, after):
+    """The first ``fence`` code block after the string ``after``."""
+    start = text.index(f"```{fence}\n", text.index(after)) + len(fence) + 4
+    return text[start:text.index("```", start)]
+
+
+def test_the_quick_start_prints_what_the_readme_shows(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    (tmp_path / "test_losses.py").write_text(block(readme, "python", "## Install and quick start"))
+    shown = block(readme, "text", "## Install and quick start")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--lossguard", "-p", "no:cacheprovider",
+         "--rootdir", str(tmp_path), "test_losses.py"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 1, result.stdout + result.stderr[-2000:]
+    printed = re.search(r"^_+ lossguard: naive_mse\[lossguard\] _+\n.*?(?=^=+ lossguard =+$)",
+                        result.stdout, re.MULTILINE | re.DOTALL)
+    assert printed, result.stdout
+
+    def version_free(text):  # the Keras version in the target line is the installed one
+        return re.sub(r"reference: keras [\w.]+", "reference: keras X", text)
+
+    assert version_free(printed.group()) == version_free(shown)
