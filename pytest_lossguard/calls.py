@@ -16,7 +16,7 @@ import numpy as np
 from pytest_lossguard import align, judge, probes
 from pytest_lossguard.backends import Backend, numeric
 from pytest_lossguard.findings import Finding, Paths, Report, Verdict
-from pytest_lossguard.locate import locate
+from pytest_lossguard.locate import Locator
 from pytest_lossguard.options import Options, Shape
 from pytest_lossguard.probes import Case, Inputs
 from pytest_lossguard.state import preserved
@@ -36,7 +36,7 @@ class Callee(judge.Advisor, Protocol):
     def traceable(self) -> Callable[..., Any]:
         """`call`, in a form a tracer may run (objects that need building built outside)."""
 
-    def paths(self, case: Case, verdict: Verdict, options: Options) -> Paths:
+    def paths(self, case: Case, verdict: Verdict) -> Paths:
         """(path, status) of every call path this kind of target is used on."""
 
 
@@ -110,7 +110,7 @@ def _positional(call: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _judge(target: Callee, case: Case, evaluate: judge.Memo[Inputs, Outcome],
-           options: Options) -> Finding | None:
+           locate: Locator, options: Options) -> Finding | None:
     """The verdict of one probe; None when no reference applies to it."""
     __tracebackhide__ = True
     canonical = evaluate(case.canonical)
@@ -133,7 +133,7 @@ def _judge(target: Callee, case: Case, evaluate: judge.Memo[Inputs, Outcome],
     probe = evaluate(case.inputs)
     if probe.error is not None:
         return _finding(case, Verdict.RAISES, message=one_line(probe.error),
-                        paths=target.paths(case, Verdict.RAISES, options))
+                        paths=target.paths(case, Verdict.RAISES))
     match = next((r for r in references if _close(probe, r[1], options)), None)
     name, reference = match or references[0]
     if match is None and case.symmetric and reference.size > probe.size:
@@ -141,12 +141,12 @@ def _judge(target: Callee, case: Case, evaluate: judge.Memo[Inputs, Outcome],
     where = None
     if match is None:
         where = locate(_positional(target.traceable()), case.inputs.arrays,
-                       case.canonical.arrays, target.backend)
+                       case.canonical.arrays)
     verdict = judge.verdict(match is not None, probe.size > reference.size, where)
     return _finding(
         case, verdict, result_shape=probe.shape, value=probe.value, reference=name,
         reference_shape=reference.shape, reference_value=reference.value, location=where,
-        paths=target.paths(case, verdict, options) if match is None else (),
+        paths=target.paths(case, verdict) if match is None else (),
     )
 
 
@@ -155,11 +155,12 @@ def check(target: Callee, options: Options) -> Report:
     __tracebackhide__ = True
     evaluate: judge.Memo[Inputs, Outcome] = judge.Memo(lambda inputs: _call(target, inputs),
                                                        lambda inputs: inputs.key)
+    locate = Locator(target.backend)
     started = time.perf_counter()
     findings: list[Finding] = []
     with preserved() as restored:
         for case in probes.cases(options, target.takes_weights):
-            finding = _judge(target, case, evaluate, options)
+            finding = _judge(target, case, evaluate, locate, options)
             if finding is not None and finding.verdict is Verdict.ERROR:
                 findings = [finding]
                 break

@@ -9,7 +9,7 @@ subclasses that override `call`, nor metric functions; tf_keras aligns more.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
 from pytest_lossguard import align
@@ -83,27 +83,45 @@ class Instances(Protocol):
         """The object to hand to a container."""
 
 
-def _measure(run: Runner, target: Instances, case: Case, options: Options) -> PathStatus:
-    try:
-        reference = run(target.instance(), case.canonical)
-    except Exception:  # Keras does not take this target on this path
-        return PathStatus.NA
-    try:
-        value = run(target.instance(), case.inputs)
-    except Exception:
-        return PathStatus.RAISES
-    return PathStatus.PROTECTED if close(value, reference, 4, options) else PathStatus.AFFECTED
+class PathMeter:
+    """The call paths of one target's check. Most probes share the canonical layout, so each
+    path's canonical value is measured once per check."""
 
+    def __init__(self, target: Instances, options: Options,
+                 containers: tuple[str, ...] = (LOSS, METRICS)) -> None:
+        self.target = target
+        self.options = options
+        self.containers = containers
+        self.canonical: dict[Hashable, float | None] = {}
 
-def call_paths(target: Instances, case: Case, verdict: Verdict, options: Options,
-               containers: tuple[str, ...] = (LOSS, METRICS)) -> Paths:
-    """(path, status) for the direct call and both compile() paths; a path not in
-    `containers` does not take this kind of target and reads n/a."""
-    paths = [(DIRECT, PathStatus.of(verdict))]
-    runners = _runners()
-    if runners is None:
+    def _reference(self, path: str, run: Runner, case: Case) -> float | None:
+        key = (path, case.canonical.key)
+        if key not in self.canonical:
+            try:
+                self.canonical[key] = run(self.target.instance(), case.canonical)
+            except Exception:  # Keras does not take this target on this path
+                self.canonical[key] = None
+        return self.canonical[key]
+
+    def _measure(self, path: str, run: Runner, case: Case) -> PathStatus:
+        reference = self._reference(path, run, case)
+        if reference is None:
+            return PathStatus.NA
+        try:
+            value = run(self.target.instance(), case.inputs)
+        except Exception:
+            return PathStatus.RAISES
+        close_enough = close(value, reference, 4, self.options)
+        return PathStatus.PROTECTED if close_enough else PathStatus.AFFECTED
+
+    def __call__(self, case: Case, verdict: Verdict) -> Paths:
+        """(path, status) for the direct call and both compile() paths; a path not in
+        `containers` does not take this kind of target and reads n/a."""
+        paths = [(DIRECT, PathStatus.of(verdict))]
+        runners = _runners()
+        if runners is None:
+            return tuple(paths)
+        for path, run in zip((LOSS, METRICS), runners, strict=True):
+            status = self._measure(path, run, case) if path in self.containers else PathStatus.NA
+            paths.append((path, status))
         return tuple(paths)
-    for path, run in zip((LOSS, METRICS), runners, strict=True):
-        status = _measure(run, target, case, options) if path in containers else PathStatus.NA
-        paths.append((path, status))
-    return tuple(paths)

@@ -13,7 +13,7 @@ from pytest_lossguard.backends import Backend
 from pytest_lossguard.findings import Finding, Fix, Paths, Report, Verdict
 from pytest_lossguard.kinds import TargetKind
 from pytest_lossguard.options import Options
-from pytest_lossguard.paths import LOSS, METRICS, call_paths
+from pytest_lossguard.paths import LOSS, METRICS, PathMeter
 from pytest_lossguard.probes import Case
 
 
@@ -26,6 +26,7 @@ class Called(abc.ABC):
     containers: ClassVar[tuple[str, ...]] = (LOSS, METRICS)
     takes_weights: bool
     backend: Backend
+    meter: PathMeter
 
     def __init__(self, obj: Any, name: str, source: str, backend: str) -> None:
         self.obj = obj
@@ -40,6 +41,7 @@ class Called(abc.ABC):
     def check(self, options: Options) -> Report:
         name = self.inferred if options.backend == "auto" else options.backend
         self.backend = backends.load(name)
+        self.meter = PathMeter(self, options, self.containers)
         return calls.check(self, options)
 
     def traceable(self) -> Callable[..., Any]:
@@ -49,8 +51,8 @@ class Called(abc.ABC):
         """The object to hand to Keras's containers."""
         return self.obj
 
-    def paths(self, case: Case, verdict: Verdict, options: Options) -> Paths:
-        return call_paths(self, case, verdict, options, self.containers)
+    def paths(self, case: Case, verdict: Verdict) -> Paths:
+        return self.meter(case, verdict)
 
     def from_factory(self, build: Callable[[], Any]) -> TargetKind:
         return self

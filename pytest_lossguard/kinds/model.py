@@ -26,7 +26,7 @@ from pytest_lossguard.errors import LossguardError, OptionNeeded
 from pytest_lossguard.findings import Finding, Fix, Location, Method, PathStatus, Report, Verdict
 from pytest_lossguard.introspect import keras_base, source, user_defines
 from pytest_lossguard.kinds import TargetKind
-from pytest_lossguard.locate import locate
+from pytest_lossguard.locate import Locator
 from pytest_lossguard.options import Options, Shape
 from pytest_lossguard.paths import EVALUATE, FIT
 from pytest_lossguard.probes import Case
@@ -122,6 +122,7 @@ class Harness:
             optimizer.build(model.trainable_variables)
         self.original: list[tuple[Any, np.ndarray]] = []
         self.state: list[tuple[Any, np.ndarray]] = []
+        self.locate = Locator(backend)
         self.memo: judge.Memo[tuple[str, Batch], Step] = judge.Memo(
             lambda run: self.run(*run), lambda run: (run[0], run[1].key))
 
@@ -413,8 +414,8 @@ def _judge(harness: Harness, index: int, case: Case, phase: str) -> Finding:
     where: Location | None = None
     if differ:
         flat = [a for _, a in _leaves(probe.x)]
-        where = locate(harness.traced(phase), [*flat, *probe.y], [*flat, *reference.y],
-                       harness.backend)
+        where = harness.locate(harness.traced(phase), [*flat, *probe.y],
+                               [*flat, *reference.y], tag=phase)
     return Finding(
         label, judge.verdict(not differ, False, where), y_true, y_pred,
         value=got.logs.get(shown), reference=name, reference_value=ref.logs.get(shown),
