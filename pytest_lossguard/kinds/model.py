@@ -362,11 +362,20 @@ def _check_canonical(harness: Harness, batch: Batch) -> Finding | None:
             return _error(f"{method} reported no loss and moved no weight, so there is nothing "
                           "to compare; return {'loss': loss} and apply the gradients", batch,
                           harness)
+    return None
+
+
+def _nondeterministic(harness: Harness, batch: Batch) -> Finding | None:
+    """An error finding when a step gives two results from identical state. Asked only once a
+    probe differs, since only then could randomness pass for a broadcast."""
+    for phase in PHASES:
+        first = harness.step(phase, batch)
         again = harness.run(phase, batch)
         if again.error is not None or _differences(again, first, harness.options)[0]:
-            return _error(f"{method} is not deterministic: two runs from identical weights and "
-                          "optimizer state differ; seed its randomness (keras.random.SeedGenerator)"
-                          " or probe a model without it", batch, harness)
+            return _error(f"{phase}_step is not deterministic: two runs from identical weights "
+                          "and optimizer state differ; seed its randomness "
+                          "(keras.random.SeedGenerator) or probe a model without it", batch,
+                          harness)
     return None
 
 
@@ -433,12 +442,19 @@ def _status(finding: Finding) -> PathStatus:
 
 
 def _findings(harness: Harness) -> list[Finding]:
-    error = _check_canonical(harness, harness.canonical(harness.options.batch))
+    canonical = harness.canonical(harness.options.batch)
+    error = _check_canonical(harness, canonical)
     if error is not None:
         return [error]
     findings: list[Finding] = []
+    deterministic = False
     for index, case in _model_cases(harness):
         judged = [_judge(harness, index, case, phase) for phase in PHASES]
+        if not deterministic and any(f.verdict is not Verdict.SAFE for f in judged):
+            error = _nondeterministic(harness, canonical)
+            if error is not None:
+                return [error]
+            deterministic = True
         paths = tuple((path, _status(f)) for path, f in zip((FIT, EVALUATE), judged, strict=True))
         seen: set[Method | None] = set()
         for phase, finding in zip(PHASES, judged, strict=True):
