@@ -11,6 +11,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import zoo
 
 from pytest_lossguard import LossguardError, Options, check, check_loss, check_model, probes
@@ -267,3 +268,19 @@ def test_metric_objects_are_aligned_by_tf_keras_but_not_by_keras_3(name):
     assert report.ok == zoo.LEGACY, str(report)
     if not zoo.LEGACY:
         assert dict(report.failures[0].paths)["compile(metrics=...)"] == "affected"
+
+
+class Noisy(zoo.Linear):
+    """An aligned loss plus unseeded noise: every run of the step reports another loss."""
+
+    def train_step(self, data):
+        return self.fit_step(data, lambda x, y, y_pred: zoo.aligned_mse(y, y_pred)
+                             + tf.random.uniform(()))
+
+
+def test_a_step_with_unseeded_randomness_is_an_error_not_a_verdict():
+    report = check(Noisy, **SHAPE)
+    assert report.error is not None
+    assert "train_step is not deterministic" in report.error.message
+    # The near miss: the same step without the noise is a clean, deterministic model.
+    assert check(zoo.ComputeLoss, **SHAPE).ok
