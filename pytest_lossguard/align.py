@@ -33,11 +33,14 @@ class Reference:
     version: str
     align: Callable[[Shape, Shape], ShapePair]
     note: str = ""
+    engine: str = "tensorflow"
 
     @property
     def name(self) -> str:
-        """As reports show it, e.g. "keras 3.15.1"."""
-        return f"{self.flavour} {self.version}" if self.flavour else "numpy port of keras 3"
+        """As reports show it, e.g. "keras 3.15.1 on jax"."""
+        if not self.flavour:
+            return "numpy port of keras 3"
+        return f"{self.flavour} {self.version} on {self.engine}"
 
 
 def _keras3() -> Callable[[Shape, Shape], ShapePair]:
@@ -95,8 +98,10 @@ def reference() -> Reference:
                 ) from None
             notes.append(f"{name} failed to import ({type(exc).__name__}: {exc})")
             continue
-        version = getattr(importlib.import_module(name), "__version__", "?")
-        return Reference(name, version, align, "; ".join(notes))
+        module = importlib.import_module(name)
+        version = getattr(module, "__version__", "?")
+        engine = module.backend.backend() if hasattr(module, "backend") else "tensorflow"
+        return Reference(name, version, align, "; ".join(notes), engine)
     return Reference("", "", numpy_port, "; ".join(notes))
 
 

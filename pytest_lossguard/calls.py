@@ -15,6 +15,7 @@ import numpy as np
 
 from pytest_lossguard import align, judge, probes
 from pytest_lossguard.backends import Backend, numeric
+from pytest_lossguard.errors import stage
 from pytest_lossguard.findings import Finding, Paths, Report, Verdict
 from pytest_lossguard.locate import Locator
 from pytest_lossguard.options import Options, Shape
@@ -160,7 +161,8 @@ def check(target: Callee, options: Options) -> Report:
     findings: list[Finding] = []
     with preserved() as restored:
         for case in probes.cases(options, target.takes_weights):
-            finding = _judge(target, case, evaluate, locate, options)
+            with stage(f"probing {case.label}"):
+                finding = _judge(target, case, evaluate, locate, options)
             if finding is not None and finding.verdict is Verdict.ERROR:
                 findings = [finding]
                 break
@@ -168,4 +170,5 @@ def check(target: Callee, options: Options) -> Report:
                 findings.append(finding)
     header = judge.Header(target.backend.name, f"{target.backend.name} tensors",
                           align.reference().name, options.true_shape, options.pred_shape)
-    return judge.report(target, header, findings, options, started, restored)
+    with stage("writing the report"):
+        return judge.report(target, header, findings, options, started, restored)

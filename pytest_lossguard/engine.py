@@ -9,6 +9,7 @@ from typing import Any
 
 from pytest_lossguard import align
 from pytest_lossguard.deadline import deadline
+from pytest_lossguard.errors import LossguardError, unexpected
 from pytest_lossguard.findings import Report
 from pytest_lossguard.kinds import classify
 from pytest_lossguard.options import Options
@@ -21,5 +22,10 @@ def probe(obj: Any, options: Options) -> Report:
     # limit and the state snapshot start, so neither is charged to the first target.
     align.reference()
     kind = classify(obj)
-    with deadline(options.timeout, kind.name):  # building a class can hang too
-        return kind.check(options)
+    try:
+        with deadline(options.timeout, kind.name):  # building a class can hang too
+            return kind.check(options)
+    except LossguardError:
+        raise
+    except Exception as exc:
+        raise unexpected(kind.name, exc) from exc

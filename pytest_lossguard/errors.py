@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 
 class LossguardError(Exception):
     """A target that cannot be checked: not a loss, cannot be built, or bad options.
@@ -29,3 +32,30 @@ class OptionNeeded(LossguardError):
 class LossguardWarning(UserWarning):
     """A target passed, but did something the user should know of, such as changing global
     state (random seeds, dtype policy, eager mode) that lossguard then put back."""
+
+
+_STAGE = "__lossguard_stage__"
+
+
+@contextlib.contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Mark what lossguard was doing when an unexpected exception escaped (the innermost stage
+    wins), so that `unexpected` can name it."""
+    try:
+        yield
+    except LossguardError:
+        raise
+    except Exception as exc:
+        if not hasattr(exc, _STAGE):
+            setattr(exc, _STAGE, name)
+        raise
+
+
+def unexpected(target: str, exc: Exception) -> LossguardError:
+    """An exception from lossguard's own code (or from a library under it), as the one error
+    `check()` raises: naming the target, the stage and the original exception."""
+    where = getattr(exc, _STAGE, "checking it")
+    return LossguardError(
+        f"{target}: lossguard failed while {where}: {type(exc).__name__}: {exc}; this is a "
+        "lossguard bug or an unsupported setup: please report it with this message"
+    )

@@ -10,7 +10,7 @@ from typing import Any
 from pytest_lossguard.errors import LossguardError
 
 DOMAINS = ("real", "probability", "binary", "one-hot", "sparse")
-BACKENDS = ("auto", "numpy", "tensorflow", "keras")
+BACKENDS = ("auto", "numpy", "tensorflow", "keras", "jax", "torch")
 # Primes, so that an outer broadcast of the batch against a per-sample axis always shows.
 BATCH_CANDIDATES = (7, 11, 13, 17, 19, 23, 29, 31)
 # Refuse canonical shapes whose probe arrays would be absurdly large.

@@ -24,12 +24,17 @@ _OWN = f"{os.sep}pytest_lossguard{os.sep}"
 _LIBRARY_PARTS = (
     f"{os.sep}tensorflow{os.sep}", f"{os.sep}keras{os.sep}", f"{os.sep}tf_keras{os.sep}",
     f"{os.sep}numpy{os.sep}", f"{os.sep}_pytest{os.sep}", f"{os.sep}pluggy{os.sep}",
+    f"{os.sep}jax{os.sep}", f"{os.sep}jaxlib{os.sep}", f"{os.sep}torch{os.sep}",
+    f"{os.sep}optax{os.sep}", f"{os.sep}flax{os.sep}", f"{os.sep}lightning{os.sep}",
     f"{os.sep}contextlib.py", f"{os.sep}functools.py", "<__array_function__",
 )
 _CONTRACTIONS = {"MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "Einsum",
-                 "matmul", "dot", "einsum", "outer", "tensordot", "kron", "inner"}
+                 "matmul", "dot", "einsum", "outer", "tensordot", "kron", "inner", "dot_general",
+                 "conv_general_dilated", "mm", "bmm", "addmm", "linear", "conv1d", "conv2d"}
 # Ops that call a whole function: their shapes say nothing about one operation.
-_CALLS = {"PartitionedCall", "StatefulPartitionedCall"}
+_CALLS = {"PartitionedCall", "StatefulPartitionedCall", "pjit", "jit", "closed_call",
+          "custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr", "remat", "checkpoint",
+          "cond", "while", "scan"}
 Frame = tuple[str, int, str]
 Tracer = Callable[[Callable[..., Any], Sequence[np.ndarray]], list["Growth"]]
 
@@ -93,6 +98,6 @@ def grown(op: str, inputs: list[tuple[int, ...]], output: tuple[int, ...],
     if not user:
         return Growth(op, tuple(inputs), output, "", "")
     filename, lineno, _ = user[-1]
-    chain = tuple(f"{display_path(f)}:{n} in {name}" for f, n, name in user)
+    chain = tuple(f"{display_path(f)}:{n} in {name.rsplit('.', 1)[-1]}" for f, n, name in user)
     return Growth(op, tuple(inputs), output, f"{display_path(filename)}:{lineno}",
                   linecache.getline(filename, lineno).strip(), chain)

@@ -25,7 +25,7 @@ def normalised(value):
     if isinstance(value, list):
         return [normalised(item) for item in value]
     if isinstance(value, str):
-        return re.sub(r"^(keras|tf_keras) [0-9][^ ]*$", r"\1 X", value)
+        return re.sub(r"^(keras|tf_keras) [0-9][^ ]*( on \w+)?$", r"\1 X\2", value)
     return value
 
 

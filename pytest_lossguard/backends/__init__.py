@@ -32,11 +32,14 @@ from pytest_lossguard.errors import LossguardError
 from pytest_lossguard.trace import Growth
 
 # Module roots that mean "this code wants tensors of that library"; first match wins.
-_ROOTS = (("tensorflow", "tensorflow"), ("tf_keras", "tensorflow"), ("keras", "keras"))
+_ROOTS = (("tensorflow", "tensorflow"), ("tf_keras", "tensorflow"), ("keras", "keras"),
+          ("jax", "jax"), ("torch", "torch"))
 _MODULES = {
     "numpy": "pytest_lossguard.backends.numpy",
     "tensorflow": "pytest_lossguard.backends.tensorflow",
     "keras": "pytest_lossguard.backends.keras",
+    "jax": "pytest_lossguard.backends.jax",
+    "torch": "pytest_lossguard.backends.torch",
 }
 
 

@@ -1,7 +1,9 @@
 """Keras 3 tensors of whichever backend KERAS_BACKEND selects, and Keras 3 model steps.
 
-Location traces TensorFlow graphs when Keras runs on TensorFlow; on other Keras backends a
-finding is judged but not located until their tracers are added.
+Location uses the tracer of the backend Keras runs on (TF graphs, jaxprs, torch function
+modes), chosen once when this module loads. Traces run in a `keras.StatelessScope`, so a
+metric or a step that assigns variables records the assignment instead of applying it (JAX
+traces cannot assign), and the user's variables are untouched.
 """
 
 from __future__ import annotations
@@ -12,28 +14,63 @@ from typing import Any
 import keras
 import numpy as np
 
-from pytest_lossguard.backends import KerasModels
+from pytest_lossguard.backends import KerasModels, load
 from pytest_lossguard.trace import Growth
 
 
+def _stateless(call: Callable[..., Any]) -> Callable[..., Any]:
+    def traced(*tensors: Any) -> Any:
+        with keras.StatelessScope():
+            return call(*tensors)
+
+    return traced
+
+
+def _groups(model: Any, method: str) -> tuple[list[Any], ...]:
+    """The variable groups of a JAX trainer's state for `method`, in its order."""
+    if method == "train_step":
+        return (model.trainable_variables, model.non_trainable_variables,
+                model.optimizer.variables, model.metrics_variables)
+    return model.trainable_variables, model.non_trainable_variables, model.metrics_variables
+
+
 class Keras(KerasModels):
-    """The backend for keras.ops code and Keras 3 models."""
+    """The backend for keras.ops code and Keras 3 models, on Keras's own backend."""
 
     name = "keras"
     namespace = "keras.ops"
+
+    def __init__(self) -> None:
+        self.native = load(keras.backend.backend())
+
+    @property
+    def engine(self) -> str:
+        """The backend Keras runs on, for report headers."""
+        return self.native.name
 
     def to_tensor(self, array: np.ndarray) -> Any:
         return keras.ops.convert_to_tensor(array)
 
     def to_numpy(self, value: Any) -> np.ndarray:
-        return np.asarray(keras.ops.convert_to_numpy(value))
+        return self.native.to_numpy(value)
 
     def growth(self, call: Callable[..., Any], arrays: Sequence[np.ndarray]) -> list[Growth]:
-        if keras.backend.backend() != "tensorflow":
-            raise NotImplementedError(f"no tracer for Keras on {keras.backend.backend()}")
-        from pytest_lossguard.backends.tensorflow import graph_growth
+        return self.native.growth(_stateless(call), arrays)
 
-        return graph_growth(call, arrays)
+    def step(self, model: Any, method: str, data: Any) -> Any:
+        """A step as fit() runs it: JAX trainers' steps are stateless, `step(state, data)`
+        returning `(logs, state)`, and their new state is written back to the variables."""
+        if not hasattr(model, "jax_state_sync"):
+            return getattr(model, method)(data)
+        groups = _groups(model, method)
+        logs, state = getattr(model, method)(tuple([v.value for v in g] for g in groups), data)
+        for group, values in zip(groups, state, strict=True):
+            for variable, value in zip(group, values, strict=True):
+                variable.assign(value)
+        return logs
+
+    def read(self, variable: Any) -> np.ndarray:
+        return np.array(self.native.to_numpy(variable.value))
 
 
 BACKEND = Keras()

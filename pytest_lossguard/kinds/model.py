@@ -22,7 +22,7 @@ from pytest_lossguard import align, backends, judge, probes
 from pytest_lossguard.advice import advised, fix_code, weights_hint
 from pytest_lossguard.backends import Backend
 from pytest_lossguard.discovery import STEPS
-from pytest_lossguard.errors import LossguardError, OptionNeeded
+from pytest_lossguard.errors import LossguardError, OptionNeeded, stage
 from pytest_lossguard.findings import Finding, Fix, Location, Method, PathStatus, Report, Verdict
 from pytest_lossguard.introspect import keras_base, source, user_defines
 from pytest_lossguard.kinds import TargetKind
@@ -104,16 +104,18 @@ class Harness:
             self.input_shapes = _input_shapes(model, options, name)
             x = self.inputs(options.batch)
             outputs = model(x, training=False)
-        except LossguardError:
-            self.uncompile()
-            raise
         except Exception as exc:
             self.uncompile()
+            if isinstance(exc, LossguardError):
+                raise
             raise LossguardError(
                 f"{name} raised on inputs of per-sample shape "
                 f"{', '.join(map(str, self.input_shapes))}: "
                 f"{one_line(exc)}; set input_shape= to what the model expects"
             ) from exc
+        except BaseException:  # the time limit, or Ctrl-C: undo the compile all the same
+            self.uncompile()
+            raise
         self.outputs = outputs
         self.output_shapes = [(key, tuple(value.shape)[1:]) for key, value in _leaves(outputs)]
         optimizer = getattr(model, "optimizer", None)
@@ -172,7 +174,7 @@ class Harness:
         _redraw(self.backend, self.model.trainable_variables,
                 np.random.default_rng([self.options.seed, 4]))
         x = self.inputs(self.options.batch)
-        constant = all(np.ptp(np.asarray(value), axis=0).max() == 0
+        constant = all(np.ptp(self.backend.to_numpy(value), axis=0).max() == 0
                        for _, value in _leaves(self.model(x, training=False)))
         if constant:
             rng = np.random.default_rng([self.options.seed, 3])
@@ -201,7 +203,7 @@ class Harness:
         try:
             x = _pack(batch.x, [self.to_tensor(a) for _, a in _leaves(batch.x)])
             y = _pack(self.outputs, [self.to_tensor(a) for a in batch.y])
-            values = _logs(self.backend.step(model, f"{phase}_step", (x, y)))
+            values = _logs(self.backend.step(model, f"{phase}_step", (x, y)), self.backend)
         except Exception as exc:
             return Step(error=exc)
         update = tuple(self.backend.read(v) - b
@@ -280,7 +282,7 @@ def _input_shapes(model: Any, options: Options, name: str) -> list[Shape]:
     raise OptionNeeded(f"cannot tell the input shape of model {name}", "input_shape", (3,))
 
 
-def _logs(logs: Any) -> dict[str, float]:
+def _logs(logs: Any, backend: Backend) -> dict[str, float]:
     """Scalar entries of the logs a step returned; a bare scalar counts as the loss."""
     if logs is None:
         raise LossguardError("returned None; return a dict of logs such as {'loss': loss}, "
@@ -289,7 +291,7 @@ def _logs(logs: Any) -> dict[str, float]:
         logs = {"loss": logs}
     values = {}
     for key, value in logs.items():
-        array = np.asarray(value)
+        array = backend.to_numpy(value)
         if array.size == 1 and np.issubdtype(array.dtype, np.number):
             values[str(key)] = float(array.reshape(()))
     return values
@@ -486,18 +488,23 @@ class ModelObject:
         __tracebackhide__ = True
         started = time.perf_counter()
         with preserved() as restored:
-            harness = Harness(self.obj, self.name, self.backend, options)
-            harness.prepare()
-            try:
-                findings = _findings(harness)
+            with stage("building and compiling the model"):
+                harness = Harness(self.obj, self.name, self.backend, options)
+            try:  # every exit puts the user's weights, metrics and compile state back
+                with stage("preparing the model's weights"):
+                    harness.prepare()
+                with stage("stepping the model"):
+                    findings = _findings(harness)
             finally:
-                harness.model.reset_metrics()  # metrics first built while probing start empty
-                harness.restore(original=True)
-                harness.uncompile()
+                with stage("restoring the model"):
+                    harness.model.reset_metrics()  # metrics first built while probing start empty
+                    harness.restore(original=True)
+                    harness.uncompile()
         first = harness.output_options(0)
         header = judge.Header(self.flavour, self.flavour, align.reference().name,
                               first.true_shape, first.pred_shape)
-        return judge.report(self, header, findings, options, started, restored)
+        with stage("writing the report"):
+            return judge.report(self, header, findings, options, started, restored)
 
     def advise(self, report: Report, finding: Finding) -> Fix:
         code = fix_code(finding, report.true_shape, report.pred_shape, self.backend.namespace)

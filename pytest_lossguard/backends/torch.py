@@ -1,0 +1,70 @@
+"""torch tensors, and location from `torch.overrides.TorchFunctionMode`, which sees every
+tensor op with its arguments while the Python stack still names the user's line."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.overrides import TorchFunctionMode
+
+from pytest_lossguard.backends import ArrayBackend
+from pytest_lossguard.trace import Growth, grown
+
+
+class _Recorder(TorchFunctionMode):
+    """Records every op whose float (or boolean) tensor inputs grew into its output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[Growth] = []
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (),
+                           kwargs: Any = None) -> Any:
+        result = func(*args, **(kwargs or {}))
+        if isinstance(result, torch.Tensor):
+            tensors = [a for a in (*args, *(kwargs or {}).values())
+                       if isinstance(a, torch.Tensor)
+                       and (a.dtype.is_floating_point or a.dtype == torch.bool)]
+            frames = ((f.filename, f.lineno or 0, f.name) for f in traceback.extract_stack())
+            name = getattr(func, "__name__", str(func)).strip("_")
+            growth = grown(name, [tuple(t.shape) for t in tensors], tuple(result.shape), frames)
+            if growth is not None:
+                self.found.append(growth)
+        return result
+
+
+def torch_growth(call: Callable[..., Any], tensors: Sequence[Any]) -> list[Growth]:
+    """Every growing op of `call(*tensors)`, run eagerly under a recording mode."""
+    with _Recorder() as recorder:
+        call(*tensors)
+    return recorder.found
+
+
+class Torch(ArrayBackend):
+    """The backend for torch code (and Keras 3 on torch, through backends.keras)."""
+
+    name = "torch"
+    namespace = "torch"
+
+    def to_tensor(self, array: np.ndarray) -> Any:
+        return torch.from_numpy(np.array(array))
+
+    def to_numpy(self, value: Any) -> np.ndarray:
+        if not isinstance(value, torch.Tensor):
+            return np.asarray(value)
+        tensor = value.detach().cpu()
+        if tensor.dtype == torch.bfloat16:
+            import ml_dtypes  # numpy has no bfloat16; torch cannot export one without it
+
+            return tensor.float().numpy().astype(ml_dtypes.bfloat16)
+        return tensor.numpy()
+
+    def growth(self, call: Callable[..., Any], arrays: Sequence[np.ndarray]) -> list[Growth]:
+        return torch_growth(call, [self.to_tensor(a) for a in arrays])
+
+
+BACKEND = Torch()
