@@ -118,6 +118,10 @@ class Harness:
             raise
         self.outputs = outputs
         self.output_shapes = [(key, tuple(value.shape)[1:]) for key, value in _leaves(outputs)]
+        if hasattr(model, "_symbolic_build"):
+            # What Keras 3's fit() does before its first step: build the compiled loss and
+            # metrics, so that their variables exist (a JAX step's state must hold them all).
+            model._symbolic_build(data_batch=(x, outputs))
         optimizer = getattr(model, "optimizer", None)
         built = getattr(optimizer, "built", False) or getattr(optimizer, "_built", False)
         if optimizer is not None and hasattr(optimizer, "build") and not built:

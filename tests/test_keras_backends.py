@@ -1,0 +1,159 @@
+"""Keras 3 on every backend: the same verdicts, locations and call paths on TensorFlow, JAX and
+torch. These tests are backend-neutral: they run here under the session's KERAS_BACKEND, and
+`test_every_backend` reruns this module under the other two (as test_legacy does for tf_keras).
+
+The targets are examples/keras_ops: keras.ops losses, a Loss, a Metric, and the seed model
+written as the Keras guide writes a custom train_step for each backend.
+"""
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE.parent / "examples" / "keras_ops"))
+
+from ops_losses import AbsoluteError, MeanError, aligned_mse, mse  # noqa: E402
+from ops_models import ComputeLoss, HandWrittenLoss, Linear  # noqa: E402
+
+from pytest_lossguard import check  # noqa: E402
+from pytest_lossguard.backends import load  # noqa: E402
+
+read = load("keras").read
+BACKEND = keras.backend.backend()
+MODEL = {"input_shape": (3,), "compile": {"optimizer": "sgd", "loss": mse}}
+LOSSES = HERE.parent / "examples" / "keras_ops" / "ops_losses.py"
+
+
+def line_of(text, path=LOSSES):
+    """`path:line` of the first line of `path` holding `text`."""
+    lines = path.read_text().splitlines()
+    number = next(i for i, line in enumerate(lines, 1) if text in line)
+    return f"{os.path.relpath(path)}:{number}"
+
+
+def r2(y_true, y_pred):
+    """A custom metric that broadcasts (N,) labels against (N, 1) predictions."""
+    residual = keras.ops.sum(keras.ops.square(y_true - y_pred))
+    total = keras.ops.sum(keras.ops.square(y_true - keras.ops.mean(y_true)))
+    return 1.0 - residual / total
+
+
+class BrokenComputeLoss(Linear):
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return mse(y, y_pred)
+
+
+if BACKEND == "jax":
+    class BrokenTestStep(Linear):
+        """Evaluates by hand, as a stateless JAX step."""
+
+        def test_step(self, state, data):
+            trainable, non_trainable, metrics_variables = state
+            x, y = data
+            y_pred, non_trainable = self.stateless_call(trainable, non_trainable, x)
+            return {"loss": mse(y, y_pred)}, (trainable, non_trainable, metrics_variables)
+else:
+    class BrokenTestStep(Linear):
+        """Evaluates by hand."""
+
+        def test_step(self, data):
+            x, y = data
+            return {"loss": mse(y, self(x, training=False))}
+
+
+def failing_methods(report):
+    return {str(f.method) for f in report.failures}
+
+
+def test_the_header_names_keras_s_backend():
+    assert check(aligned_mse).alignment.endswith(f" on {BACKEND}")
+
+
+def test_a_keras_ops_loss_is_flagged_and_located_and_its_aligned_twin_passes():
+    report = check(mse)
+    assert not report.ok and check(aligned_mse).ok
+    first = report.failures[0]
+    assert (first.probe, first.verdict) == ("labels-missing-unit-axis", "broadcast")
+    assert first.location.where == line_of("keras.ops.square(y_true - y_pred)")
+    assert first.location.operation.endswith("(7,), (7, 1) -> (7, 7)")
+    assert dict(first.paths) == {"direct call": "affected", "compile(loss=...)": "protected",
+                                 "compile(metrics=...)": "affected"}
+
+
+def test_a_loss_subclass_and_a_metric_are_flagged_on_every_path_they_are_used_on():
+    loss, metric = check(AbsoluteError), check(MeanError)
+    assert loss.kind == "loss" and not loss.ok
+    assert dict(loss.failures[0].paths)["compile(loss=...)"] == "affected"
+    assert loss.failures[0].location.where == line_of("return keras.ops.abs(y_true - y_pred)")
+    assert metric.kind == "metric" and not metric.ok
+    assert metric.failures[0].location.where == line_of("error = keras.ops.abs(y_true - y_pred)")
+    assert dict(metric.failures[0].paths) == {
+        "direct call": "affected", "compile(loss=...)": "n/a", "compile(metrics=...)": "affected"}
+
+
+def test_the_seed_model_is_flagged_in_train_step_at_the_loss_line_and_its_twins_pass():
+    report = check(HandWrittenLoss, **MODEL)
+    assert not report.ok
+    assert failing_methods(report) == {"train_step"}
+    first = report.failures[0]
+    assert first.verdict == "broadcast"
+    assert first.location.where == line_of("keras.ops.square(y_true - y_pred)")
+    assert any(link.endswith("in train_step") for link in first.location.chain)
+    assert dict(first.paths) == {"fit()": "affected", "evaluate()": "protected"}
+    assert check(ComputeLoss, **MODEL).ok
+    assert check(Linear, **MODEL).ok
+
+
+@pytest.mark.parametrize(("model", "method"), [
+    (BrokenComputeLoss, "compute_loss"), (BrokenTestStep, "test_step")])
+def test_a_broken_compute_loss_or_test_step_is_named(model, method):
+    report = check(model, **MODEL)
+    assert failing_methods(report) == {method}
+    assert all(f.verdict == "broadcast" for f in report.failures)
+
+
+def test_a_compiled_custom_metric_is_judged_as_keras_runs_it():
+    report = check(Linear, input_shape=(3,),
+                   compile={"optimizer": "sgd", "loss": "mse", "metrics": [r2]})
+    assert failing_methods(report) == {"metric 'r2'"}
+
+
+def test_a_model_instance_keeps_its_weights():
+    model = HandWrittenLoss()
+    model.compile(**MODEL["compile"])
+    model(np.ones((2, 3), "float32"))
+    before = [read(v) for v in model.weights]
+    assert not check(model, input_shape=(3,)).ok
+    after = [read(v) for v in model.weights]
+    assert len(before) == len(after) == 2
+    assert all((a == b).all() for a, b in zip(before, after, strict=True))
+
+
+@pytest.mark.parametrize("backend", [b for b in ("tensorflow", "jax", "torch") if b != BACKEND])
+def test_every_backend(backend):
+    """This module, rerun under another Keras backend."""
+    if os.environ.get("LOSSGUARD_BACKEND_RERUN"):
+        pytest.skip("already a rerun")
+    if importlib.util.find_spec(backend) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{backend} is missing in CI; the test extra installs it")
+        pytest.skip(f"{backend} is not installed; pip install -e '.[test]' installs it")
+    env = {**os.environ, "KERAS_BACKEND": backend, "LOSSGUARD_BACKEND_RERUN": "1",
+           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+         str(Path(__file__))],
+        cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=600,
+    )
+    tail = result.stdout[-3000:] + result.stderr[-2000:]
+    assert result.returncode == 0, tail
+    summary = result.stdout.strip().splitlines()[-1]
+    assert re.search(r"\d+ passed", summary) and not re.search(r"failed|error", summary), tail
