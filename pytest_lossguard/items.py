@@ -85,7 +85,7 @@ class LossguardItem(pytest.Item):
                 raise LossguardError(self.problem)
             options = options_for(self.config, self.target_id, self.target, self.options)
             self.report = probe(self.target, options)
-        except LossguardError as exc:
+        except Exception as exc:  # whatever happened, the target keeps its row
             if isinstance(exc, OptionNeeded) and isinstance(self.parent, ScanRoot):
                 pytest.skip(prefixed(exc.for_scan(self.target_id)))  # unmarked code
             self.user_properties.append(_row(self.nodeid, None, str(exc)))

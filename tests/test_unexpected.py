@@ -1,0 +1,42 @@
+"""`check()` raises only LossguardError: an exception from lossguard's own code (or a library
+under it) names the target, the stage and the original exception."""
+
+import pytest
+
+from pytest_lossguard import LossguardError, check
+from pytest_lossguard.kinds import model as model_kind
+
+
+def mse(y_true, y_pred):
+    return ((y_true - y_pred) ** 2).mean()
+
+
+def test_a_failure_inside_lossguard_is_a_lossguard_error_naming_target_stage_and_cause(
+        monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("tracer exploded")
+
+    monkeypatch.setattr("pytest_lossguard.calls._judge", broken)
+    with pytest.raises(LossguardError) as info:
+        check(mse)
+    text = str(info.value)
+    assert text.startswith("mse: lossguard failed while probing labels-missing-unit-axis")
+    assert "RuntimeError: tracer exploded" in text
+    assert isinstance(info.value.__cause__, RuntimeError)
+
+
+def test_a_model_stage_is_named_too(monkeypatch):
+    import zoo
+
+    monkeypatch.setattr(model_kind, "_findings", lambda harness: 1 / 0)
+    with pytest.raises(LossguardError, match="HandMSE: lossguard failed while stepping the model: "
+                                             "ZeroDivisionError"):
+        check(zoo.HandMSE, input_shape=(3,))
+
+
+def test_a_user_error_stays_a_verdict_not_a_lossguard_failure():
+    def raising(y_true, y_pred):
+        raise RuntimeError("the user's own bug")
+
+    report = check(raising)
+    assert report.error is not None and "the user's own bug" in report.error.message
