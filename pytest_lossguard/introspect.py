@@ -9,7 +9,7 @@ import inspect
 import sys
 from typing import Any
 
-from pytest_lossguard.backends import infer
+from pytest_lossguard.backends import infer, match
 from pytest_lossguard.caches import cached, memo
 from pytest_lossguard.text import display_path
 
@@ -101,7 +101,37 @@ def class_backend(cls: type) -> str:
     return infer([vars(module)] if module else [], cls.__module__)
 
 
+def _contents(cell: Any) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # a cell not yet filled
+        return None
+
+
+def _referenced(inner: Any) -> dict[str, Any]:
+    """The globals and closure values a function's code names, nested functions' and the
+    same module's helpers' too: a module importing torch and jax holds losses of each."""
+    cells = getattr(inner, "__closure__", None) or ()
+    found: dict[str, Any] = {f"<cell {i}>": _contents(cell) for i, cell in enumerate(cells)}
+    namespace = getattr(inner, "__globals__", {})
+    codes = [getattr(inner, "__code__", None)]
+    seen = set()
+    while codes:
+        code = codes.pop()
+        if code is None or code in seen:
+            continue
+        seen.add(code)
+        named = {n: namespace[n] for n in code.co_names if n in namespace}
+        found.update(named)
+        codes.extend(c for c in code.co_consts if hasattr(c, "co_names"))
+        # Helpers of the same module count with what they refer to.
+        codes.extend(v.__code__ for v in named.values()
+                     if inspect.isfunction(v) and v.__globals__ is namespace)
+    return found
+
+
 def function_backend(fn: Any) -> str:
-    """The backend a function's own globals and module refer to."""
+    """The backend of the libraries a function's code refers to, else its module's."""
     inner = unwrap(fn)
-    return infer([getattr(inner, "__globals__", {})], getattr(inner, "__module__", "") or "")
+    module = getattr(inner, "__module__", "") or ""
+    return match([_referenced(inner)]) or infer([getattr(inner, "__globals__", {})], module)

@@ -77,6 +77,11 @@ def load(name: str) -> Backend:
 
 def infer(namespaces: Iterable[dict[str, Any]], owner_module: str = "") -> str:
     """Pick the backend from what the target's code refers to: its globals and its class."""
+    return match(namespaces, owner_module) or "numpy"
+
+
+def match(namespaces: Iterable[dict[str, Any]], owner_module: str = "") -> str | None:
+    """The backend whose library the namespaces (or the owner module) refer to, if any."""
     roots = {owner_module.partition(".")[0]}
     for namespace in namespaces:
         for value in namespace.values():
@@ -88,7 +93,7 @@ def infer(namespaces: Iterable[dict[str, Any]], owner_module: str = "") -> str:
     for root, backend in _ROOTS:
         if root in roots:
             return backend
-    return "numpy"
+    return None
 
 
 def numeric(array: np.ndarray) -> tuple[np.ndarray, int] | None:
