@@ -1,0 +1,37 @@
+"""Loss functions written in native torch and JAX, fn(y_true, y_pred): fed their own tensors,
+judged, and located with torch's function mode and JAX's jaxprs. This module imports both
+libraries, so each loss's backend must come from the code it runs, not from the module."""
+
+import jax.numpy as jnp
+import pytest
+import torch
+
+from pytest_lossguard import check
+
+
+def torch_mse(y_true, y_pred):
+    return torch.mean((y_true - y_pred) ** 2)
+
+
+def torch_aligned_mse(y_true, y_pred):
+    return torch.mean((y_true.reshape(y_pred.shape) - y_pred) ** 2)
+
+
+def jax_mse(y_true, y_pred):
+    return jnp.mean((y_true - y_pred) ** 2)
+
+
+def jax_aligned_mse(y_true, y_pred):
+    return jnp.mean((y_true.reshape(y_pred.shape) - y_pred) ** 2)
+
+
+@pytest.mark.parametrize(("loss", "aligned", "backend"), [
+    (torch_mse, torch_aligned_mse, "torch"), (jax_mse, jax_aligned_mse, "jax")])
+def test_a_native_loss_is_flagged_at_its_line_and_its_aligned_twin_passes(loss, aligned, backend):
+    report = check(loss)
+    assert report.backend == backend and not report.ok
+    first = report.failures[0]
+    assert first.verdict == "broadcast"
+    assert first.location.where.endswith(f"test_native.py:{loss.__code__.co_firstlineno + 1}")
+    assert first.location.operation == "sub (7,), (7, 1) -> (7, 7)"
+    assert check(aligned).ok
