@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from pytest_lossguard.errors import LossguardError
+from pytest_lossguard.quiet import framework_import
 
 # First two parameter names that read as (labels, predictions).
 PAIRS = frozenset({
@@ -160,10 +161,13 @@ def target_id(obj: Any, module: ModuleType | None) -> str:
 
 
 def _modules(name: str) -> Iterator[ModuleType]:
-    module = importlib.import_module(name)
+    with framework_import():  # the user's modules may load TensorFlow: no C++ logs
+        module = importlib.import_module(name)
     yield module
     for info in pkgutil.walk_packages(getattr(module, "__path__", []), f"{name}."):
-        yield importlib.import_module(info.name)
+        with framework_import():
+            sub = importlib.import_module(info.name)
+        yield sub
 
 
 def discover(names: list[str]) -> list[Candidate]:

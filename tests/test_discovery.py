@@ -1,6 +1,7 @@
 """Discovery of unmarked targets, the lossguard command, and --lossguard-scan."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -281,3 +282,35 @@ def test_cli_skips_a_scanned_model_that_needs_an_input_shape(package):
         '[tool.lossguard.targets."lgpkg.models:Hand"]\ninput_shape = [3]\n')
     code, out, _ = lossguard("lgpkg/models.py", cwd=package)
     assert "lossguard: Hand broadcasts labels against predictions" in out
+
+
+def test_the_cli_keeps_tensorflow_logs_out_and_leaves_the_environment_as_it_was(tmp_path):
+    (tmp_path / "bad.py").write_text(NAIVE)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    script = Path(sys.executable).parent / "lossguard"
+    result = subprocess.run([str(script), "bad.py"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300, env=env)
+    assert result.returncode == 1
+    assert "lossguard: naive broadcasts labels against predictions" in result.stdout
+    for noise in ("I0000", "W0000", "E0000", "absl::InitializeLog", "cuInit"):
+        assert noise not in result.stderr + result.stdout, result.stderr
+    check = ("import os\nfrom pytest_lossguard.cli import main\ncode = main(['bad.py'])\n"
+             "print(code, os.environ.get('TF_CPP_MIN_LOG_LEVEL'))\n")
+    result = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300, env=env)
+    assert result.stdout.strip().splitlines()[-1] == "1 None"
+    assert "I0000" not in result.stderr
+
+
+def test_framework_logs_are_filtered_and_python_output_is_kept():
+    from pytest_lossguard.quiet import framework_logs
+
+    text = ("WARNING: All log messages before absl::InitializeLog() is called are written to "
+            "STDERR\n"
+            "I0000 00:00:1795765358.540715   26173 cpu_feature_guard.cc:227] This TensorFlow "
+            "binary is optimized\n"
+            "To enable the following instructions: AVX2, in other operations, rebuild.\n"
+            "mod.py:3: DeprecationWarning: old\n"
+            "  import thing\n"
+            "E0000 00:00:1795765360.173030   26173 cuda_platform.cc:52] failed call to cuInit\n")
+    assert framework_logs(text) == "mod.py:3: DeprecationWarning: old\n  import thing\n"
