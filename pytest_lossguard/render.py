@@ -108,13 +108,23 @@ def _restored(report: Report) -> list[str]:
                             "lossguard put it back")]
 
 
+def _passed(report: Report) -> str:
+    """The one-line pass summary, counting as the summary table does."""
+    probes = len(report.findings)
+    if not report.notes:
+        return prefixed(f"{report.target} is safe under {probes} probe(s)")
+    counts = report.counts()
+    parts = [f"{counts[Verdict.SAFE.value]} safe"] if counts[Verdict.SAFE.value] else []
+    parts.append(f"{counts[Verdict.RAISES.value]} raises (loud)")
+    return prefixed(f"{report.target} passes: {', '.join(parts)} under {probes} probe(s)")
+
+
 def render(report: Report) -> str:
     """The failure block of design.md section 6, or a one-line pass summary."""
     failures = report.failures
     notes = [line for finding in report.notes for line in _note(finding)]
     if not failures:
-        line = prefixed(f"{report.target} is safe under {len(report.findings)} probe(s)")
-        return "\n".join([line, *notes, *_restored(report)])
+        return "\n".join([_passed(report), *notes, *_restored(report)])
     worst = next(v for v in Verdict if v is not Verdict.SAFE
                  and any(f.verdict is v for f in failures))
     lines = [prefixed(f"{report.target} {_HEADLINES[worst]}"),
