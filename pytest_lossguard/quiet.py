@@ -2,9 +2,9 @@
 
 TensorFlow reads `TF_CPP_MIN_LOG_LEVEL` once, when it loads, and writes the `I0000` /
 `W0000` / `E0000` lines (with the "before absl::InitializeLog()" preamble) to file descriptor 2
-as it loads, before any setting is read. So `framework_import` sets the variable only around
-the import (a user's own value wins, and the environment is put back afterwards), and filters
-those lines out of what the import writes to stderr; anything else it wrote is passed on.
+as it loads, whatever the level. So `framework_import` sets the variable only around the
+import (a user's own value wins, and the environment is put back afterwards), and filters the
+lines below that level out of what the import writes to stderr; anything else is passed on.
 When the user's code imported TensorFlow first, nothing here applies (see
 docs/discovery-and-cli.md).
 """
@@ -22,25 +22,36 @@ LEVEL = "TF_CPP_MIN_LOG_LEVEL"
 # absl's format (I0000 00:00:1795765358.497633   26173 port.cc:153] ...), TensorFlow's older
 # one (2025-09-17 14:44:05.157831: I external/.../cudart_stub.cc:32] ...), and the preamble.
 _LOG = re.compile(
-    r"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\]"
-    r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] \S+:\d+\]"
+    r"^(?:(?P<absl>[IWEF])\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\]"
+    r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: (?P<tf>[IWEF]) \S+:\d+\]"
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called)"
 )
 # Lines that start Python's own output again after a log line's continuation lines.
 _PYTHON = re.compile(r"^(?:Traceback |\s*File \"|\S+:\d+: \w+(?:Warning|Error)\b)")
+_SEVERITY = "IWEF"
 
 
-def framework_logs(text: str) -> str:
-    """`text` without TensorFlow's C++ log lines and their continuation lines."""
+def _level() -> int:
+    """The level in force, as TensorFlow reads it (0: everything is shown)."""
+    try:
+        return int(os.environ.get(LEVEL, "0"))
+    except ValueError:
+        return 0
+
+
+def framework_logs(text: str, level: int = 3) -> str:
+    """`text` without TensorFlow's C++ log lines (and their continuation lines) below `level`,
+    which TensorFlow itself does not hold back while it loads."""
     kept: list[str] = []
-    in_log = False
+    dropping = False
     for line in text.splitlines(keepends=True):
-        if _LOG.match(line):
-            in_log = True
-        elif in_log and line.strip() and not _PYTHON.match(line):
-            continue  # e.g. cpu_feature_guard's "To enable the following instructions: ..."
-        else:
-            in_log = False
+        match = _LOG.match(line)
+        if match:
+            letter = match.group("absl") or match.group("tf")
+            dropping = level > (_SEVERITY.index(letter) if letter else 0)
+        elif not (dropping and line.strip() and not _PYTHON.match(line)):
+            dropping = False  # else a continuation, e.g. "To enable the following instructions"
+        if not dropping:
             kept.append(line)
     return "".join(kept)
 
@@ -63,7 +74,7 @@ def _filtered_stderr() -> Iterator[None]:
             os.dup2(saved, 2)
             os.close(saved)
             sink.seek(0)
-            rest = framework_logs(sink.read().decode(errors="replace"))
+            rest = framework_logs(sink.read().decode(errors="replace"), _level())
             if rest:
                 sys.stderr.write(rest)
                 sys.stderr.flush()
@@ -73,15 +84,20 @@ def _filtered_stderr() -> Iterator[None]:
 def framework_import() -> Iterator[None]:
     """Around an import lossguard makes that may load TensorFlow: no C++ logs in the output.
 
-    Does nothing once TensorFlow is loaded (its level is fixed then) or when the user set
-    `TF_CPP_MIN_LOG_LEVEL` themselves (their value wins, logs included).
+    Does nothing once TensorFlow is loaded (its level is fixed then). A level the user set
+    wins: 0 shows everything, and 1 or 2 let warnings or errors through.
     """
-    if "tensorflow" in sys.modules or LEVEL in os.environ:
+    if "tensorflow" in sys.modules:
         yield
         return
-    os.environ[LEVEL] = "3"
+    given = LEVEL in os.environ
+    os.environ.setdefault(LEVEL, "3")
     try:
-        with _filtered_stderr():
+        if _level() > 0:
+            with _filtered_stderr():
+                yield
+        else:
             yield
     finally:
-        os.environ.pop(LEVEL, None)
+        if not given:
+            os.environ.pop(LEVEL, None)

@@ -316,3 +316,15 @@ def test_framework_logs_are_filtered_and_python_output_is_kept():
             "  import thing\n"
             "E0000 00:00:1795765360.173030   26173 cuda_platform.cc:52] failed call to cuInit\n")
     assert framework_logs(text) == "mod.py:3: DeprecationWarning: old\n  import thing\n"
+
+
+def test_framework_logs_below_the_level_in_force_are_filtered():
+    from pytest_lossguard.quiet import framework_logs
+
+    text = ("WARNING: All log messages before absl::InitializeLog() is called are written to "
+            "STDERR\n"
+            "I0000 00:00:1795765358.540715   26173 port.cc:153] oneDNN custom operations\n"
+            "E0000 00:00:1795765360.173030   26173 cuda_platform.cc:52] failed call to cuInit\n")
+    assert framework_logs(text, 0) == text
+    assert framework_logs(text, 1) == text.splitlines(keepends=True)[-1]
+    assert framework_logs(text, 3) == ""
