@@ -158,7 +158,11 @@ class Guard:
             key = target_id(target, inspect.getmodule(target))
             report = probe(target, options_for(self.config, key, target, options))
         except LossguardError as exc:
-            pytest.fail(prefixed(str(exc)), pytrace=False)
+            problem = prefixed(str(exc))
+        else:
+            problem = ""
+        if problem:  # failed outside the except block, so the error is not chained and shown twice
+            pytest.fail(problem, pytrace=False)
         if not report.ok:
             pytest.fail(str(report), pytrace=False)
         return report
