@@ -125,6 +125,20 @@ def test_without_the_flag_marks_are_inert(losses):
     result = losses.runpytest_subprocess("--strict-markers", "-rA")
     assert outcomes_by_item(result) == {"test_losses.py::test_ordinary": "PASSED"}
     result.stdout.no_fnmatch_line("*= lossguard =*")
+    result.stdout.no_fnmatch_line("*lossguard is off*")
+
+
+def test_flags_that_need_the_switch_say_lossguard_is_off(pytester):
+    pytester.makepyfile(test_plain="def test_ordinary():\n    pass\n")
+    result = pytester.runpytest("--lossguard-scan=mypkg", "--lossguard-strict",
+                                "--lossguard-report=r.json")
+    result.stdout.fnmatch_lines([
+        "*PytestConfigWarning: lossguard: --lossguard-scan, --lossguard-report, "
+        "--lossguard-strict given without --lossguard: lossguard is off*"])
+    assert result.ret == 0 and not (pytester.path / "r.json").exists()
+    pytester.makeini("[pytest]\nlossguard = true\n")
+    result = pytester.runpytest("--lossguard-strict")
+    result.stdout.no_fnmatch_line("*lossguard is off*")
 
 
 def test_ini_switch_enables_and_strict_fails_raising_targets(losses):
