@@ -115,7 +115,7 @@ def _run(args: argparse.Namespace) -> int:
     # Only now that something is to be probed do NumPy and the frameworks load.
     from pytest_lossguard.engine import probe
 
-    candidates = discovery.discover(_import_names(files, names))
+    candidates = discovery.discover(_import_names(files, names), config.targets)
     base = settings.base(config, {"strict": True} if args.strict else {})
     entries: list[dict[str, Any]] = []
     blocks: list[str] = []

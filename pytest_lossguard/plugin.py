@@ -88,7 +88,8 @@ def pytest_collection_modifyitems(
     from pytest_lossguard.discovery import discover
 
     try:
-        candidates = discover(list(dict.fromkeys(packages)))
+        candidates = discover(list(dict.fromkeys(packages)),
+                              project_settings(config).targets)
     except ImportError as exc:
         raise pytest.UsageError(f"--lossguard-scan: cannot import {exc.name}: {exc}") from None
     marked = config.stash[_MARKED]

@@ -328,3 +328,34 @@ def test_framework_logs_below_the_level_in_force_are_filtered():
     assert framework_logs(text, 0) == text
     assert framework_logs(text, 1) == text.splitlines(keepends=True)[-1]
     assert framework_logs(text, 3) == ""
+
+
+def test_init_lets_discovery_build_a_class_that_needs_arguments(package, pytester, monkeypatch):
+    _, out, _ = lossguard("lgpkg/losses.py", cwd=package)
+    assert ("lossguard: skipped lgpkg.losses:Scaled (a keras Loss subclass): its constructor needs "
+            'arguments; set them in pyproject.toml: [tool.lossguard.targets."lgpkg.losses:Scaled"]'
+            " init = {...}") in out, out
+    toml = '[tool.lossguard.targets."lgpkg.losses:Scaled"]\ninit = {scale = 2.0}\n'
+    (package / "pyproject.toml").write_text(toml)
+    _, out, _ = lossguard("lgpkg/losses.py", cwd=package)
+    assert "skipped lgpkg.losses:Scaled" not in out
+    assert "lossguard: Scaled broadcasts labels against predictions" in out
+    # --lossguard-scan reads the same entry.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(package), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    pytester.makepyprojecttoml(toml)
+    pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    result = pytester.runpytest_subprocess("--lossguard", "--lossguard-scan=lgpkg.losses", "-rA",
+                                           "-k", "Scaled")
+    result.stdout.fnmatch_lines(["FAILED lossguard-scan::lgpkg.losses:Scaled[[]lossguard[]]*"])
+
+
+def test_the_cli_builds_a_marked_class_with_its_own_init(tmp_path):
+    (tmp_path / "scaled.py").write_text(
+        "import keras\nimport pytest\n\n\n@pytest.mark.lossguard(init={'scale': 2.0})\n"
+        "class Scaled(keras.losses.Loss):\n    def __init__(self, scale):\n"
+        "        super().__init__()\n        self.scale = scale\n\n"
+        "    def call(self, y_true, y_pred):\n"
+        "        return self.scale * keras.ops.abs(y_true - y_pred)\n")
+    code, out, _ = lossguard("scaled.py", cwd=tmp_path)
+    assert code == 1 and "lossguard: Scaled broadcasts labels against predictions" in out, out
