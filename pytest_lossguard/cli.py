@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,8 +104,40 @@ def _load_by_path(path: Path) -> str:
     return name
 
 
+_ROOT_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
+
+
+def rootdir(targets: list[str]) -> Path:
+    """The project root as pytest finds it: from the common ancestor of the paths given (the
+    working directory for module names), the nearest folder up with a configuration file."""
+    paths = [Path(t).resolve() for t in targets if Path(t).exists()]
+    if len(paths) < len(targets):
+        paths.append(Path.cwd())
+    ancestor = Path(os.path.commonpath(paths))
+    ancestor = ancestor if ancestor.is_dir() else ancestor.parent
+    for folder in [ancestor, *ancestor.parents]:
+        if any((folder / name).is_file() for name in _ROOT_FILES):
+            return folder
+    return ancestor
+
+
+def _import_paths(root: Path) -> list[Path]:
+    """What pytest puts on sys.path for a project: the rootdir (where a `python -m` run starts
+    and a root conftest.py lives) and the `pythonpath` entries of [tool.pytest.ini_options]."""
+    paths = [root]
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file():
+        table = settings.read_toml(pyproject).get("tool", {}).get("pytest", {})
+        extra = table.get("ini_options", {}).get("pythonpath", [])
+        paths.extend(root / entry for entry in ([extra] if isinstance(extra, str) else extra))
+    return paths
+
+
 def _run(args: argparse.Namespace) -> int:
     config = settings.load(Path.cwd())
+    for path in reversed(_import_paths(rootdir(args.targets))):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))  # imports resolve as under pytest and `python -m`
     files, names = _sources(args.targets)
     if not names and not any(discovery.scan_source(p.read_text()) for p in files):
         if args.format == "json":

@@ -48,15 +48,20 @@ def find(start: Path) -> Path | None:
     return None
 
 
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file's content; a malformed file is a LossguardError that names it."""
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise LossguardError(f"{display_path(str(path))}: {exc}; fix the TOML") from None
+
+
 def load(start: Path) -> Settings:
     """Settings from the nearest pyproject.toml; empty when there is none or no table."""
     path = find(start)
     if path is None:
         return Settings()
-    try:
-        table = tomllib.loads(path.read_text()).get("tool", {}).get("lossguard", {})
-    except tomllib.TOMLDecodeError as exc:
-        raise LossguardError(f"{display_path(str(path))}: {exc}; fix the TOML") from None
+    table = read_toml(path).get("tool", {}).get("lossguard", {})
     where = display_path(str(path))
     defaults = {k: v for k, v in table.items() if k not in ("targets", "scan")}
     try:

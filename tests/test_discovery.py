@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -359,3 +360,24 @@ def test_the_cli_builds_a_marked_class_with_its_own_init(tmp_path):
         "        return self.scale * keras.ops.abs(y_true - y_pred)\n")
     code, out, _ = lossguard("scaled.py", cwd=tmp_path)
     assert code == 1 and "lossguard: Scaled broadcasts labels against predictions" in out, out
+
+
+def test_the_console_script_and_python_m_agree_on_a_project_whose_tests_import_it(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'mypkg'\n")
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "__init__.py").write_text("")
+    (tmp_path / "mypkg" / "ops.py").write_text(
+        "import tensorflow as tf\n\n\ndef square(x):\n    return tf.square(x)\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_losses.py").write_text(
+        "import tensorflow as tf\n\nfrom mypkg.ops import square\n\n\n"
+        "def naive(y_true, y_pred):\n    return tf.reduce_mean(square(y_true - y_pred))\n")
+    script = Path(sys.executable).parent / "lossguard"
+    runs = [subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+            for command in ([str(script), "tests/"],
+                            [sys.executable, "-m", "pytest_lossguard", "tests/"])]
+    for run in runs:
+        assert run.returncode == 1, run.stderr[-2000:]
+        assert "lossguard: naive broadcasts labels against predictions" in run.stdout
+    seconds = re.compile(r"\d+\.\d\d(?=  )")
+    assert seconds.sub("", runs[0].stdout) == seconds.sub("", runs[1].stdout)
