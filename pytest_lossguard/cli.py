@@ -12,13 +12,16 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_lossguard import discovery, settings
 from pytest_lossguard.errors import LossguardError, OptionNeeded
 from pytest_lossguard.json_report import document, entry
-from pytest_lossguard.render import render, summary_table
+from pytest_lossguard.render import ansi, colour_wanted, plain, render, summary_table
 from pytest_lossguard.text import prefixed
+
+if TYPE_CHECKING:
+    from pytest_lossguard.findings import Report
 
 CLEAN, FINDINGS, USAGE = 0, 1, 2
 
@@ -151,7 +154,8 @@ def _run(args: argparse.Namespace) -> int:
     candidates = discovery.discover(_import_names(files, names), config.targets)
     base = settings.base(config, {"strict": True} if args.strict else {})
     entries: list[dict[str, Any]] = []
-    blocks: list[str] = []
+    blocks: list[str | Report] = []
+    markup = ansi if colour_wanted(sys.stdout.isatty(), os.environ) else plain
     for candidate in candidates:
         if candidate.skipped:
             blocks.append(prefixed(f"skipped {candidate.id} ({candidate.reason}): "
@@ -169,14 +173,16 @@ def _run(args: argparse.Namespace) -> int:
             continue
         entries.append(entry(candidate.id, report))
         if not report.ok:
-            blocks.append(render(report))
+            blocks.append(report)
     doc = document(entries)
     if args.report:
         Path(args.report).write_text(json.dumps(doc, indent=2) + "\n")
     if args.format == "json":
         print(json.dumps(doc, indent=2))
     else:
-        print("\n\n".join([*blocks, "\n".join(summary_table(entries, verbose=True))]))
+        table = summary_table(entries, verbose=True, markup=markup)
+        print("\n\n".join([*(b if isinstance(b, str) else render(b, markup) for b in blocks),
+                            "\n".join(table)]))
     return FINDINGS if doc["totals"]["failed"] else CLEAN
 
 
