@@ -8,16 +8,20 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_lossguard import discovery, settings
 from pytest_lossguard.errors import LossguardError, OptionNeeded
 from pytest_lossguard.json_report import document, entry
-from pytest_lossguard.render import render, summary_table
+from pytest_lossguard.render import ansi, colour_wanted, plain, render, summary_table
 from pytest_lossguard.text import prefixed
+
+if TYPE_CHECKING:
+    from pytest_lossguard.findings import Report
 
 CLEAN, FINDINGS, USAGE = 0, 1, 2
 
@@ -103,8 +107,40 @@ def _load_by_path(path: Path) -> str:
     return name
 
 
+_ROOT_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
+
+
+def rootdir(targets: list[str]) -> Path:
+    """The project root as pytest finds it: from the common ancestor of the paths given (the
+    working directory for module names), the nearest folder up with a configuration file."""
+    paths = [Path(t).resolve() for t in targets if Path(t).exists()]
+    if len(paths) < len(targets):
+        paths.append(Path.cwd())
+    ancestor = Path(os.path.commonpath(paths))
+    ancestor = ancestor if ancestor.is_dir() else ancestor.parent
+    for folder in [ancestor, *ancestor.parents]:
+        if any((folder / name).is_file() for name in _ROOT_FILES):
+            return folder
+    return ancestor
+
+
+def _import_paths(root: Path) -> list[Path]:
+    """What pytest puts on sys.path for a project: the rootdir (where a `python -m` run starts
+    and a root conftest.py lives) and the `pythonpath` entries of [tool.pytest.ini_options]."""
+    paths = [root]
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file():
+        table = settings.read_toml(pyproject).get("tool", {}).get("pytest", {})
+        extra = table.get("ini_options", {}).get("pythonpath", [])
+        paths.extend(root / entry for entry in ([extra] if isinstance(extra, str) else extra))
+    return paths
+
+
 def _run(args: argparse.Namespace) -> int:
     config = settings.load(Path.cwd())
+    for path in reversed(_import_paths(rootdir(args.targets))):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))  # imports resolve as under pytest and `python -m`
     files, names = _sources(args.targets)
     if not names and not any(discovery.scan_source(p.read_text()) for p in files):
         if args.format == "json":
@@ -115,10 +151,11 @@ def _run(args: argparse.Namespace) -> int:
     # Only now that something is to be probed do NumPy and the frameworks load.
     from pytest_lossguard.engine import probe
 
-    candidates = discovery.discover(_import_names(files, names))
+    candidates = discovery.discover(_import_names(files, names), config.targets)
     base = settings.base(config, {"strict": True} if args.strict else {})
     entries: list[dict[str, Any]] = []
-    blocks: list[str] = []
+    blocks: list[str | Report] = []
+    markup = ansi if colour_wanted(sys.stdout.isatty(), os.environ) else plain
     for candidate in candidates:
         if candidate.skipped:
             blocks.append(prefixed(f"skipped {candidate.id} ({candidate.reason}): "
@@ -136,14 +173,16 @@ def _run(args: argparse.Namespace) -> int:
             continue
         entries.append(entry(candidate.id, report))
         if not report.ok:
-            blocks.append(render(report))
+            blocks.append(report)
     doc = document(entries)
     if args.report:
         Path(args.report).write_text(json.dumps(doc, indent=2) + "\n")
     if args.format == "json":
         print(json.dumps(doc, indent=2))
     else:
-        print("\n\n".join([*blocks, "\n".join(summary_table(entries, verbose=True))]))
+        table = summary_table(entries, verbose=True, markup=markup)
+        print("\n\n".join([*(b if isinstance(b, str) else render(b, markup) for b in blocks),
+                            "\n".join(table)]))
     return FINDINGS if doc["totals"]["failed"] else CLEAN
 
 

@@ -43,6 +43,21 @@ def enabled(config: pytest.Config) -> bool:
     return flag(config, "lossguard")
 
 
+def idle_flags(config: pytest.Config) -> list[str]:
+    """The flags given that do nothing because lossguard is off."""
+    if enabled(config):
+        return []
+    return [f"--{name.replace('_', '-')}" for name in
+            ("lossguard_scan", "lossguard_report", "lossguard_strict")
+            if config.getoption(name) is not None]
+
+
+def off_warning(flags: list[str]) -> str:
+    """The one line that says why the flags do nothing."""
+    return prefixed(f"{', '.join(flags)} given without --lossguard: lossguard is off and they "
+                    "do nothing; add --lossguard (or `lossguard = true` in the ini file)")
+
+
 def project_settings(config: pytest.Config) -> Settings:
     """`[tool.lossguard]` of the nearest pyproject.toml, read once per session."""
     if _SETTINGS not in config.stash:

@@ -12,12 +12,14 @@ import dataclasses
 import importlib
 import inspect
 import pkgutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from pytest_lossguard.errors import LossguardError
+from pytest_lossguard.quiet import framework_import
+from pytest_lossguard.settings import marker_kwargs
 
 # First two parameter names that read as (labels, predictions).
 PAIRS = frozenset({
@@ -105,21 +107,29 @@ def _reason(name: str, obj: Any, metrics: set[str]) -> str | None:
         return None
 
 
-def _skipped(obj: Any) -> str:
-    """Why a class cannot be built without arguments, or ''."""
-    if not isinstance(obj, type):
+def _skipped(obj: Any, target_id: str, entry: Mapping[str, Any]) -> str:
+    """Why a class cannot be built without arguments, or '': no `init` is given for it in its
+    `[tool.lossguard.targets]` entry or its own mark, and its constructor needs arguments."""
+    if not isinstance(obj, type) or "init" in entry or "init" in marker_kwargs(obj):
         return ""
     try:
         inspect.signature(obj).bind()
     except TypeError:
-        return "its constructor needs arguments; mark it with init={...} or a factory"
+        return (f"its constructor needs arguments; set them in pyproject.toml: "
+                f'[tool.lossguard.targets."{target_id}"] init = {{...}}, or mark it with '
+                "init={...}, or mark a zero-argument factory")
     except ValueError:
         return ""
     return ""
 
 
-def module_candidates(module: ModuleType) -> list[Candidate]:
-    """Candidates defined in `module`, then metric functions its compile() calls name."""
+def module_candidates(
+    module: ModuleType, targets: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[Candidate]:
+    """Candidates defined in `module`, then metric functions its compile() calls name.
+
+    `targets` is `[tool.lossguard.targets]`: a class given `init` there is built, not skipped.
+    """
     try:
         tree = ast.parse(inspect.getsource(module))
     except (OSError, TypeError, SyntaxError):
@@ -134,7 +144,9 @@ def module_candidates(module: ModuleType) -> list[Candidate]:
         reason = _reason(name, obj, metrics)
         if reason is not None:
             qualname = name if instance else getattr(obj, "__qualname__", name)
-            found.append(Candidate(module.__name__, qualname, reason, obj, _skipped(obj)))
+            key = f"{module.__name__}:{qualname}"
+            found.append(Candidate(module.__name__, qualname, reason, obj,
+                                   _skipped(obj, key, (targets or {}).get(key, {}))))
     for name in sorted(metrics):
         obj = vars(module).get(name)
         if inspect.isfunction(obj) and obj.__module__ != module.__name__:
@@ -160,18 +172,25 @@ def target_id(obj: Any, module: ModuleType | None) -> str:
 
 
 def _modules(name: str) -> Iterator[ModuleType]:
-    module = importlib.import_module(name)
+    with framework_import():  # the user's modules may load TensorFlow: no C++ logs
+        module = importlib.import_module(name)
     yield module
     for info in pkgutil.walk_packages(getattr(module, "__path__", []), f"{name}."):
-        yield importlib.import_module(info.name)
+        with framework_import():
+            sub = importlib.import_module(info.name)
+        yield sub
 
 
-def discover(names: list[str]) -> list[Candidate]:
-    """Every candidate in the named modules and packages (imported), each object once."""
+def discover(
+    names: list[str], targets: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[Candidate]:
+    """Every candidate in the named modules and packages (imported), each object once.
+
+    `targets` is `[tool.lossguard.targets]`, whose `init` entries let classes be built."""
     found: dict[int, Candidate] = {}
     for name in names:
         for module in _modules(name):
-            for candidate in module_candidates(module):
+            for candidate in module_candidates(module, targets):
                 found.setdefault(id(candidate.obj), candidate)
     return sorted(found.values(), key=lambda c: c.id)
 

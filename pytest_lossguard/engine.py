@@ -13,6 +13,7 @@ from pytest_lossguard.errors import LossguardError, unexpected
 from pytest_lossguard.findings import Report
 from pytest_lossguard.kinds import classify
 from pytest_lossguard.options import Options
+from pytest_lossguard.quiet import framework_import
 
 
 def probe(obj: Any, options: Options) -> Report:
@@ -20,7 +21,9 @@ def probe(obj: Any, options: Options) -> Report:
     __tracebackhide__ = True
     # Importing Keras takes seconds and reseeds Python's random module: do it before the time
     # limit and the state snapshot start, so neither is charged to the first target.
-    align.reference()
+    # Loading the framework here keeps its C++ logs out of the output (quiet.py).
+    with framework_import():
+        align.reference()
     kind = classify(obj)
     try:
         with deadline(options.timeout, kind.name):  # building a class can hang too

@@ -18,15 +18,16 @@ class OptionNeeded(LossguardError):
     """A target that needs an option only its author can give (a subclassed model's input
     shape). Marked, it is an error; found by a scan, it is skipped with the option to set."""
 
-    def __init__(self, reason: str, option: str, example: tuple[int, ...]) -> None:
+    def __init__(self, reason: str, option: str, placeholder: str = "<features>") -> None:
+        # A placeholder, not a guess: only the target's author knows the shape.
         super().__init__(f"{reason}: set {option}= to the per-sample shape, e.g. "
-                         f"@pytest.mark.lossguard({option}={example})")
-        self.reason, self.option, self.example = reason, option, example
+                         f"@pytest.mark.lossguard({option}=({placeholder},))")
+        self.reason, self.option, self.placeholder = reason, option, placeholder
 
     def for_scan(self, target_id: str) -> str:
         """The same advice for an unmarked target: where pyproject.toml takes the option."""
         return (f"{self.reason}; set it in pyproject.toml: "
-                f'[tool.lossguard.targets."{target_id}"] {self.option} = {list(self.example)}')
+                f'[tool.lossguard.targets."{target_id}"] {self.option} = [{self.placeholder}]')
 
 
 class LossguardWarning(UserWarning):

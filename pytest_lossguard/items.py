@@ -34,6 +34,22 @@ class Failed(Exception):
         self.report = report
 
 
+class Block:
+    """A failure block as pytest shows it: verdict words coloured by the terminal writer (which
+    honours --color and NO_COLOR), plain as text (junitxml, xdist, longreprtext)."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+
+    def __str__(self) -> str:
+        return str(self.report)
+
+    def toterminal(self, tw: Any) -> None:
+        from pytest_lossguard.render import render
+
+        tw.line(render(self.report, lambda text, colour: tw.markup(text, **{colour: True})))
+
+
 class ScanRoot(pytest.Collector):
     """The parent of --lossguard-scan items: ids read lossguard-scan::module:name[lossguard]."""
 
@@ -118,7 +134,7 @@ class LossguardItem(pytest.Item):
         when their code raised."""
         error = excinfo.value
         if isinstance(error, Failed):
-            return str(error)
+            return Block(error.report)
         if not isinstance(error, LossguardError):
             return super().repr_failure(excinfo, style=style)
         text = prefixed(str(error))
@@ -158,7 +174,11 @@ class Guard:
             key = target_id(target, inspect.getmodule(target))
             report = probe(target, options_for(self.config, key, target, options))
         except LossguardError as exc:
-            pytest.fail(prefixed(str(exc)), pytrace=False)
+            problem = prefixed(str(exc))
+        else:
+            problem = ""
+        if problem:  # failed outside the except block, so the error is not chained and shown twice
+            pytest.fail(problem, pytrace=False)
         if not report.ok:
             pytest.fail(str(report), pytrace=False)
         return report

@@ -19,6 +19,8 @@ from pytest_lossguard.configure import (
     MARKER,
     base_options,
     enabled,
+    idle_flags,
+    off_warning,
     project_settings,
 )
 from pytest_lossguard.items import Guard, LossguardItem, ScanRoot
@@ -67,6 +69,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(Summary(config), "lossguard-summary")
     if enabled(config):
         base_options(config)  # malformed ini options are a usage error before collection
+    elif idle_flags(config) and not hasattr(config, "workerinput"):
+        config.issue_config_time_warning(
+            pytest.PytestConfigWarning(off_warning(idle_flags(config))), stacklevel=2)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -83,7 +88,8 @@ def pytest_collection_modifyitems(
     from pytest_lossguard.discovery import discover
 
     try:
-        candidates = discover(list(dict.fromkeys(packages)))
+        candidates = discover(list(dict.fromkeys(packages)),
+                              project_settings(config).targets)
     except ImportError as exc:
         raise pytest.UsageError(f"--lossguard-scan: cannot import {exc.name}: {exc}") from None
     marked = config.stash[_MARKED]

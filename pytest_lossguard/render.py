@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pytest_lossguard.findings import VERDICTS, Finding, Paths, PathStatus, Report, Verdict
@@ -21,6 +22,36 @@ _HEADLINES = {
     Verdict.ERROR: "cannot be evaluated on canonical input",
     Verdict.RAISES: "raises on shapes that Keras's loss container aligns (strict)",
 }
+
+
+# How a verdict reads on a colour terminal, in pytest's markup names.
+COLOURS = {Verdict.SAFE: "green", Verdict.BROADCAST: "red", Verdict.MISMATCH: "red",
+           Verdict.RAISES: "yellow", Verdict.ERROR: "red"}
+# (text, colour) -> text: pytest's TerminalWriter.markup, `ansi`, or `plain` (no colour).
+Markup = Callable[[str, str], str]
+_ANSI = {"red": 31, "green": 32, "yellow": 33}
+
+
+def plain(text: str, colour: str) -> str:
+    """No colour: the text as it is."""
+    return text
+
+
+def ansi(text: str, colour: str) -> str:
+    """`text` in `colour` with the escape codes pytest's TerminalWriter writes."""
+    return f"\x1b[{_ANSI[colour]}m{text}\x1b[0m"
+
+
+def colour_wanted(isatty: bool, environ: Mapping[str, str]) -> bool:
+    """Whether to colour, by the rules of pytest's TerminalWriter: PY_COLORS=1/0, NO_COLOR,
+    FORCE_COLOR, else a terminal that is not TERM=dumb."""
+    if environ.get("PY_COLORS") in ("0", "1"):
+        return environ["PY_COLORS"] == "1"
+    if environ.get("NO_COLOR"):
+        return False
+    if environ.get("FORCE_COLOR"):
+        return True
+    return isatty and environ.get("TERM") != "dumb"
 
 
 def row(label: str, text: str) -> str:
@@ -108,16 +139,29 @@ def _restored(report: Report) -> list[str]:
                             "lossguard put it back")]
 
 
-def render(report: Report) -> str:
-    """The failure block of design.md section 6, or a one-line pass summary."""
+def _passed(report: Report, markup: Markup) -> str:
+    """The one-line pass summary, counting as the summary table does."""
+    probes = len(report.findings)
+    if not report.notes:
+        safe = markup("is safe", COLOURS[Verdict.SAFE])
+        return prefixed(f"{report.target} {safe} under {probes} probe(s)")
+    counts = report.counts()
+    parts = [markup(f"{counts[Verdict.SAFE.value]} safe", COLOURS[Verdict.SAFE])] \
+        if counts[Verdict.SAFE.value] else []
+    parts.append(markup(f"{counts[Verdict.RAISES.value]} raises (loud)", COLOURS[Verdict.RAISES]))
+    return prefixed(f"{report.target} passes: {', '.join(parts)} under {probes} probe(s)")
+
+
+def render(report: Report, markup: Markup = plain) -> str:
+    """The failure block of design.md section 6, or a one-line pass summary; `markup` colours
+    the verdict words (the text is the same without it)."""
     failures = report.failures
     notes = [line for finding in report.notes for line in _note(finding)]
     if not failures:
-        line = prefixed(f"{report.target} is safe under {len(report.findings)} probe(s)")
-        return "\n".join([line, *notes, *_restored(report)])
+        return "\n".join([_passed(report, markup), *notes, *_restored(report)])
     worst = next(v for v in Verdict if v is not Verdict.SAFE
                  and any(f.verdict is v for f in failures))
-    lines = [prefixed(f"{report.target} {_HEADLINES[worst]}"),
+    lines = [prefixed(f"{report.target} {markup(_HEADLINES[worst], COLOURS[worst])}"),
              row("target", f"{report.source or '?'}  ({report.kind}, {report.feeds}, "
                            f"reference: {report.alignment})")]
     for finding in failures:
@@ -136,27 +180,35 @@ def render(report: Report) -> str:
     return "\n".join(lines)
 
 
-def summary_table(entries: list[dict[str, Any]], verbose: bool) -> list[str]:
+def summary_table(entries: list[dict[str, Any]], verbose: bool,
+                  markup: Markup = plain) -> list[str]:
     """The summary table: one row per target (failing ones only unless verbose), then totals.
 
     The counts come first and the target last, so a long node id never pushes the numbers
-    off a narrow terminal.
+    off a narrow terminal. `markup` colours the verdict words and every count that is not 0.
     """
     shown = [e for e in entries if verbose or not e["ok"] or e["raises"]]
-    lines = ["probes  " + "  ".join(VERDICTS) + "  seconds  target"]
+    lines = ["probes  " + "  ".join(markup(v.value, COLOURS[v]) for v in Verdict)
+             + "  seconds  target"]
     totals = {key: 0.0 for key in (*VERDICTS, "seconds")}
     for entry in sorted(entries, key=lambda e: e["nodeid"]):
         for key in totals:
             totals[key] += entry[key]
         if entry in shown:
-            lines.append(_table_row(entry["nodeid"], entry))
-    lines.append(_table_row(f"{len(entries)} target(s)", totals))
+            lines.append(_table_row(entry["nodeid"], entry, markup))
+    lines.append(_table_row(f"{len(entries)} target(s)", totals, markup))
     if len(shown) < len(entries):
         lines.append(f"({len(entries) - len(shown)} clean target(s) not shown; -v shows all)")
     return lines
 
 
-def _table_row(label: str, counts: dict[str, Any]) -> str:
-    probes = int(sum(counts[v] for v in VERDICTS))
-    cells = "  ".join(f"{int(counts[v]):>{len(v)}}" for v in VERDICTS)
+def _table_row(label: str, counts: dict[str, Any], markup: Markup) -> str:
+    probes = int(sum(counts[v.value] for v in Verdict))
+    cells = "  ".join(_cell(int(counts[v.value]), v, markup) for v in Verdict)
     return f"{probes:>6}  {cells}  {counts['seconds']:>7.2f}  {label}"
+
+
+def _cell(count: int, verdict: Verdict, markup: Markup) -> str:
+    text = str(count)
+    pad = " " * (len(verdict.value) - len(text))
+    return pad + (markup(text, COLOURS[verdict]) if count else text)

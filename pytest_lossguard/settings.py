@@ -20,11 +20,15 @@ from typing import Any
 
 from pytest_lossguard.errors import LossguardError
 from pytest_lossguard.options import Options
+from pytest_lossguard.text import display_path
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:
     import tomli as tomllib
+
+
+_FIELDS = frozenset(f.name for f in dataclasses.fields(Options))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,20 +48,35 @@ def find(start: Path) -> Path | None:
     return None
 
 
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file's content; a malformed file is a LossguardError that names it."""
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise LossguardError(f"{display_path(str(path))}: {exc}; fix the TOML") from None
+
+
 def load(start: Path) -> Settings:
     """Settings from the nearest pyproject.toml; empty when there is none or no table."""
     path = find(start)
     if path is None:
         return Settings()
-    try:
-        table = tomllib.loads(path.read_text()).get("tool", {}).get("lossguard", {})
-    except tomllib.TOMLDecodeError as exc:
-        raise LossguardError(f"{path}: {exc}; fix the TOML") from None
+    table = read_toml(path).get("tool", {}).get("lossguard", {})
+    where = display_path(str(path))
     defaults = {k: v for k, v in table.items() if k not in ("targets", "scan")}
-    Options.build(**defaults)  # unknown or malformed keys fail here, naming the key
+    try:
+        Options.build(**defaults)  # unknown or malformed keys fail here, naming the key
+    except LossguardError as exc:
+        raise LossguardError(f"{where} [tool.lossguard]: {exc}") from None
+    targets = table.get("targets", {})
+    for key, entry in targets.items():
+        try:  # each entry's keys; its values are checked layered, for the target they apply to
+            Options.build(**{name: None for name in entry if name not in _FIELDS})
+        except LossguardError as exc:
+            raise LossguardError(f'{where} [tool.lossguard.targets."{key}"]: {exc}') from None
     scan = table.get("scan", [])
     scan = [scan] if isinstance(scan, str) else scan
-    return Settings(defaults, table.get("targets", {}), tuple(scan))
+    return Settings(defaults, targets, tuple(scan))
 
 
 def own_marks(marks: Any) -> list[Any]:

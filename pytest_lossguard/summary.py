@@ -43,5 +43,7 @@ class Summary:
 
         terminalreporter.write_sep("=", "lossguard")
         verbose = self.config.get_verbosity() > 0 or len(self.rows) <= 20
-        for line in summary_table(self.rows, verbose):
+        tw = self.config.get_terminal_writer()  # colours by --color and NO_COLOR
+        for line in summary_table(self.rows, verbose,
+                                  lambda text, colour: tw.markup(text, **{colour: True})):
             terminalreporter.write_line(line)

@@ -1,6 +1,8 @@
 """Discovery of unmarked targets, the lossguard command, and --lossguard-scan."""
 
 import json
+import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -239,7 +241,8 @@ def test_the_fast_path_imports_no_framework(tmp_path):
 
 
 def test_scan_probes_candidates_once_alongside_marked_ones(pytester, package, monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", str(package))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(package), *filter(None, [os.environ.get("PYTHONPATH")])]))
     pytester.makepyfile(test_marked=(
         "import pytest\nfrom lgpkg.losses import naive\n\n"
         "pytestmark = pytest.mark.lossguard(targets=[naive])\n"))
@@ -267,7 +270,8 @@ def test_scan_probes_candidates_once_alongside_marked_ones(pytester, package, mo
         "SKIPPED [[]1[]] *lossguard: its constructor needs arguments*",
         # A subclassed model needs input_shape: skipped, naming where to set it.
         "SKIPPED [[]1[]] *lossguard: cannot tell the input shape of model Hand; set it in "
-        'pyproject.toml: [[]tool.lossguard.targets."lgpkg.models:Hand"[]] input_shape = [[]3[]]',
+        'pyproject.toml: [[]tool.lossguard.targets."lgpkg.models:Hand"[]] '
+        "input_shape = [[]<features>[]]",
     ])
 
 
@@ -276,8 +280,104 @@ def test_cli_skips_a_scanned_model_that_needs_an_input_shape(package):
     assert code == 1  # mse broadcasts; Hand is skipped, not an error
     assert ("lossguard: skipped lgpkg.models:Hand: cannot tell the input shape of model Hand; "
             'set it in pyproject.toml: [tool.lossguard.targets."lgpkg.models:Hand"] '
-            "input_shape = [3]") in out
+            "input_shape = [<features>]") in out
     (package / "pyproject.toml").write_text(
         '[tool.lossguard.targets."lgpkg.models:Hand"]\ninput_shape = [3]\n')
     code, out, _ = lossguard("lgpkg/models.py", cwd=package)
     assert "lossguard: Hand broadcasts labels against predictions" in out
+
+
+def test_the_cli_keeps_tensorflow_logs_out_and_leaves_the_environment_as_it_was(tmp_path):
+    (tmp_path / "bad.py").write_text(NAIVE)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    script = Path(sys.executable).parent / "lossguard"
+    result = subprocess.run([str(script), "bad.py"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300, env=env)
+    assert result.returncode == 1
+    assert "lossguard: naive broadcasts labels against predictions" in result.stdout
+    for noise in ("I0000", "W0000", "E0000", "absl::InitializeLog", "cuInit"):
+        assert noise not in result.stderr + result.stdout, result.stderr
+    check = ("import os\nfrom pytest_lossguard.cli import main\ncode = main(['bad.py'])\n"
+             "print(code, os.environ.get('TF_CPP_MIN_LOG_LEVEL'))\n")
+    result = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300, env=env)
+    assert result.stdout.strip().splitlines()[-1] == "1 None"
+    assert "I0000" not in result.stderr
+
+
+def test_framework_logs_are_filtered_and_python_output_is_kept():
+    from pytest_lossguard.quiet import framework_logs
+
+    text = ("WARNING: All log messages before absl::InitializeLog() is called are written to "
+            "STDERR\n"
+            "I0000 00:00:1795765358.540715   26173 cpu_feature_guard.cc:227] This TensorFlow "
+            "binary is optimized\n"
+            "To enable the following instructions: AVX2, in other operations, rebuild.\n"
+            "mod.py:3: DeprecationWarning: old\n"
+            "  import thing\n"
+            "E0000 00:00:1795765360.173030   26173 cuda_platform.cc:52] failed call to cuInit\n")
+    assert framework_logs(text) == "mod.py:3: DeprecationWarning: old\n  import thing\n"
+
+
+def test_framework_logs_below_the_level_in_force_are_filtered():
+    from pytest_lossguard.quiet import framework_logs
+
+    text = ("WARNING: All log messages before absl::InitializeLog() is called are written to "
+            "STDERR\n"
+            "I0000 00:00:1795765358.540715   26173 port.cc:153] oneDNN custom operations\n"
+            "E0000 00:00:1795765360.173030   26173 cuda_platform.cc:52] failed call to cuInit\n")
+    assert framework_logs(text, 0) == text
+    assert framework_logs(text, 1) == text.splitlines(keepends=True)[-1]
+    assert framework_logs(text, 3) == ""
+
+
+def test_init_lets_discovery_build_a_class_that_needs_arguments(package, pytester, monkeypatch):
+    _, out, _ = lossguard("lgpkg/losses.py", cwd=package)
+    assert ("lossguard: skipped lgpkg.losses:Scaled (a keras Loss subclass): its constructor needs "
+            'arguments; set them in pyproject.toml: [tool.lossguard.targets."lgpkg.losses:Scaled"]'
+            " init = {...}") in out, out
+    toml = '[tool.lossguard.targets."lgpkg.losses:Scaled"]\ninit = {scale = 2.0}\n'
+    (package / "pyproject.toml").write_text(toml)
+    _, out, _ = lossguard("lgpkg/losses.py", cwd=package)
+    assert "skipped lgpkg.losses:Scaled" not in out
+    assert "lossguard: Scaled broadcasts labels against predictions" in out
+    # --lossguard-scan reads the same entry.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(package), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    pytester.makepyprojecttoml(toml)
+    pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    result = pytester.runpytest_subprocess("--lossguard", "--lossguard-scan=lgpkg.losses", "-rA",
+                                           "-k", "Scaled")
+    result.stdout.fnmatch_lines(["FAILED lossguard-scan::lgpkg.losses:Scaled[[]lossguard[]]*"])
+
+
+def test_the_cli_builds_a_marked_class_with_its_own_init(tmp_path):
+    (tmp_path / "scaled.py").write_text(
+        "import keras\nimport pytest\n\n\n@pytest.mark.lossguard(init={'scale': 2.0})\n"
+        "class Scaled(keras.losses.Loss):\n    def __init__(self, scale):\n"
+        "        super().__init__()\n        self.scale = scale\n\n"
+        "    def call(self, y_true, y_pred):\n"
+        "        return self.scale * keras.ops.abs(y_true - y_pred)\n")
+    code, out, _ = lossguard("scaled.py", cwd=tmp_path)
+    assert code == 1 and "lossguard: Scaled broadcasts labels against predictions" in out, out
+
+
+def test_the_console_script_and_python_m_agree_on_a_project_whose_tests_import_it(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'mypkg'\n")
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "__init__.py").write_text("")
+    (tmp_path / "mypkg" / "ops.py").write_text(
+        "import tensorflow as tf\n\n\ndef square(x):\n    return tf.square(x)\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_losses.py").write_text(
+        "import tensorflow as tf\n\nfrom mypkg.ops import square\n\n\n"
+        "def naive(y_true, y_pred):\n    return tf.reduce_mean(square(y_true - y_pred))\n")
+    script = Path(sys.executable).parent / "lossguard"
+    runs = [subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+            for command in ([str(script), "tests/"],
+                            [sys.executable, "-m", "pytest_lossguard", "tests/"])]
+    for run in runs:
+        assert run.returncode == 1, run.stderr[-2000:]
+        assert "lossguard: naive broadcasts labels against predictions" in run.stdout
+    seconds = re.compile(r"\d+\.\d\d(?=  )")
+    assert seconds.sub("", runs[0].stdout) == seconds.sub("", runs[1].stdout)

@@ -195,6 +195,10 @@ def test_shape_asserting_loss_raises_loudly_and_fails_only_under_strict():
     assert report.ok
     assert set(verdicts(report).values()) == {"raises"}
     assert "raises (loud, not silent)" in str(report)
+    # The one-liner counts as the summary table does: no "safe" for probes that raised.
+    probes = len(report.findings)
+    assert str(report).splitlines()[0] == (
+        f"lossguard: shape_asserting_mse passes: {probes} raises (loud) under {probes} probe(s)")
     strict = check(shape_asserting_mse, strict=True)
     assert not strict.ok
     assert "strict" in str(strict)

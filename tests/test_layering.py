@@ -5,6 +5,7 @@ target's mark) applies the same way on all three paths."""
 import json
 
 import keras  # noqa: F401  (loaded before the in-process runs, which drop what they import)
+import pytest
 
 from pytest_lossguard import cli
 
@@ -63,3 +64,26 @@ def test_a_target_gets_the_same_options_as_an_item_through_the_fixture_and_the_c
     assert _layers(item) == expected  # ini seed 5 loses to [tool.lossguard]; shapes from the entry
     assert _layers(fixture) == expected
     assert _layers(command) == expected
+
+
+def test_config_errors_name_the_file_and_the_table(tmp_path, monkeypatch):
+    from pytest_lossguard import settings
+    from pytest_lossguard.errors import LossguardError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[tool.lossguard]\ncolour = true\n")
+    with pytest.raises(LossguardError, match=r"^pyproject\.toml \[tool\.lossguard\]: unknown "
+                                             r"lossguard option\(s\) colour; known"):
+        settings.load(tmp_path)
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.lossguard.targets."m:f"]\ny_shape = [1]\n')
+    with pytest.raises(LossguardError, match=r'^pyproject\.toml \[tool\.lossguard\.targets\."m:f"'
+                                             r"\]: unknown lossguard option\(s\) y_shape"):
+        settings.load(tmp_path)
+
+
+def test_pytest_reports_a_config_error_with_its_table(pytester):
+    pytester.makepyprojecttoml("[tool.lossguard]\nstrict = 'yes'\n")
+    result = pytester.runpytest("--lossguard")
+    result.stderr.fnmatch_lines(
+        ["*lossguard: pyproject.toml [[]tool.lossguard[]]: strict='yes' must be True or False"])

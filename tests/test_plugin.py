@@ -1,5 +1,8 @@
 """The pytest surface, driven through pytester in subprocesses (TensorFlow loads there)."""
 
+import os
+import re
+import subprocess
 import sys
 import textwrap
 
@@ -125,6 +128,20 @@ def test_without_the_flag_marks_are_inert(losses):
     result = losses.runpytest_subprocess("--strict-markers", "-rA")
     assert outcomes_by_item(result) == {"test_losses.py::test_ordinary": "PASSED"}
     result.stdout.no_fnmatch_line("*= lossguard =*")
+    result.stdout.no_fnmatch_line("*lossguard is off*")
+
+
+def test_flags_that_need_the_switch_say_lossguard_is_off(pytester):
+    pytester.makepyfile(test_plain="def test_ordinary():\n    pass\n")
+    result = pytester.runpytest("--lossguard-scan=mypkg", "--lossguard-strict",
+                                "--lossguard-report=r.json")
+    result.stdout.fnmatch_lines([
+        "*PytestConfigWarning: lossguard: --lossguard-scan, --lossguard-report, "
+        "--lossguard-strict given without --lossguard: lossguard is off*"])
+    assert result.ret == 0 and not (pytester.path / "r.json").exists()
+    pytester.makeini("[pytest]\nlossguard = true\n")
+    result = pytester.runpytest("--lossguard-strict")
+    result.stdout.no_fnmatch_line("*lossguard is off*")
 
 
 def test_ini_switch_enables_and_strict_fails_raising_targets(losses):
@@ -246,6 +263,9 @@ def test_fixture_fails_the_test_with_the_report(pytester):
     result.stdout.fnmatch_lines(["*lossguard: np_mae broadcasts labels against predictions"])
     result.stdout.fnmatch_lines(["lossguard: int (int) is not callable; lossguard accepts*"])
     assert "pytest_lossguard/" not in result.stdout.str()
+    # Once, not again after "During handling of the above exception".
+    assert "During handling" not in result.stdout.str()
+    assert result.stdout.str().count("int (int) is not callable") == 2  # block + short summary
 
 
 FRAMEWORKS = ("tensorflow", "keras", "tf_keras", "jax", "torch")
@@ -448,3 +468,42 @@ def test_json_report_and_junit_properties_are_complete_and_match_a_serial_run(lo
     assert set(properties) == names
     assert properties["naive_mse[lossguard]"]["report"]["findings"][0]["location"] == (
         "test_losses.py:8")
+
+
+def test_verdicts_are_coloured_by_color_and_no_color(losses, monkeypatch):
+    result = losses.runpytest_subprocess("--lossguard", "--color=yes", "-k", "naive_mse")
+    text = result.stdout.str()
+    assert "naive_mse \x1b[31mbroadcasts labels against predictions\x1b[0m" in text
+    assert "probes  \x1b[32msafe\x1b[0m  \x1b[31mbroadcast\x1b[0m  \x1b[31mmismatch\x1b[0m  " \
+           "\x1b[33mraises\x1b[0m  \x1b[31merror\x1b[0m  seconds  target" in text
+    assert "     4     0          \x1b[31m4\x1b[0m         0" in text
+    plain = losses.runpytest_subprocess("--lossguard", "--color=no", "-k", "naive_mse")
+    assert "\x1b[" not in plain.stdout.str()
+    # Without colour the text is the same, escape codes aside.
+    strip = re.compile(r"\x1b\[[0-9;]*m|\d+\.\d\d")
+    coloured, uncoloured = (strip.sub("", out).splitlines()[2:-1] for out in
+                            (text, plain.stdout.str()))  # not the timed last line
+    assert coloured == uncoloured
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert "\x1b[" not in losses.runpytest_subprocess("--lossguard", "-k", "naive_mse").stdout.str()
+
+
+def test_the_cli_colours_on_a_terminal_only(tmp_path):
+    from pytest_lossguard.render import colour_wanted
+
+    assert colour_wanted(True, {}) and not colour_wanted(False, {})
+    assert not colour_wanted(True, {"NO_COLOR": "1"}) and colour_wanted(False, {"FORCE_COLOR": "1"})
+    assert not colour_wanted(True, {"TERM": "dumb"}) and colour_wanted(False, {"PY_COLORS": "1"})
+    (tmp_path / "bad.py").write_text(
+        "import numpy as np\n\n\ndef naive(y_true, y_pred):\n"
+        "    return np.mean(np.abs(y_true - y_pred))\n")
+    env = {**os.environ, "FORCE_COLOR": "1"}
+    env.pop("NO_COLOR", None)
+    env.pop("PY_COLORS", None)
+    run = subprocess.run([sys.executable, "-m", "pytest_lossguard", "bad.py"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert "naive \x1b[31mbroadcasts labels against predictions\x1b[0m" in run.stdout
+    run = subprocess.run([sys.executable, "-m", "pytest_lossguard", "bad.py"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300, env={**env, "NO_COLOR": "1"})
+    assert "\x1b[" not in run.stdout and "naive broadcasts labels" in run.stdout

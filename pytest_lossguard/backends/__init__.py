@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from pytest_lossguard.errors import LossguardError
+from pytest_lossguard.quiet import framework_import
 from pytest_lossguard.trace import Growth
 
 # Module roots that mean "this code wants tensors of that library"; first match wins.
@@ -71,7 +72,8 @@ class Backend(Protocol):
 
 def load(name: str) -> Backend:
     """Import a backend module on first use, so nothing heavy loads before a probe."""
-    backend: Backend = importlib.import_module(_MODULES[name]).BACKEND
+    with framework_import():
+        backend: Backend = importlib.import_module(_MODULES[name]).BACKEND
     return backend
 
 

@@ -283,7 +283,7 @@ def _input_shapes(model: Any, options: Options, name: str) -> list[Shape]:
     shapes = [tuple(tensor.shape)[1:] for tensor in inputs]
     if shapes and all(None not in shape for shape in shapes):
         return shapes
-    raise OptionNeeded(f"cannot tell the input shape of model {name}", "input_shape", (3,))
+    raise OptionNeeded(f"cannot tell the input shape of model {name}", "input_shape")
 
 
 def _logs(logs: Any, backend: Backend) -> dict[str, float]:
