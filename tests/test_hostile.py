@@ -6,24 +6,9 @@ import time
 import pytest
 import tensorflow as tf
 from test_plugin import outcomes_by_item
+from zoo import always_inf, returns_float, returns_none, returns_text
 
 from pytest_lossguard import LossguardError, check
-
-
-def returns_none(y_true, y_pred):
-    return None
-
-
-def returns_text(y_true, y_pred):
-    return "low"
-
-
-def returns_float(y_true, y_pred):
-    return float(tf.reduce_mean(tf.square(y_true - y_pred)))
-
-
-def always_inf(y_true, y_pred):
-    return tf.reduce_mean(tf.abs(y_pred)) / 0.0
 
 
 @pytest.mark.parametrize(("target", "reason"), [
@@ -78,24 +63,8 @@ def test_a_huge_output_shape_is_refused_before_allocating():
 
 
 SUITE = """
-import time
-
 import pytest
-import tensorflow as tf
-
-
-def returns_none(y_true, y_pred):
-    return None
-
-
-def hangs(y_true, y_pred):
-    while True:
-        time.sleep(0.01)
-
-
-def nan_everywhere(y_true, y_pred):
-    return tf.math.log(y_pred - 100.0)
-
+from zoo import hangs, nan_everywhere, returns_none
 
 pytestmark = pytest.mark.lossguard(targets=[42, returns_none, nan_everywhere])
 
@@ -111,21 +80,21 @@ def huge(y_true, y_pred):
 """
 
 
-def test_the_rest_of_the_suite_runs_on(pytester):
-    pytester.makepyfile(test_hostile=SUITE)
-    result = pytester.runpytest_subprocess("--lossguard", "-rA", "-p", "no:randomly")
+def test_the_rest_of_the_suite_runs_on(zoo_pytester):
+    zoo_pytester.makepyfile(test_hostile_suite=SUITE)
+    result = zoo_pytester.runpytest("--lossguard", "-rA", "-p", "no:randomly")
     assert outcomes_by_item(result) == {
-        "test_hostile.py::int[lossguard]": "ERROR",
-        "test_hostile.py::returns_none[lossguard]": "ERROR",
-        "test_hostile.py::nan_everywhere[lossguard]": "ERROR",
-        "test_hostile.py::test_ordinary": "PASSED",
-        "test_hostile.py::test_ordinary[lossguard-hangs]": "ERROR",
-        "test_hostile.py::huge[lossguard]": "ERROR",
+        "test_hostile_suite.py::int[lossguard]": "ERROR",
+        "test_hostile_suite.py::returns_none[lossguard]": "ERROR",
+        "test_hostile_suite.py::nan_everywhere[lossguard]": "ERROR",
+        "test_hostile_suite.py::test_ordinary": "PASSED",
+        "test_hostile_suite.py::test_ordinary[lossguard-hangs]": "ERROR",
+        "test_hostile_suite.py::huge[lossguard]": "ERROR",
     }
     assert "lossguard: lossguard:" not in result.stdout.str()
     assert "LossguardError" not in result.stdout.str()  # the reason, not the exception type
     result.stdout.fnmatch_lines_random([
-        "ERROR test_hostile.py::returns_none[[]lossguard[]] - lossguard: returns_none cann*",
+        "ERROR test_hostile_suite.py::returns_none[[]lossguard[]] - lossguard: returns_none c*",
         "lossguard: int (int) is not callable; lossguard accepts*",
         "*returned a Python NoneType (None); a loss must return a tensor*",
         "*returned nan on well-formed input; check domain=*",
@@ -175,7 +144,7 @@ def test_a_loss_that_changes_global_state_passes_with_a_warning_naming_what_was_
         def test_state_is_back():
             assert not tf.config.functions_run_eagerly()
     """)
-    result = pytester.runpytest_subprocess("--lossguard", "-rP", "-p", "no:randomly")
+    result = pytester.runpytest("--lossguard", "-rP", "-p", "no:randomly")
     result.assert_outcomes(passed=2, warnings=1)
     result.stdout.fnmatch_lines([
         "*test_meddling.py:5: LossguardWarning: meddling changed numpy random state, "
