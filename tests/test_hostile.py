@@ -1,10 +1,15 @@
 """Hostile input: every case gets a clear one-line reason, and the rest of the suite runs on."""
 
 import importlib.util
+import random
+import signal
 import time
 
+import keras
+import numpy as np
 import pytest
 import tensorflow as tf
+import zoo
 from test_plugin import outcomes_by_item
 from zoo import always_inf, returns_float, returns_none, returns_text
 
@@ -35,15 +40,37 @@ def test_nan_only_under_the_probe_is_a_failing_finding():
     assert "-> nan" in str(report)
 
 
+def global_state():
+    """What a target interrupted by the time limit could leave behind: the SIGALRM handler and
+    timer the limit sets, and the global state lossguard snapshots around a target."""
+    name, keys, *position = np.random.get_state()
+    return {
+        "SIGALRM handler": signal.getsignal(signal.SIGALRM),
+        "timer": signal.getitimer(signal.ITIMER_REAL),
+        "python random": random.getstate(),
+        "numpy random": (name, keys.tolist(), *position),
+        "eager": tf.config.functions_run_eagerly(),
+        "dtype policy": keras.config.dtype_policy().name,
+    }
+
+
 def test_a_hanging_loss_hits_the_timeout_and_state_is_restored():
     def hangs(y_true, y_pred):
+        # Changes global state, then never returns to let anything put it back.
+        np.random.seed(1)
+        random.seed(2)
+        tf.config.run_functions_eagerly(not tf.config.functions_run_eagerly())
+        keras.config.set_dtype_policy("mixed_float16")
         while True:
             time.sleep(0.01)
 
+    before = global_state()
     started = time.perf_counter()
     with pytest.raises(LossguardError, match=r"hangs did not finish within timeout=0.3 s"):
         check(hangs, timeout=0.3)
     assert time.perf_counter() - started < 30
+    assert global_state() == before
+    assert check(zoo.aligned_mse, timeout=0.3).ok  # and the next target runs as usual
     with pytest.raises(LossguardError, match="timeout=-1 must be a number >= 0"):
         check(hangs, timeout=-1)
 
