@@ -118,9 +118,37 @@ def test_strict_flag_fails_raising_targets(losses):
 
 def test_failures_show_the_verdict_not_plugin_frames(losses):
     result = losses.runpytest("--lossguard", "-k", "mse and not aligned and not shape or raising")
+    result.assert_outcomes(failed=1, errors=1)
     text = result.stdout.str()
     assert "pytest_lossguard/" not in text
     assert "_pytest/" not in text
+    # What is shown instead: a failure is its verdict block, first thing under its header...
+    target = f"zoo.py:{inspect.getsourcelines(zoo.mse)[1]}"
+    result.stdout.fnmatch_lines([
+        "*_ lossguard: mse[[]lossguard[]] _*",
+        "lossguard: mse broadcasts labels against predictions",
+        f"  target      {target}  (function, tensorflow tensors, reference: keras *)",
+        "  probe       labels-missing-unit-axis   y_true (7,)  y_pred (7, 1)",
+        "  result      () -> *reference (Keras-aligned) () -> *",
+        f"  broadcast   {MSE_LINE}   return tf.reduce_mean(tf.square(y_true - y_pred))",
+        "              Sub (7,), (7, 1) -> (7, 7)",
+    ], consecutive=True)
+    # ...and an error is lossguard's reason, then the user's own frames down to the raise.
+    raising = f"zoo.py:{inspect.getsourcelines(zoo.raising)[1]}"
+    result.stdout.fnmatch_lines([
+        "*_ ERROR at setup of lossguard: raising[[]lossguard[]] _*",
+        "lossguard: raising cannot be evaluated on canonical input",
+        f"  target      {raising}  (function, tensorflow tensors, reference: keras *)",
+        "  probe       canonical                  y_true (7, 1)  y_pred (7, 1)",
+        "  raised      ValueError: helper refuses (7, 1)",
+    ], consecutive=True)
+    result.stdout.fnmatch_lines([
+        "    def raising(y_true, y_pred):",
+        ">       return helper(y_true)",
+        "    def helper(values):",
+        '>       raise ValueError("helper refuses " + str(values.shape))',
+        "E       ValueError: helper refuses (7, 1)",
+    ])
 
 
 def test_ini_defaults_apply_under_marker_kwargs(pytester):
