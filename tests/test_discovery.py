@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from test_plugin import outcomes_by_item
 
 from pytest_lossguard.discovery import discover, scan_source
 
@@ -238,19 +239,15 @@ def test_the_fast_path_imports_no_framework(tmp_path):
     assert result.stdout.strip().splitlines()[-1] == "0 []"
 
 
-def test_scan_probes_candidates_once_alongside_marked_ones(pytester, package, monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", str(package))
+def test_scan_probes_candidates_once_alongside_marked_ones(pytester, package):
+    # In this process: `package` put lgpkg on sys.path, and the run's imports of it are undone.
     pytester.makepyfile(test_marked=(
         "import pytest\nfrom lgpkg.losses import naive\n\n"
         "pytestmark = pytest.mark.lossguard(targets=[naive])\n"))
-    result = pytester.runpytest_subprocess(
+    result = pytester.runpytest(
         "--lossguard", "--lossguard-scan=lgpkg", "--lossguard-scan=lgpkg.losses", "-rA",
         "-p", "no:randomly")
-    outcomes = {}
-    for line in result.outlines:
-        for word in ("PASSED", "FAILED", "ERROR"):
-            if line.startswith(word + " "):
-                outcomes[line.split()[1]] = word
+    outcomes = outcomes_by_item(result)
     assert outcomes.pop("test_marked.py::naive[lossguard]") == "FAILED"
     assert not any("losses:naive" in nodeid for nodeid in outcomes)
     scan = {nodeid.removeprefix("lossguard-scan::"): outcome for nodeid, outcome in outcomes.items()
