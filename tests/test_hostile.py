@@ -4,6 +4,7 @@ import importlib.util
 import random
 import signal
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -13,7 +14,7 @@ import zoo
 from test_plugin import outcomes_by_item
 from zoo import always_inf, returns_float, returns_none, returns_text
 
-from pytest_lossguard import LossguardError, check
+from pytest_lossguard import LossguardError, LossguardWarning, check
 
 
 @pytest.mark.parametrize(("target", "reason"), [
@@ -171,7 +172,11 @@ def test_a_loss_that_changes_global_state_passes_with_a_warning_naming_what_was_
         def test_state_is_back():
             assert not tf.config.functions_run_eagerly()
     """)
-    result = pytester.runpytest("--lossguard", "-rP", "-p", "no:randomly")
+    # In this process the run starts from this session's warning filters (`-W ignore`, say):
+    # pin what a fresh process has for LossguardWarning, no filter, the "default" action.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("default", category=LossguardWarning)
+        result = pytester.runpytest("--lossguard", "-rP", "-p", "no:randomly")
     result.assert_outcomes(passed=2, warnings=1)
     result.stdout.fnmatch_lines([
         "*test_meddling.py:5: LossguardWarning: meddling changed numpy random state, "
