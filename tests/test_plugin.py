@@ -315,6 +315,8 @@ for target in (Raising, Scaled):
     pytest.mark.lossguard(input_shape=(3,))(target)
 del target
 """
+
+
 def test_model_targets_become_items_with_step_level_messages(zoo_pytester):
     zoo_pytester.makepyfile(test_marked_models=MODELS)
     result = zoo_pytester.runpytest("--lossguard", "-rA", "-p", "no:randomly")
