@@ -1,15 +1,21 @@
 """Discovery of unmarked targets, the lossguard command, and --lossguard-scan."""
 
+import contextlib
+import importlib
+import io
 import json
 import os
 import re
+import runpy
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from test_plugin import outcomes_by_item
 
+import pytest_lossguard
 from pytest_lossguard.discovery import discover, scan_source
 
 LOSSES = '''
@@ -162,9 +168,39 @@ def test_the_ast_pass_sees_candidates_without_importing(package):
 
 
 def lossguard(*args, cwd):
+    """`python -m pytest_lossguard *args` in a process of its own: exit code, stdout, stderr."""
     result = subprocess.run([sys.executable, "-m", "pytest_lossguard", *args], cwd=cwd,
                             capture_output=True, text=True, timeout=300)
     return result.returncode, result.stdout, result.stderr
+
+
+MAIN = Path(pytest_lossguard.__file__).with_name("__main__.py")
+
+
+def lossguard_here(*args, cwd):
+    """`python -m pytest_lossguard *args`, run in this process (TensorFlow is loaded already).
+
+    The modules it imports from under cwd and the sys.path entries it adds are undone, so each
+    call imports the user's files afresh, as a new process would.
+    """
+    saved = list(sys.path), sys.argv, os.getcwd(), set(sys.modules)
+    out, err, code = io.StringIO(), io.StringIO(), None
+    sys.argv = ["lossguard", *args]
+    os.chdir(cwd)
+    importlib.invalidate_caches()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            runpy.run_path(str(MAIN), run_name="__main__")
+    except SystemExit as exc:
+        code = exc.code
+    finally:
+        sys.path[:], sys.argv = saved[:2]
+        os.chdir(saved[2])
+        root = str(Path(cwd).resolve())
+        for name in set(sys.modules) - saved[3]:
+            if str(getattr(sys.modules[name], "__file__", None) or "").startswith(root):
+                del sys.modules[name]
+    return code, out.getvalue(), err.getvalue()
 
 
 def test_cli_exit_codes_for_bad_good_and_candidate_free_files(tmp_path):
@@ -201,7 +237,7 @@ def test_cli_checks_every_file_even_when_two_share_a_name(tmp_path):
     for folder, source in (("a", ALIGNED), ("b", NAIVE)):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "losses.py").write_text(source)
-    code, out, _ = lossguard("a/losses.py", "b/losses.py", cwd=tmp_path)
+    code, out, _ = lossguard_here("a/losses.py", "b/losses.py", cwd=tmp_path)
     assert code == 1, out
     assert "losses:aligned" in out and "b.losses:naive" in out and "2 target(s)" in out
 
@@ -223,10 +259,10 @@ def test_cli_honours_tool_lossguard_overrides(tmp_path):
         "    error = tf.reshape(y_true, (-1, 1)) - y_pred\n"
         "    q = tf.constant([0.1, 0.5, 0.9])\n"
         "    return tf.reduce_mean(tf.maximum(q * error, (q - 1) * error), axis=-1)\n")
-    assert lossguard("quantile.py", cwd=tmp_path)[0] == 1  # judged with (1,) vs (1,) shapes
+    assert lossguard_here("quantile.py", cwd=tmp_path)[0] == 1  # judged with (1,) vs (1,) shapes
     (tmp_path / "pyproject.toml").write_text(
         '[tool.lossguard.targets."quantile:pinball"]\ny_true_shape = [1]\ny_pred_shape = [3]\n')
-    code, out, _ = lossguard("quantile.py", cwd=tmp_path)
+    code, out, _ = lossguard_here("quantile.py", cwd=tmp_path)
     assert code == 0, out
 
 
@@ -240,20 +276,15 @@ def test_the_fast_path_imports_no_framework(tmp_path):
     assert result.stdout.strip().splitlines()[-1] == "0 []"
 
 
-def test_scan_probes_candidates_once_alongside_marked_ones(pytester, package, monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(package), *filter(None, [os.environ.get("PYTHONPATH")])]))
+def test_scan_probes_candidates_once_alongside_marked_ones(pytester, package):
+    # In this process: `package` put lgpkg on sys.path, and the run's imports of it are undone.
     pytester.makepyfile(test_marked=(
         "import pytest\nfrom lgpkg.losses import naive\n\n"
         "pytestmark = pytest.mark.lossguard(targets=[naive])\n"))
-    result = pytester.runpytest_subprocess(
+    result = pytester.runpytest(
         "--lossguard", "--lossguard-scan=lgpkg", "--lossguard-scan=lgpkg.losses", "-rA",
         "-p", "no:randomly")
-    outcomes = {}
-    for line in result.outlines:
-        for word in ("PASSED", "FAILED", "ERROR"):
-            if line.startswith(word + " "):
-                outcomes[line.split()[1]] = word
+    outcomes = outcomes_by_item(result)
     assert outcomes.pop("test_marked.py::naive[lossguard]") == "FAILED"
     assert not any("losses:naive" in nodeid for nodeid in outcomes)
     scan = {nodeid.removeprefix("lossguard-scan::"): outcome for nodeid, outcome in outcomes.items()
@@ -276,14 +307,14 @@ def test_scan_probes_candidates_once_alongside_marked_ones(pytester, package, mo
 
 
 def test_cli_skips_a_scanned_model_that_needs_an_input_shape(package):
-    code, out, _ = lossguard("lgpkg/models.py", cwd=package)
+    code, out, _ = lossguard_here("lgpkg/models.py", cwd=package)
     assert code == 1  # mse broadcasts; Hand is skipped, not an error
     assert ("lossguard: skipped lgpkg.models:Hand: cannot tell the input shape of model Hand; "
             'set it in pyproject.toml: [tool.lossguard.targets."lgpkg.models:Hand"] '
             "input_shape = [<features>]") in out
     (package / "pyproject.toml").write_text(
         '[tool.lossguard.targets."lgpkg.models:Hand"]\ninput_shape = [3]\n')
-    code, out, _ = lossguard("lgpkg/models.py", cwd=package)
+    code, out, _ = lossguard_here("lgpkg/models.py", cwd=package)
     assert "lossguard: Hand broadcasts labels against predictions" in out
 
 

@@ -1,29 +1,20 @@
 """Hostile input: every case gets a clear one-line reason, and the rest of the suite runs on."""
 
 import importlib.util
+import random
+import signal
 import time
+import warnings
 
+import keras
+import numpy as np
 import pytest
 import tensorflow as tf
+import zoo
 from test_plugin import outcomes_by_item
+from zoo import always_inf, returns_float, returns_none, returns_text
 
-from pytest_lossguard import LossguardError, check
-
-
-def returns_none(y_true, y_pred):
-    return None
-
-
-def returns_text(y_true, y_pred):
-    return "low"
-
-
-def returns_float(y_true, y_pred):
-    return float(tf.reduce_mean(tf.square(y_true - y_pred)))
-
-
-def always_inf(y_true, y_pred):
-    return tf.reduce_mean(tf.abs(y_pred)) / 0.0
+from pytest_lossguard import LossguardError, LossguardWarning, check
 
 
 @pytest.mark.parametrize(("target", "reason"), [
@@ -50,15 +41,37 @@ def test_nan_only_under_the_probe_is_a_failing_finding():
     assert "-> nan" in str(report)
 
 
+def global_state():
+    """What a target interrupted by the time limit could leave behind: the SIGALRM handler and
+    timer the limit sets, and the global state lossguard snapshots around a target."""
+    name, keys, *position = np.random.get_state()
+    return {
+        "SIGALRM handler": signal.getsignal(signal.SIGALRM),
+        "timer": signal.getitimer(signal.ITIMER_REAL),
+        "python random": random.getstate(),
+        "numpy random": (name, keys.tolist(), *position),
+        "eager": tf.config.functions_run_eagerly(),
+        "dtype policy": keras.config.dtype_policy().name,
+    }
+
+
 def test_a_hanging_loss_hits_the_timeout_and_state_is_restored():
     def hangs(y_true, y_pred):
+        # Changes global state, then never returns to let anything put it back.
+        np.random.seed(1)
+        random.seed(2)
+        tf.config.run_functions_eagerly(not tf.config.functions_run_eagerly())
+        keras.config.set_dtype_policy("mixed_float16")
         while True:
             time.sleep(0.01)
 
+    before = global_state()
     started = time.perf_counter()
     with pytest.raises(LossguardError, match=r"hangs did not finish within timeout=0.3 s"):
         check(hangs, timeout=0.3)
     assert time.perf_counter() - started < 30
+    assert global_state() == before
+    assert check(zoo.aligned_mse, timeout=0.3).ok  # and the next target runs as usual
     with pytest.raises(LossguardError, match="timeout=-1 must be a number >= 0"):
         check(hangs, timeout=-1)
 
@@ -78,24 +91,8 @@ def test_a_huge_output_shape_is_refused_before_allocating():
 
 
 SUITE = """
-import time
-
 import pytest
-import tensorflow as tf
-
-
-def returns_none(y_true, y_pred):
-    return None
-
-
-def hangs(y_true, y_pred):
-    while True:
-        time.sleep(0.01)
-
-
-def nan_everywhere(y_true, y_pred):
-    return tf.math.log(y_pred - 100.0)
-
+from zoo import hangs, nan_everywhere, returns_none
 
 pytestmark = pytest.mark.lossguard(targets=[42, returns_none, nan_everywhere])
 
@@ -111,21 +108,21 @@ def huge(y_true, y_pred):
 """
 
 
-def test_the_rest_of_the_suite_runs_on(pytester):
-    pytester.makepyfile(test_hostile=SUITE)
-    result = pytester.runpytest_subprocess("--lossguard", "-rA", "-p", "no:randomly")
+def test_the_rest_of_the_suite_runs_on(zoo_pytester):
+    zoo_pytester.makepyfile(test_hostile_suite=SUITE)
+    result = zoo_pytester.runpytest("--lossguard", "-rA", "-p", "no:randomly")
     assert outcomes_by_item(result) == {
-        "test_hostile.py::int[lossguard]": "ERROR",
-        "test_hostile.py::returns_none[lossguard]": "ERROR",
-        "test_hostile.py::nan_everywhere[lossguard]": "ERROR",
-        "test_hostile.py::test_ordinary": "PASSED",
-        "test_hostile.py::test_ordinary[lossguard-hangs]": "ERROR",
-        "test_hostile.py::huge[lossguard]": "ERROR",
+        "test_hostile_suite.py::int[lossguard]": "ERROR",
+        "test_hostile_suite.py::returns_none[lossguard]": "ERROR",
+        "test_hostile_suite.py::nan_everywhere[lossguard]": "ERROR",
+        "test_hostile_suite.py::test_ordinary": "PASSED",
+        "test_hostile_suite.py::test_ordinary[lossguard-hangs]": "ERROR",
+        "test_hostile_suite.py::huge[lossguard]": "ERROR",
     }
     assert "lossguard: lossguard:" not in result.stdout.str()
     assert "LossguardError" not in result.stdout.str()  # the reason, not the exception type
     result.stdout.fnmatch_lines_random([
-        "ERROR test_hostile.py::returns_none[[]lossguard[]] - lossguard: returns_none cann*",
+        "ERROR test_hostile_suite.py::returns_none[[]lossguard[]] - lossguard: returns_none c*",
         "lossguard: int (int) is not callable; lossguard accepts*",
         "*returned a Python NoneType (None); a loss must return a tensor*",
         "*returned nan on well-formed input; check domain=*",
@@ -175,7 +172,11 @@ def test_a_loss_that_changes_global_state_passes_with_a_warning_naming_what_was_
         def test_state_is_back():
             assert not tf.config.functions_run_eagerly()
     """)
-    result = pytester.runpytest_subprocess("--lossguard", "-rP", "-p", "no:randomly")
+    # In this process the run starts from this session's warning filters (`-W ignore`, say):
+    # pin what a fresh process has for LossguardWarning, no filter, the "default" action.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("default", category=LossguardWarning)
+        result = pytester.runpytest("--lossguard", "-rP", "-p", "no:randomly")
     result.assert_outcomes(passed=2, warnings=1)
     result.stdout.fnmatch_lines([
         "*test_meddling.py:5: LossguardWarning: meddling changed numpy random state, "

@@ -1,5 +1,7 @@
-"""The pytest surface, driven through pytester in subprocesses (TensorFlow loads there)."""
+"""The pytest surface, driven through pytester: in this process, except where a test is about
+what a fresh process imports or needs one (xdist workers)."""
 
+import inspect
 import os
 import re
 import subprocess
@@ -7,43 +9,18 @@ import sys
 import textwrap
 
 import pytest
+import zoo
 
+# The losses come from zoo.py, copied next to this file and marked here in place, as
+# @pytest.mark.lossguard on their definitions would mark them.
 LOSSES = """
 import keras
 import pytest
-import tensorflow as tf
+from zoo import ElementwiseAbs, aligned_mse, mse, r2, raising, shape_asserting_mse
 
-
-@pytest.mark.lossguard
-def naive_mse(y_true, y_pred):
-    return tf.reduce_mean(tf.math.square(y_true - y_pred))
-
-
-@pytest.mark.lossguard
-def reshaped_mse(y_true, y_pred):
-    y_true = tf.reshape(y_true, tf.shape(y_pred))
-    return tf.reduce_mean(tf.math.square(y_true - y_pred))
-
-
-@pytest.mark.lossguard
-def shape_asserting(y_true, y_pred):
-    tf.debugging.assert_equal(tf.shape(y_true), tf.shape(y_pred))
-    return tf.reduce_mean(tf.square(y_true - y_pred))
-
-
-@pytest.mark.lossguard
-class Elementwise(keras.losses.Loss):
-    def call(self, y_true, y_pred):
-        return keras.ops.abs(y_true - y_pred)
-
-
-def helper(values):
-    raise ValueError("helper refuses " + str(values.shape))
-
-
-@pytest.mark.lossguard
-def raising(y_true, y_pred):
-    return helper(y_true)
+for target in (mse, aligned_mse, shape_asserting_mse, ElementwiseAbs, raising):
+    pytest.mark.lossguard(target)
+del target
 
 
 @pytest.mark.lossguard
@@ -51,24 +28,21 @@ class NotALoss:
     pass
 
 
-def r2(y_true, y_pred):
-    residual = tf.reduce_sum(tf.square(y_true - y_pred))
-    return 1.0 - residual / tf.reduce_sum(tf.square(y_true - tf.reduce_mean(y_true)))
-
-
 pytestmark = pytest.mark.lossguard(targets=[keras.losses.MeanSquaredError(), r2])
 
 
-@pytest.mark.lossguard(targets=[reshaped_mse], output_shape=(3,))
+@pytest.mark.lossguard(targets=[aligned_mse], output_shape=(3,))
 def test_ordinary():
     assert 1 + 1 == 2
 """
+# Where zoo.mse broadcasts, as a finding locates it in the copy.
+MSE_LINE = f"zoo.py:{inspect.getsourcelines(zoo.mse)[1] + 1}"
 
 
 @pytest.fixture
-def losses(pytester):
-    pytester.makepyfile(test_losses=LOSSES)
-    return pytester
+def losses(zoo_pytester):
+    zoo_pytester.makepyfile(test_losses=LOSSES)
+    return zoo_pytester
 
 
 def outcomes_by_item(result):
@@ -82,28 +56,28 @@ def outcomes_by_item(result):
 
 
 def test_lossguard_run_collects_marked_targets_and_judges_each(losses):
-    result = losses.runpytest_subprocess("--lossguard", "-rA", "--strict-markers")
+    result = losses.runpytest("--lossguard", "-rA", "--strict-markers")
     got = outcomes_by_item(result)
     assert got == {
-        "test_losses.py::naive_mse[lossguard]": "FAILED",
-        "test_losses.py::reshaped_mse[lossguard]": "PASSED",
-        "test_losses.py::shape_asserting[lossguard]": "PASSED",
-        "test_losses.py::Elementwise[lossguard]": "FAILED",
+        "test_losses.py::mse[lossguard]": "FAILED",
+        "test_losses.py::aligned_mse[lossguard]": "PASSED",
+        "test_losses.py::shape_asserting_mse[lossguard]": "PASSED",
+        "test_losses.py::ElementwiseAbs[lossguard]": "FAILED",
         "test_losses.py::raising[lossguard]": "ERROR",
         "test_losses.py::NotALoss[lossguard]": "ERROR",
         "test_losses.py::MeanSquaredError[lossguard]": "PASSED",
         "test_losses.py::r2[lossguard]": "FAILED",
         "test_losses.py::test_ordinary": "PASSED",
-        "test_losses.py::test_ordinary[lossguard-reshaped_mse]": "PASSED",
+        "test_losses.py::test_ordinary[lossguard-aligned_mse]": "PASSED",
     }
     result.stdout.fnmatch_lines([
-        "*lossguard: naive_mse broadcasts labels against predictions",
+        "*lossguard: mse broadcasts labels against predictions",
         "*probe       labels-missing-unit-axis   y_true (7,)  y_pred (7, 1)",
-        "*broadcast   test_losses.py:8   return tf.reduce_mean(tf.math.square(y_true - y_pred))",
+        f"*broadcast   {MSE_LINE}   return tf.reduce_mean(tf.square(y_true - y_pred))",
         "*Sub (7,), (7, 1) -> (7, 7)",
         "*fix         align ranks before combining*",
-        "*lossguard: Elementwise broadcasts labels against predictions",
     ])
+    result.stdout.fnmatch_lines(["*lossguard: ElementwiseAbs broadcasts labels against*"])
     result.stdout.fnmatch_lines([
         "*ERROR at setup of lossguard: NotALoss[[]lossguard[]]*",
         "lossguard: class NotALoss is not a keras Loss, Metric or Model; lossguard accepts*",
@@ -114,18 +88,18 @@ def test_lossguard_run_collects_marked_targets_and_judges_each(losses):
 
 
 def test_summary_table_counts_targets_and_verdicts(losses):
-    result = losses.runpytest_subprocess("--lossguard", "-p", "no:randomly")
+    result = losses.runpytest("--lossguard", "-p", "no:randomly")
     result.stdout.fnmatch_lines([
         "*= lossguard =*",
         "probes  safe  broadcast  mismatch  raises  error  seconds  target",
         "     4     0          4         0       0      0  * "
-        "test_losses.py::naive_mse[[]lossguard[]]",
+        "test_losses.py::mse[[]lossguard[]]",
         "* 9 target(s)",
     ])
 
 
 def test_without_the_flag_marks_are_inert(losses):
-    result = losses.runpytest_subprocess("--strict-markers", "-rA")
+    result = losses.runpytest("--strict-markers", "-rA")
     assert outcomes_by_item(result) == {"test_losses.py::test_ordinary": "PASSED"}
     result.stdout.no_fnmatch_line("*= lossguard =*")
     result.stdout.no_fnmatch_line("*lossguard is off*")
@@ -146,22 +120,53 @@ def test_flags_that_need_the_switch_say_lossguard_is_off(pytester):
 
 def test_ini_switch_enables_and_strict_fails_raising_targets(losses):
     losses.makeini("[pytest]\nlossguard = true\nlossguard_strict = true\n")
-    result = losses.runpytest_subprocess("-rA", "-k", "shape_asserting")
-    assert outcomes_by_item(result) == {"test_losses.py::shape_asserting[lossguard]": "FAILED"}
+    result = losses.runpytest("-rA", "-k", "shape_asserting")
+    assert outcomes_by_item(result) == {
+        "test_losses.py::shape_asserting_mse[lossguard]": "FAILED"}
     result.stdout.fnmatch_lines(["*raises on shapes that Keras's loss container aligns (strict)"])
 
 
 def test_strict_flag_fails_raising_targets(losses):
-    result = losses.runpytest_subprocess("--lossguard", "--lossguard-strict", "-rA", "-k",
-                                         "shape_asserting")
-    assert outcomes_by_item(result) == {"test_losses.py::shape_asserting[lossguard]": "FAILED"}
+    result = losses.runpytest("--lossguard", "--lossguard-strict", "-rA", "-k",
+                              "shape_asserting")
+    assert outcomes_by_item(result) == {
+        "test_losses.py::shape_asserting_mse[lossguard]": "FAILED"}
 
 
 def test_failures_show_the_verdict_not_plugin_frames(losses):
-    result = losses.runpytest_subprocess("--lossguard", "-k", "naive_mse or raising")
+    result = losses.runpytest("--lossguard", "-k", "mse and not aligned and not shape or raising")
+    result.assert_outcomes(failed=1, errors=1)
     text = result.stdout.str()
     assert "pytest_lossguard/" not in text
     assert "_pytest/" not in text
+    # What is shown instead: a failure is its verdict block, first thing under its header...
+    target = f"zoo.py:{inspect.getsourcelines(zoo.mse)[1]}"
+    result.stdout.fnmatch_lines([
+        "*_ lossguard: mse[[]lossguard[]] _*",
+        "lossguard: mse broadcasts labels against predictions",
+        f"  target      {target}  (function, tensorflow tensors, reference: keras *)",
+        "  probe       labels-missing-unit-axis   y_true (7,)  y_pred (7, 1)",
+        "  result      () -> *reference (Keras-aligned) () -> *",
+        f"  broadcast   {MSE_LINE}   return tf.reduce_mean(tf.square(y_true - y_pred))",
+        "              Sub (7,), (7, 1) -> (7, 7)",
+    ], consecutive=True)
+    # ...and an error is lossguard's reason, then the user's own frames down to the raise.
+    raising = f"zoo.py:{inspect.getsourcelines(zoo.raising)[1]}"
+    result.stdout.fnmatch_lines([
+        "*_ ERROR at setup of lossguard: raising[[]lossguard[]] _*",
+        "lossguard: raising cannot be evaluated on canonical input",
+        f"  target      {raising}  (function, tensorflow tensors, reference: keras *)",
+        "  probe       canonical                  y_true (7, 1)  y_pred (7, 1)",
+        "  raised      ValueError: helper refuses (7, 1)",
+    ], consecutive=True)
+    result.stdout.fnmatch_lines([
+        "*def raising(y_true, y_pred):",
+        ">*return helper(y_true)",
+        "*def helper(values):",
+        '>*raise ValueError("helper refuses " + str(values.shape))',
+        "E*ValueError: helper refuses (7, 1)",
+        f"zoo.py:{inspect.getsourcelines(zoo.helper)[1] + 1}: ValueError",
+    ])
 
 
 def test_ini_defaults_apply_under_marker_kwargs(pytester):
@@ -171,10 +176,10 @@ def test_ini_defaults_apply_under_marker_kwargs(pytester):
 
         pytestmark = pytest.mark.lossguard(targets=[keras.losses.CategoricalCrossentropy()])
     """)
-    result = pytester.runpytest_subprocess("--lossguard", "-v")
+    result = pytester.runpytest("--lossguard", "-v")
     result.stdout.fnmatch_lines(["*CategoricalCrossentropy[[]lossguard[]] PASSED*"])
     pytester.makeini("[pytest]\nlossguard_domain = nonsense\n")
-    result = pytester.runpytest_subprocess("--lossguard")
+    result = pytester.runpytest("--lossguard")
     result.stderr.fnmatch_lines(["*lossguard: ini options: domain='nonsense' is not known*"])
 
 
@@ -202,7 +207,7 @@ def test_a_target_imported_into_two_modules_is_one_item_with_its_override(pytest
         [tool.lossguard.targets."test_a:half"]
         output_shape = [3]
     """)
-    result = pytester.runpytest_subprocess("--lossguard", "-rA", "-p", "no:randomly",
+    result = pytester.runpytest("--lossguard", "-rA", "-p", "no:randomly",
                                            "--lossguard-report=out.json")
     assert outcomes_by_item(result) == {"test_a.py::naive[lossguard]": "FAILED",
                                         "test_a.py::scaled[lossguard]": "PASSED"}
@@ -221,7 +226,7 @@ def test_positional_targets_are_refused_with_the_keyword_form(pytester):
 
         pytestmark = pytest.mark.lossguard(a, a)
     """)
-    result = pytester.runpytest_subprocess("--lossguard")
+    result = pytester.runpytest("--lossguard")
     result.stdout.fnmatch_lines(["*pass targets by keyword, targets=[[]...[]]*"])
 
 
@@ -253,7 +258,7 @@ def test_fixture_fails_the_test_with_the_report(pytester):
         y_true_shape = [1]
         y_pred_shape = [3]
     """)
-    result = pytester.runpytest_subprocess("-rA")
+    result = pytester.runpytest("-rA")
     assert outcomes_by_item(result) == {
         "test_fixture.py::test_guarded": "FAILED",
         "test_fixture.py::test_aligned": "PASSED",
@@ -303,13 +308,13 @@ def test_importing_the_package_imports_no_framework_nor_numpy(pytester):
 
 def test_p_no_lossguard_disables_the_plugin(pytester):
     pytester.makepyfile(test_plain="def test_one():\n    assert True\n")
-    result = pytester.runpytest_subprocess("-p", "no:lossguard", "--lossguard")
+    result = pytester.runpytest("-p", "no:lossguard", "--lossguard")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*unrecognized arguments: --lossguard*"])
 
 
 def test_xdist_gives_the_serial_verdicts_and_one_summary(losses):
-    serial = losses.runpytest_subprocess("--lossguard", "-rA")
+    serial = losses.runpytest("--lossguard", "-rA")
     parallel = losses.runpytest_subprocess("--lossguard", "-rA", "-n", "2")
     assert outcomes_by_item(parallel) == outcomes_by_item(serial)
     totals = [line for line in parallel.outlines if line.endswith(" 9 target(s)")]
@@ -319,74 +324,41 @@ def test_xdist_gives_the_serial_verdicts_and_one_summary(losses):
     assert sum("= lossguard =" in line for line in parallel.outlines) == 1
 
 
+# zoo.py's models, marked in place: a step that broadcasts, none, one that raises, and one
+# that needs a constructor argument.
 MODELS = """
-import keras
 import pytest
-import tensorflow as tf
+from zoo import COMPILE, HandMSE, Linear, Raising, Scaled
 
-
-def mse(y_true, y_pred):
-    return keras.ops.mean(keras.ops.square(y_true - y_pred))
-
-
-class Linear(keras.Model):
-    def build(self, input_shape):
-        self.layer = keras.layers.Dense(1, kernel_initializer="zeros")
-
-    def call(self, x, training=None):
-        return self.layer(x)
-
-
-@pytest.mark.lossguard(input_shape=(3,), compile={"optimizer": "sgd", "loss": mse})
-class HandMSE(Linear):
-    def train_step(self, data):
-        x, y = data
-        with tf.GradientTape() as tape:
-            loss = mse(y, self(x, training=True))
-        grads = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply(grads, self.trainable_variables)
-        return {"loss": loss}
-
-
-@pytest.mark.lossguard(input_shape=(3,), compile={"optimizer": "sgd", "loss": mse})
-class NoCustomStep(Linear):
-    pass
-
-
-@pytest.mark.lossguard(input_shape=(3,))
-class Unfinished(Linear):
-    def train_step(self, data):
-        raise NotImplementedError("write the GradientTape loop")
-
-
-@pytest.mark.lossguard(input_shape=(3,))
-class NeedsUnits(Linear):
-    def __init__(self, units):
-        super().__init__()
+for target in (HandMSE, Linear):
+    pytest.mark.lossguard(input_shape=(3,), compile=COMPILE)(target)
+for target in (Raising, Scaled):
+    pytest.mark.lossguard(input_shape=(3,))(target)
+del target
 """
 
 
-def test_model_targets_become_items_with_step_level_messages(pytester):
-    pytester.makepyfile(test_models=MODELS)
-    result = pytester.runpytest_subprocess("--lossguard", "-rA", "-p", "no:randomly")
+def test_model_targets_become_items_with_step_level_messages(zoo_pytester):
+    zoo_pytester.makepyfile(test_marked_models=MODELS)
+    result = zoo_pytester.runpytest("--lossguard", "-rA", "-p", "no:randomly")
     assert outcomes_by_item(result) == {
-        "test_models.py::HandMSE[lossguard]": "FAILED",
-        "test_models.py::NoCustomStep[lossguard]": "PASSED",
-        "test_models.py::Unfinished[lossguard]": "ERROR",
-        "test_models.py::NeedsUnits[lossguard]": "ERROR",
+        "test_marked_models.py::HandMSE[lossguard]": "FAILED",
+        "test_marked_models.py::Linear[lossguard]": "PASSED",
+        "test_marked_models.py::Raising[lossguard]": "ERROR",
+        "test_marked_models.py::Scaled[lossguard]": "ERROR",
     }
     result.stdout.fnmatch_lines([
         "*lossguard: HandMSE broadcasts labels against predictions",
         "*probe       labels-missing-unit-axis   y_true (7,)  y_pred (7, 1)",
         "*method      train_step: loss and weight update differ from the Keras-aligned run",
         "*update      largest weight-update difference *",
-        "*broadcast   test_models.py:7   return keras.ops.mean(keras.ops.square(y_true - y_pred))",
+        f"*broadcast   {MSE_LINE}   return tf.reduce_mean(tf.square(y_true - y_pred))",
         "*fix         in train_step, let Keras align the labels*",
     ])
     # A step that raises on aligned labels shows the user's traceback; a class that cannot
     # be built says how to pass its arguments.
-    result.stdout.fnmatch_lines(["*raise NotImplementedError*", "*write the GradientTape loop*"])
-    result.stdout.fnmatch_lines(["lossguard: cannot build NeedsUnits: TypeError*init=*"])
+    result.stdout.fnmatch_lines(["*raise RuntimeError*", "*this train_step is unfinished*"])
+    result.stdout.fnmatch_lines(["lossguard: cannot build Scaled: TypeError*init=*"])
     assert "pytest_lossguard/" not in result.stdout.str()
 
 
@@ -398,18 +370,15 @@ def without_timings(value):
     return value
 
 
-def test_the_same_suite_run_twice_gives_identical_json_reports_timings_aside(pytester):
+def test_the_same_suite_run_twice_gives_identical_json_reports_timings_aside(zoo_pytester):
     import json
 
+    pytester = zoo_pytester
     # RandomInit's Dense starts from Keras's unseeded glorot initialiser.
-    pytester.makepyfile(test_models=MODELS + '''
+    pytester.makepyfile(test_marked_models=MODELS + '''
+from zoo import RandomInit, mse
 
-@pytest.mark.lossguard(input_shape=(3,), compile={"optimizer": "sgd", "loss": mse})
-class RandomInit(HandMSE):
-    def build(self, input_shape):
-        self.layer = keras.layers.Dense(1)
-
-
+pytest.mark.lossguard(input_shape=(3,), compile={"optimizer": "sgd", "loss": mse})(RandomInit)
 instance = RandomInit()
 instance.build((None, 3))
 
@@ -419,8 +388,11 @@ def test_instance():
     assert instance.built
 ''')
     reports = []
+    # Twice in this process (the second run after the first has moved every random state),
+    # then in fresh xdist worker processes.
     for run, args in (("first", ()), ("second", ()), ("parallel", ("-n", "2"))):
-        pytester.runpytest_subprocess("--lossguard", f"--lossguard-report={run}.json", *args)
+        runpytest = pytester.runpytest_subprocess if args else pytester.runpytest
+        runpytest("--lossguard", f"--lossguard-report={run}.json", *args)
         reports.append(json.loads((pytester.path / f"{run}.json").read_text()))
     first, second, parallel = (without_timings(report) for report in reports)
     assert first == second == parallel
@@ -433,7 +405,7 @@ def test_json_report_and_junit_properties_are_complete_and_match_a_serial_run(lo
     import json
     import xml.etree.ElementTree as ET
 
-    serial = losses.runpytest_subprocess("--lossguard", "--lossguard-report=serial.json")
+    serial = losses.runpytest("--lossguard", "--lossguard-report=serial.json")
     parallel = losses.runpytest_subprocess("--lossguard", "-n", "2", "--junitxml=junit.xml",
                                            "--lossguard-report=out/parallel.json")
     assert serial.ret == parallel.ret == 1
@@ -444,16 +416,16 @@ def test_json_report_and_junit_properties_are_complete_and_match_a_serial_run(lo
     assert set(first) == {"schema", "versions", "targets", "totals"}
     assert first["versions"]["pytest-lossguard"] and first["versions"]["tensorflow"]
     names = {t["nodeid"].split("::")[1] for t in first["targets"]}
-    assert names == {"naive_mse[lossguard]", "reshaped_mse[lossguard]", "Elementwise[lossguard]",
-                     "shape_asserting[lossguard]", "raising[lossguard]", "NotALoss[lossguard]",
-                     "MeanSquaredError[lossguard]", "r2[lossguard]",
-                     "test_ordinary[lossguard-reshaped_mse]"}
+    assert names == {"mse[lossguard]", "aligned_mse[lossguard]", "ElementwiseAbs[lossguard]",
+                     "shape_asserting_mse[lossguard]", "raising[lossguard]",
+                     "NotALoss[lossguard]", "MeanSquaredError[lossguard]", "r2[lossguard]",
+                     "test_ordinary[lossguard-aligned_mse]"}
     by_name = {t["nodeid"].split("::")[1]: t for t in first["targets"]}
     assert "is not a keras Loss, Metric or Model" in by_name["NotALoss[lossguard]"]["message"]
-    naive = by_name["naive_mse[lossguard]"]["report"]
+    naive = by_name["mse[lossguard]"]["report"]
     assert naive["seed"] == 0 and naive["alignment"].startswith("keras ")
     finding = naive["findings"][0]
-    assert finding["verdict"] == "broadcast" and finding["location"] == "test_losses.py:8"
+    assert finding["verdict"] == "broadcast" and finding["location"] == MSE_LINE
     assert finding["operation"] == "Sub (7,), (7, 1) -> (7, 7)"
     assert finding["paths"] == {"direct call": "affected", "compile(loss=...)": "protected",
                                 "compile(metrics=...)": "affected"}
@@ -466,18 +438,18 @@ def test_json_report_and_junit_properties_are_complete_and_match_a_serial_run(lo
         for case in cases for prop in case.iter("property") if prop.get("name") == "lossguard"
     }
     assert set(properties) == names
-    assert properties["naive_mse[lossguard]"]["report"]["findings"][0]["location"] == (
-        "test_losses.py:8")
+    assert properties["mse[lossguard]"]["report"]["findings"][0]["location"] == MSE_LINE
 
 
 def test_verdicts_are_coloured_by_color_and_no_color(losses, monkeypatch):
-    result = losses.runpytest_subprocess("--lossguard", "--color=yes", "-k", "naive_mse")
+    item = "test_losses.py::mse[lossguard]"
+    result = losses.runpytest("--lossguard", "--color=yes", item)
     text = result.stdout.str()
-    assert "naive_mse \x1b[31mbroadcasts labels against predictions\x1b[0m" in text
+    assert "mse \x1b[31mbroadcasts labels against predictions\x1b[0m" in text
     assert "probes  \x1b[32msafe\x1b[0m  \x1b[31mbroadcast\x1b[0m  \x1b[31mmismatch\x1b[0m  " \
            "\x1b[33mraises\x1b[0m  \x1b[31merror\x1b[0m  seconds  target" in text
     assert "     4     0          \x1b[31m4\x1b[0m         0" in text
-    plain = losses.runpytest_subprocess("--lossguard", "--color=no", "-k", "naive_mse")
+    plain = losses.runpytest("--lossguard", "--color=no", item)
     assert "\x1b[" not in plain.stdout.str()
     # Without colour the text is the same, escape codes aside.
     strip = re.compile(r"\x1b\[[0-9;]*m|\d+\.\d\d")
@@ -486,7 +458,7 @@ def test_verdicts_are_coloured_by_color_and_no_color(losses, monkeypatch):
     assert coloured == uncoloured
     monkeypatch.setenv("FORCE_COLOR", "1")
     monkeypatch.setenv("NO_COLOR", "1")
-    assert "\x1b[" not in losses.runpytest_subprocess("--lossguard", "-k", "naive_mse").stdout.str()
+    assert "\x1b[" not in losses.runpytest("--lossguard", item).stdout.str()
 
 
 def test_the_cli_colours_on_a_terminal_only(tmp_path):

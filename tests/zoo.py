@@ -1,7 +1,13 @@
 """Models and losses written once for both Keras flavours: Keras 3, or tf_keras when
-TF_USE_LEGACY_KERAS=1 (how test_legacy.py reruns test_models.py)."""
+TF_USE_LEGACY_KERAS=1 (how test_legacy.py reruns test_models.py).
+
+Tests import this module directly; pytester tests copy it next to the test files they write
+(the `zoo_pytester` fixture in conftest.py) and mark what they import from it. Nothing here
+is marked, so a direct check() sees exactly the options its test passes.
+"""
 
 import os
+import time
 
 import tensorflow as tf
 
@@ -29,16 +35,59 @@ def r2(y_true, y_pred):
     return 1.0 - residual / total
 
 
+def shape_asserting_mse(y_true, y_pred):
+    tf.debugging.assert_equal(tf.shape(y_true), tf.shape(y_pred))
+    return tf.reduce_mean(tf.square(y_true - y_pred))
+
+
+def helper(values):
+    raise ValueError("helper refuses " + str(values.shape))
+
+
+def raising(y_true, y_pred):
+    return helper(y_true)
+
+
 class ElementwiseAbs(keras.losses.Loss):
     def call(self, y_true, y_pred):
         return tf.reduce_mean(tf.abs(y_true - y_pred), axis=-1)
 
 
+# Hostile targets: no usable tensor, NaN on well-formed input, or no end at all.
+
+
+def returns_none(y_true, y_pred):
+    return None
+
+
+def returns_text(y_true, y_pred):
+    return "low"
+
+
+def returns_float(y_true, y_pred):
+    return float(tf.reduce_mean(tf.square(y_true - y_pred)))
+
+
+def always_inf(y_true, y_pred):
+    return tf.reduce_mean(tf.abs(y_pred)) / 0.0
+
+
+def nan_everywhere(y_true, y_pred):
+    return tf.math.log(y_pred - 100.0)
+
+
+def hangs(y_true, y_pred):
+    while True:
+        time.sleep(0.01)
+
+
 class Linear(keras.Model):
     """Linear regression: one Dense unit, no custom step."""
 
+    initializer = "zeros"
+
     def build(self, input_shape):
-        self.layer = keras.layers.Dense(1, kernel_initializer="zeros")
+        self.layer = keras.layers.Dense(1, kernel_initializer=self.initializer)
         super().build(input_shape)
 
     def call(self, x, training=None):
@@ -97,6 +146,12 @@ class Scaled(Linear):
 
     def train_step(self, data):
         return self.fit_step(data, lambda x, y, y_pred: mse(y, y_pred))
+
+
+class RandomInit(HandMSE):
+    """HandMSE starting from Keras's unseeded default initialiser."""
+
+    initializer = "glorot_uniform"
 
 
 class Raising(Linear):
