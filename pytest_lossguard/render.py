@@ -113,7 +113,7 @@ def _location_lines(finding: Finding) -> list[str]:
     lines = [line if len(line) <= WIDTH else f"{row(label, where.where)}\n{_INDENT}{where.source}",
              _INDENT + where.operation]
     if len(where.chain) > 1:
-        lines.append(row("via", " -> ".join(os.path.basename(link) for link in where.chain)))
+        lines.extend(_wrapped("via", " -> ".join(os.path.basename(link) for link in where.chain)))
     return lines
 
 
