@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
+import types
 from typing import Any
 
 from pytest_lossguard.backends import infer, match
@@ -109,24 +110,26 @@ def _contents(cell: Any) -> Any:
 
 
 def _referenced(inner: Any) -> dict[str, Any]:
-    """The globals and closure values a function's code names, nested functions' and the
-    same module's helpers' too: a module importing torch and jax holds losses of each."""
-    cells = getattr(inner, "__closure__", None) or ()
-    found: dict[str, Any] = {f"<cell {i}>": _contents(cell) for i, cell in enumerate(cells)}
+    """What a function's code refers to: the globals it names, modules it imports inside, its
+    closure's values, and the same for nested functions, closed-over functions and helpers of
+    its own module. A module importing torch and jax holds losses of each."""
+    found: dict[str, Any] = {}
     namespace = getattr(inner, "__globals__", {})
-    codes = [getattr(inner, "__code__", None)]
-    seen = set()
-    while codes:
-        code = codes.pop()
+    functions = [inner]
+    seen: set[Any] = set()
+    while functions:
+        function = functions.pop()
+        code = getattr(function, "__code__", None)
         if code is None or code in seen:
             continue
         seen.add(code)
+        cells = [_contents(cell) for cell in getattr(function, "__closure__", None) or ()]
         named = {n: namespace[n] for n in code.co_names if n in namespace}
-        found.update(named)
-        codes.extend(c for c in code.co_consts if hasattr(c, "co_names"))
-        # Helpers of the same module count with what they refer to.
-        codes.extend(v.__code__ for v in named.values()
-                     if inspect.isfunction(v) and v.__globals__ is namespace)
+        imported = {n: sys.modules[n] for n in code.co_names if n in sys.modules}
+        found.update({**imported, **named, **{f"<cell {id(v)}>": v for v in cells}})
+        nested = [c for c in code.co_consts if hasattr(c, "co_names")]
+        functions.extend(types.SimpleNamespace(__code__=c) for c in nested)
+        functions.extend(v for v in [*named.values(), *cells] if inspect.isfunction(v))
     return found
 
 

@@ -35,3 +35,24 @@ def test_a_native_loss_is_flagged_at_its_line_and_its_aligned_twin_passes(loss, 
     assert first.location.where.endswith(f"test_native.py:{loss.__code__.co_firstlineno + 1}")
     assert first.location.operation == "sub (7,), (7, 1) -> (7, 7)"
     assert check(aligned).ok
+
+
+def tf_bfloat16_mse(y_true, y_pred, aligned=False):
+    import tensorflow as tf
+
+    if aligned:
+        y_true = tf.reshape(y_true, tf.shape(y_pred))
+    error = tf.cast(y_true, tf.bfloat16) - tf.cast(y_pred, tf.bfloat16)
+    return tf.reduce_mean(tf.square(error))
+
+
+def torch_bfloat16_mse(y_true, y_pred, aligned=False):
+    if aligned:
+        y_true = y_true.reshape(y_pred.shape)
+    return torch.mean((y_true.to(torch.bfloat16) - y_pred.to(torch.bfloat16)) ** 2)
+
+
+@pytest.mark.parametrize("loss", [tf_bfloat16_mse, torch_bfloat16_mse])
+def test_bfloat16_results_are_judged_with_bfloat16_tolerances(loss):
+    assert check(loss).counts()["broadcast"] == 4
+    assert check(lambda y_true, y_pred: loss(y_true, y_pred, aligned=True)).ok

@@ -45,6 +45,10 @@ class TensorFlow(KerasModels):
     def to_tensor(self, array: np.ndarray) -> Any:
         return tf.convert_to_tensor(array)
 
+    def to_numpy(self, value: Any) -> np.ndarray:
+        # .numpy(), not np.asarray: a bfloat16 scalar tensor's __array__ returns no array.
+        return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+
     def growth(self, call: Callable[..., Any], arrays: Sequence[np.ndarray]) -> list[Growth]:
         return graph_growth(call, arrays)
 
