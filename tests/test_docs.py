@@ -45,6 +45,8 @@ def test_the_readme_shows_ci_s_command():
     command = "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/pytest\n"
     assert command in (ROOT / "README.md").read_text()
     assert command in (ROOT / ".ci" / "run").read_text()
+    first_screen = "".join((ROOT / "README.md").read_text().splitlines(keepends=True)[:30])
+    assert command in first_screen and "pytest --lossguard examples/" in first_screen
 
 
 def block(text, fence, after):
