@@ -49,8 +49,7 @@ class TensorFlow(KerasModels):
         # .numpy(), not np.asarray: a bfloat16 scalar tensor's __array__ returns no array.
         return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
 
-    def growth(self, call: Callable[..., Any], arrays: Sequence[np.ndarray]) -> list[Growth]:
-        return graph_growth(call, arrays)
+    growth = staticmethod(graph_growth)
 
 
 BACKEND = TensorFlow()
