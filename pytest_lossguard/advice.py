@@ -3,6 +3,7 @@ on the kind. Kind-specific wording lives with each kind (kinds/*), which calls t
 
 from __future__ import annotations
 
+from pytest_lossguard.backends import Backend
 from pytest_lossguard.findings import Finding, Fix
 
 CANONICAL_ERROR = ("make the target work on canonical input, or describe its intended shapes "
@@ -10,23 +11,25 @@ CANONICAL_ERROR = ("make the target work on canonical input, or describe its int
 
 
 def fix_code(finding: Finding, true_shape: tuple[int, ...], pred_shape: tuple[int, ...],
-             ns: str) -> str:
+             backend: Backend, names: tuple[str, str] = ("y_true", "y_pred")) -> str:
     """The statement that aligns the probe's odd side, to put first in the loss's body.
 
     With equal canonical shapes, labels reshaped to the prediction's shape fix every probe
     (Keras's own idiom); otherwise the side the probe edited goes back to its own shape.
     """
+    labels, predictions = names
     if true_shape == pred_shape:
-        return f"y_true = {ns}.reshape(y_true, {ns}.shape(y_pred))"
-    side = "y_pred" if finding.edits == ("y_pred",) else "y_true"
-    own = pred_shape if side == "y_pred" else true_shape
-    return f"{side} = {ns}.reshape({side}, {(-1, *own)})"
+        return f"{labels} = {backend.reshape(labels, backend.shape(predictions))}"
+    side, own = ((predictions, pred_shape) if finding.edits == ("y_pred",)
+                 else (labels, true_shape))
+    return f"{side} = {backend.reshape(side, str((-1, *own)))}"
 
 
-def weights_hint(ns: str) -> str:
+def weights_hint(backend: Backend) -> str:
     """A (B,) weighting that broadcast against a (B, 1) per-sample loss."""
+    weights = backend.reshape("sample_weight", backend.shape("values"))
     return ("reshape sample_weight to the per-sample loss before weighting, e.g. "
-            f"sample_weight = {ns}.reshape(sample_weight, {ns}.shape(values))")
+            f"sample_weight = {weights}")
 
 
 def advised(finding: Finding, code: str, text: str) -> Fix:

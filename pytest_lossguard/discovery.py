@@ -28,6 +28,12 @@ PAIRS = frozenset({
     ("targets", "predictions"), ("target", "pred"), ("y", "y_hat"), ("y", "yhat"),
     ("y", "y_pred"), ("y_true", "logits"), ("true", "pred"), ("truth", "prediction"),
 })
+# First two parameter names that read as (predictions, labels): torch's forward(input, target).
+PREDICTION_FIRST = frozenset({
+    ("input", "target"), ("pred", "target"), ("preds", "target"), ("prediction", "target"),
+    ("predictions", "targets"), ("output", "target"), ("outputs", "targets"),
+    ("y_pred", "y_true"), ("logits", "labels"), ("logits", "targets"), ("y_hat", "y"),
+})
 # The methods whose override makes a model worth probing.
 STEPS = ("train_step", "test_step", "compute_loss")
 
@@ -35,8 +41,10 @@ _BASES = ("Loss", "Metric", "Model")
 
 
 def pair(args: list[str]) -> tuple[str, str] | None:
-    """The first two parameter names, when they read as (labels, predictions)."""
-    return (args[0], args[1]) if len(args) >= 2 and (args[0], args[1]) in PAIRS else None
+    """The first two parameter names, when they read as (labels, predictions) or, torch's
+    order, (predictions, labels)."""
+    first = tuple(args[:2])
+    return (args[0], args[1]) if first in PAIRS or first in PREDICTION_FIRST else None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,6 +26,12 @@ def keras_base(cls: type, base: str) -> str | None:
     return None
 
 
+def torch_base(cls: type, base: str) -> bool:
+    """Whether `cls` derives from torch's class `base` (nn.Module), without importing torch."""
+    return any(k.__name__ == base and k.__module__.partition(".")[0] == "torch"
+               for k in cls.__mro__)
+
+
 def user_defines(cls: type, attribute: str) -> bool:
     """True when `attribute` comes from a class outside Keras (the user's override)."""
     for klass in cls.__mro__:

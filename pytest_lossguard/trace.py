@@ -56,8 +56,14 @@ class Growth:
 
     @property
     def grew(self) -> bool:
-        """More elements out than any input in: a broadcast, not only a rank mix."""
-        return math.prod(self.output) > max(math.prod(shape) for shape in self.inputs)
+        """More elements out than any input in, or inputs that broadcast to more (a fused op
+        such as torch's mse_loss reduces what it broadcast): a broadcast, not only a rank mix."""
+        largest = max(math.prod(shape) for shape in self.inputs)
+        try:
+            combined = math.prod(np.broadcast_shapes(*self.inputs))
+        except ValueError:  # inputs that do not broadcast together (a gather, a concat)
+            combined = 0
+        return max(math.prod(self.output), combined) > largest
 
     def describe(self) -> str:
         """e.g. Sub (7,), (7, 1) -> (7, 7)."""

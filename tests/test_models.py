@@ -255,8 +255,8 @@ def with_first_statement(fn, code):
 def test_the_fix_hint_applied_to_the_code_makes_every_probe_pass(target):
     report = check(target)
     assert not report.ok
-    namespace = load(report.backend).namespace
-    code = fix_code(report.failures[0], report.true_shape, report.pred_shape, namespace)
+    code = fix_code(report.failures[0], report.true_shape, report.pred_shape,
+                    load(report.backend))
     assert code in " ".join(str(report).split())
     fixed = with_first_statement(target, code)
     assert check(fixed).ok, str(check(fixed))

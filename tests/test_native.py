@@ -56,3 +56,44 @@ def torch_bfloat16_mse(y_true, y_pred, aligned=False):
 def test_bfloat16_results_are_judged_with_bfloat16_tolerances(loss):
     assert check(loss).counts()["broadcast"] == 4
     assert check(lambda y_true, y_pred: loss(y_true, y_pred, aligned=True)).ok
+
+
+class SquaredError(torch.nn.Module):
+    """A custom torch loss, prediction first as torch writes them."""
+
+    def forward(self, input, target):
+        return ((input - target) ** 2).mean()
+
+
+class AlignedSquaredError(torch.nn.Module):
+    def forward(self, input, target):
+        return ((input - target.reshape(input.shape)) ** 2).mean()
+
+
+def functional_mse(input, target):
+    return torch.nn.functional.mse_loss(input, target)
+
+
+def functional_aligned_mse(pred, target):
+    return torch.nn.functional.mse_loss(pred, target.reshape(pred.shape))
+
+
+@pytest.mark.parametrize("loss", [
+    torch.nn.MSELoss(), torch.nn.L1Loss(), torch.nn.HuberLoss(), SquaredError(), SquaredError,
+    functional_mse])
+def test_torch_losses_take_the_prediction_first_and_are_flagged(loss):
+    report = check(loss)
+    assert report.backend == "torch"
+    assert report.counts()["broadcast"] == 4, str(report)
+    fix = report.failures[0].fix.text
+    assert "target = target.reshape(" in fix and "(input.shape)" in fix
+
+
+def test_poisson_nll_broadcasts_without_any_torch_warning():
+    report = check(torch.nn.PoissonNLLLoss(log_input=False), domain="probability")
+    assert report.counts()["broadcast"] == 4
+
+
+@pytest.mark.parametrize("loss", [AlignedSquaredError(), functional_aligned_mse])
+def test_aligned_torch_losses_pass(loss):
+    assert check(loss).ok

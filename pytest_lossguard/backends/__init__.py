@@ -51,6 +51,12 @@ class Backend(Protocol):
     # The module prefix that fix hints write, e.g. "tf" in tf.reshape(...).
     namespace: str
 
+    def reshape(self, value: str, shape: str) -> str:
+        """Code that reshapes `value` to `shape` (both code), in this library's idiom."""
+
+    def shape(self, value: str) -> str:
+        """Code for the shape of `value`."""
+
     def to_tensor(self, array: np.ndarray) -> Any:
         """The framework's tensor holding `array`'s values."""
 
@@ -113,6 +119,14 @@ def numeric(array: np.ndarray) -> tuple[np.ndarray, int] | None:
 
 class ArrayBackend:
     """Defaults for a backend whose results NumPy reads directly and that has no models."""
+
+    namespace: str
+
+    def reshape(self, value: str, shape: str) -> str:
+        return f"{self.namespace}.reshape({value}, {shape})"
+
+    def shape(self, value: str) -> str:
+        return f"{self.namespace}.shape({value})"
 
     def to_numpy(self, value: Any) -> np.ndarray:
         return np.asarray(value)

@@ -50,6 +50,12 @@ class Torch(ArrayBackend):
     name = "torch"
     namespace = "torch"
 
+    def reshape(self, value: str, shape: str) -> str:
+        return f"{value}.reshape({shape})"
+
+    def shape(self, value: str) -> str:
+        return f"{value}.shape"
+
     def to_tensor(self, array: np.ndarray) -> Any:
         return torch.from_numpy(np.array(array))
 

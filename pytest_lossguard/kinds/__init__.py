@@ -20,13 +20,13 @@ from typing import Any, ClassVar, Protocol
 
 from pytest_lossguard.errors import LossguardError
 from pytest_lossguard.findings import Finding, Fix, Report
-from pytest_lossguard.introspect import binds, describe, keras_base, signature
+from pytest_lossguard.introspect import binds, describe, keras_base, signature, torch_base
 from pytest_lossguard.options import Options
 
 ACCEPTED = (
     "a loss or metric function fn(y_true, y_pred[, sample_weight]), a keras.losses.Loss, "
-    "keras.metrics.Metric or keras.Model class or instance, or a zero-argument factory "
-    "returning one"
+    "keras.metrics.Metric or keras.Model class or instance, a torch.nn.Module loss, or a "
+    "zero-argument factory returning one"
 )
 
 
@@ -63,6 +63,7 @@ def classify(obj: Any) -> TargetKind:
     from pytest_lossguard.kinds.loss import LossObject
     from pytest_lossguard.kinds.metric import MetricObject
     from pytest_lossguard.kinds.model import ModelObject
+    from pytest_lossguard.kinds.torch_module import TorchModule
 
     objects = (LossObject, MetricObject, ModelObject)
     name = describe(obj)
@@ -70,12 +71,16 @@ def classify(obj: Any) -> TargetKind:
         for kind in objects:
             if keras_base(obj, kind.base):
                 return Factory(obj, name, kind)
+        if torch_base(obj, TorchModule.base):
+            return Factory(obj, name, TorchModule)
         raise LossguardError(
             f"class {name} is not a keras Loss, Metric or Model; lossguard accepts {ACCEPTED}"
         )
     for kind in objects:
         if keras_base(type(obj), kind.base):
             return kind(obj, name)
+    if torch_base(type(obj), TorchModule.base):
+        return TorchModule(obj, name)
     if not callable(obj):
         raise LossguardError(
             f"{name} ({type(obj).__name__}) is not callable; lossguard accepts {ACCEPTED}"

@@ -27,6 +27,8 @@ class Called(abc.ABC):
     takes_weights: bool
     backend: Backend
     meter: PathMeter
+    # What the target calls its labels and predictions, as its fix hint writes them.
+    names: tuple[str, str] = ("y_true", "y_pred")
 
     def __init__(self, obj: Any, name: str, source: str, backend: str) -> None:
         self.obj = obj
@@ -34,9 +36,22 @@ class Called(abc.ABC):
         self.source = source
         self.inferred = backend
 
-    @abc.abstractmethod
+    # What `call` calls, and whether it takes the prediction first (torch's order).
+    callee: Callable[..., Any]
+    swapped: bool = False
+
     def call(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
-        """One unreduced call on the backend's tensors."""
+        """One unreduced call on the backend's tensors, in the target's argument order."""
+        args = (y_pred, y_true) if self.swapped else (y_true, y_pred)
+        kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
+        return self.callee(*args, **kwargs)
+
+    def order(self, parameters: list[str], swapped: bool) -> None:
+        """Take the argument order, and the names fix hints write, from the parameters."""
+        self.swapped = swapped
+        if len(parameters) >= 2:
+            first, second = parameters[:2]
+            self.names = (second, first) if swapped else (first, second)
 
     def check(self, options: Options) -> Report:
         name = self.inferred if options.backend == "auto" else options.backend
@@ -58,12 +73,11 @@ class Called(abc.ABC):
         return self
 
     def advise(self, report: Report, finding: Finding) -> Fix:
-        ns = self.backend.namespace
-        code = fix_code(finding, report.true_shape, report.pred_shape, ns)
+        code = fix_code(finding, report.true_shape, report.pred_shape, self.backend, self.names)
         if finding.verdict is Verdict.ERROR:
             return advised(finding, code, CANONICAL_ERROR)
         if finding.sample_weight is not None:
-            return advised(finding, code, weights_hint(ns))
+            return advised(finding, code, weights_hint(self.backend))
         return advised(finding, code, self.hint(code, finding))
 
     @abc.abstractmethod

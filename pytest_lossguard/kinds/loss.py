@@ -21,12 +21,7 @@ class LossObject(Called):
         # A Loss that overrides __call__ is called as it is, weights and all; any other gets
         # a shallow twin that skips the reduction, so the raw per-sample shape stays visible.
         self.takes_weights = user_defines(cls, "__call__")
-        self.unreduced = loss if self.takes_weights else _unreduced(loss)
-
-    def call(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
-        if sample_weight is None:
-            return self.unreduced(y_true, y_pred)
-        return self.unreduced(y_true, y_pred, sample_weight=sample_weight)
+        self.callee = loss if self.takes_weights else _unreduced(loss)
 
     def hint(self, align: str, finding: Finding) -> str:
         return (f"align ranks inside call(), e.g. {align}: a Loss subclass that overrides call "

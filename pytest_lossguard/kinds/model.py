@@ -511,7 +511,7 @@ class ModelObject:
             return judge.report(self, header, findings, options, started, restored)
 
     def advise(self, report: Report, finding: Finding) -> Fix:
-        code = fix_code(finding, report.true_shape, report.pred_shape, self.backend.namespace)
+        code = fix_code(finding, report.true_shape, report.pred_shape, self.backend)
         return advised(finding, code, self._hint(finding, code))
 
     def _hint(self, finding: Finding, align_code: str) -> str:
@@ -519,7 +519,7 @@ class ModelObject:
         if finding.verdict is Verdict.ERROR:
             return MODEL_ERROR
         if finding.sample_weight is not None:
-            return weights_hint(ns)
+            return weights_hint(self.backend)
         method = finding.method or Method("compiled loss")
         if method.metric:
             return (f"align ranks inside the {method}, e.g. {align_code}: compile(metrics=...) "

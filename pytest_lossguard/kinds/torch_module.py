@@ -1,0 +1,56 @@
+"""torch `nn.Module` losses: `nn.MSELoss`, `nn.HuberLoss`, ... and custom modules.
+
+torch puts the prediction first, `forward(input, target)`: built-in losses (subclasses of
+`torch.nn.modules.loss._Loss`) always do, a custom module as its parameter names say. A module
+with a `reduction` is called through a twin with `reduction="none"`, so the raw per-element
+shape shows, as Keras Loss objects are. Keras's containers do not take torch modules, so the
+direct call is the one call path.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar
+
+from pytest_lossguard.discovery import PREDICTION_FIRST
+from pytest_lossguard.findings import Finding
+from pytest_lossguard.introspect import signature, source
+from pytest_lossguard.kinds.called import Called
+
+
+def _builtin_loss(cls: type) -> bool:
+    return any(k.__name__ == "_Loss" and k.__module__ == "torch.nn.modules.loss"
+               for k in cls.__mro__)
+
+
+class TorchModule(Called):
+    """A torch.nn.Module called as a loss; a class is built by `Factory` first."""
+
+    label: ClassVar[str] = "torch module"
+    base = "Module"
+    containers = ()
+
+    def __init__(self, module: Any, name: str) -> None:
+        cls = type(module)
+        super().__init__(module, name, source(cls), "torch")
+        sig = signature(module.forward)
+        parameters = list(sig.parameters) if sig is not None else []
+        self.takes_weights = "sample_weight" in parameters
+        self.order(parameters, _builtin_loss(cls) or tuple(parameters[:2]) in PREDICTION_FIRST)
+        self.callee = module
+        if isinstance(getattr(module, "reduction", None), str):
+            unreduced = copy.copy(module)
+            unreduced.reduction = "none"
+            self.callee = unreduced
+
+    def hint(self, align: str, finding: Finding) -> str:
+        return (f"align ranks before the loss, e.g. {align}: torch broadcasts the two silently "
+                "(it warns for only four built-in losses)")
+
+    def reason(self, name: str, metrics: set[str]) -> str | None:
+        return self.class_reason(type(self.obj))
+
+    @staticmethod
+    def class_reason(cls: type) -> str | None:
+        """Why discovery picks a torch module: a built-in loss or a subclass of one."""
+        return "a torch loss module" if _builtin_loss(cls) else None
