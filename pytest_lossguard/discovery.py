@@ -17,34 +17,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from pytest_lossguard.conventions import STEPS, pair
 from pytest_lossguard.errors import LossguardError
 from pytest_lossguard.quiet import framework_import
 from pytest_lossguard.settings import marker_kwargs
 
-# First two parameter names that read as (labels, predictions).
-PAIRS = frozenset({
-    ("y_true", "y_pred"), ("labels", "logits"), ("labels", "predictions"), ("labels", "preds"),
-    ("target", "output"), ("targets", "outputs"), ("target", "prediction"),
-    ("targets", "predictions"), ("target", "pred"), ("y", "y_hat"), ("y", "yhat"),
-    ("y", "y_pred"), ("y_true", "logits"), ("true", "pred"), ("truth", "prediction"),
-})
-# First two parameter names that read as (predictions, labels): torch's forward(input, target).
-PREDICTION_FIRST = frozenset({
-    ("input", "target"), ("pred", "target"), ("preds", "target"), ("prediction", "target"),
-    ("predictions", "targets"), ("output", "target"), ("outputs", "targets"),
-    ("y_pred", "y_true"), ("logits", "labels"), ("logits", "targets"), ("y_hat", "y"),
-})
-# The methods whose override makes a model worth probing.
-STEPS = ("train_step", "test_step", "compute_loss")
-
 _BASES = ("Loss", "Metric", "Model")
-
-
-def pair(args: list[str]) -> tuple[str, str] | None:
-    """The first two parameter names, when they read as (labels, predictions) or, torch's
-    order, (predictions, labels)."""
-    first = tuple(args[:2])
-    return (args[0], args[1]) if first in PAIRS or first in PREDICTION_FIRST else None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,8 +9,9 @@ from typing import Any
 
 from pytest_lossguard import align
 from pytest_lossguard.deadline import deadline
-from pytest_lossguard.errors import LossguardError, unexpected
+from pytest_lossguard.errors import LossguardError, stage, unexpected
 from pytest_lossguard.findings import Report
+from pytest_lossguard.introspect import describe
 from pytest_lossguard.kinds import classify
 from pytest_lossguard.options import Options
 from pytest_lossguard.quiet import framework_import
@@ -24,11 +25,13 @@ def probe(obj: Any, options: Options) -> Report:
     # Loading the framework here keeps its C++ logs out of the output (quiet.py).
     with framework_import():
         align.reference()
-    kind = classify(obj)
+    name = describe(obj)
     try:
-        with deadline(options.timeout, kind.name):  # building a class can hang too
+        with stage("classifying it"):
+            kind = classify(obj)
+        with deadline(options.timeout, name):  # building a class can hang too
             return kind.check(options)
     except LossguardError:
         raise
     except Exception as exc:
-        raise unexpected(kind.name, exc) from exc
+        raise unexpected(name, exc) from exc

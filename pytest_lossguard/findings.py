@@ -34,14 +34,6 @@ class Verdict(Word):
         """Broadcast, mismatch and error always fail; raises fails only under strict."""
         return self in (Verdict.BROADCAST, Verdict.MISMATCH, Verdict.ERROR)
 
-    @classmethod
-    def judged(cls, matched: bool, grew: bool) -> Verdict:
-        """The rule shared by losses and models: no reference matched, and either the result
-        has more elements than the reference or the trace found an op that grew."""
-        if matched:
-            return cls.SAFE
-        return cls.BROADCAST if grew else cls.MISMATCH
-
 
 VERDICTS = tuple(v.value for v in Verdict)
 

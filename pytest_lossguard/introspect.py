@@ -81,7 +81,7 @@ def _defined_at(inner: Any) -> tuple[str, int]:
 
 
 def signature(fn: Any) -> inspect.Signature | None:
-    """The call signature, cached where `fn` is hashable: classify and resolve both ask."""
+    """The call signature, cached where `fn` is hashable: classify and the kinds both ask."""
     return memo(_cached_signature, fn)
 
 

@@ -12,8 +12,7 @@ import dataclasses
 import linecache
 import math
 import os
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -36,7 +35,6 @@ _CALLS = {"PartitionedCall", "StatefulPartitionedCall", "pjit", "jit", "closed_c
           "custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr", "remat", "checkpoint",
           "cond", "while", "scan"}
 Frame = tuple[str, int, str]
-Tracer = Callable[[Callable[..., Any], Sequence[np.ndarray]], list["Growth"]]
 
 
 @dataclasses.dataclass(frozen=True)

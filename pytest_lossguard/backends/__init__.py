@@ -1,7 +1,7 @@
 """Frameworks as backends: the one protocol that the judge, the kinds and the tracers talk to.
 
-Adding a backend (for example JAX or torch) is one module in this package plus one line in
-`_MODULES`; nothing in the judge changes:
+Adding a backend is one module in this package plus its registration (step 5); nothing in
+the judge changes:
 
 1. Write `backends/<name>.py` with a class implementing `Backend` and a module-level
    `BACKEND = YourBackend()`. Import the framework at module level: the module is loaded only
@@ -15,8 +15,8 @@ Adding a backend (for example JAX or torch) is one module in this package plus o
 5. Add the name to `_MODULES` and to `options.BACKENDS`, and roots that identify its code to
    `_ROOTS` so `infer` picks it for targets written against it.
 
-Backend modules import only leaf modules (`text`, `findings`, `trace`, `errors`, `state`),
-never the judge, the kinds or the plugin.
+Backend modules import only leaf modules (`text`, `findings`, `trace`, `errors`, `state`,
+`quiet`), never the judge, the kinds or the plugin.
 """
 
 from __future__ import annotations

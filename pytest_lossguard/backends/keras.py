@@ -43,11 +43,6 @@ class Keras(KerasModels):
     def __init__(self) -> None:
         self.native = load(keras.backend.backend())
 
-    @property
-    def engine(self) -> str:
-        """The backend Keras runs on, for report headers."""
-        return self.native.name
-
     def to_tensor(self, array: np.ndarray) -> Any:
         return keras.ops.convert_to_tensor(array)
 

@@ -3,7 +3,7 @@
 `classify(obj)` looks at an object without building it and returns the kind that knows how to
 check it. Every kind implements `TargetKind`; the rest of lossguard only calls it.
 
-Adding a kind is one class in a module of this package, implementing `TargetKind`:
+Adding a kind is one class in a module of this package, implementing `BuiltKind`:
 - `check(options)` builds what needs building and runs every probe, returning a Report
   (callable kinds hand themselves to `calls.check`; models run their steps in `model.py`);
 - `advise(report, finding)` words the fix for a failing finding of this kind;
@@ -31,24 +31,31 @@ ACCEPTED = (
 
 
 class TargetKind(Protocol):
-    """One kind of target: how it is built and probed, what it is used on, how to fix it."""
+    """What every kind of target does: check itself, and say why discovery picks it."""
 
     name: str
-    label: ClassVar[str]
-    source: str
-    # True for models, False for losses and metrics, None while a factory is unbuilt.
-    is_model: bool | None
+
+    @property
+    def is_model(self) -> bool | None:
+        """True for models, False for losses and metrics, None while a factory is unbuilt."""
 
     def check(self, options: Options) -> Report:
         """Build the target if needed and run every applicable probe."""
 
-    def advise(self, report: Report, finding: Finding) -> Fix:
-        """What to change so that a failing finding passes."""
-
     def reason(self, name: str, metrics: set[str]) -> str | None:
         """Why discovery picks this unmarked object (`metrics`: names compile() lists)."""
 
-    def from_factory(self, build: Callable[[], Any]) -> TargetKind:
+
+class BuiltKind(TargetKind, Protocol):
+    """A kind whose object is built: it reports, advises fixes and can come from a factory."""
+
+    label: ClassVar[str]
+    source: str
+
+    def advise(self, report: Report, finding: Finding) -> Fix:
+        """What to change so that a failing finding passes."""
+
+    def from_factory(self, build: Callable[[], Any]) -> BuiltKind:
         """This kind as built by `build`, a factory or class the user marked."""
 
 

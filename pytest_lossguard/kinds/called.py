@@ -11,7 +11,7 @@ from pytest_lossguard import backends, calls
 from pytest_lossguard.advice import CANONICAL_ERROR, advised, fix_code, weights_hint
 from pytest_lossguard.backends import Backend
 from pytest_lossguard.findings import Finding, Fix, Paths, Report, Verdict
-from pytest_lossguard.kinds import TargetKind
+from pytest_lossguard.kinds import BuiltKind
 from pytest_lossguard.options import Options
 from pytest_lossguard.paths import LOSS, METRICS, PathMeter
 from pytest_lossguard.probes import Case
@@ -21,7 +21,7 @@ class Called(abc.ABC):
     """A target called as fn(y_true, y_pred[, sample_weight]); subclasses say how."""
 
     label: ClassVar[str]
-    is_model: bool | None = False
+    is_model: ClassVar[bool | None] = False
     # The compile() paths that take this kind of target; the others read n/a.
     containers: ClassVar[tuple[str, ...]] = (LOSS, METRICS)
     takes_weights: bool
@@ -69,7 +69,7 @@ class Called(abc.ABC):
     def paths(self, case: Case, verdict: Verdict) -> Paths:
         return self.meter(case, verdict)
 
-    def from_factory(self, build: Callable[[], Any]) -> TargetKind:
+    def from_factory(self, build: Callable[[], Any]) -> BuiltKind:
         return self
 
     def advise(self, report: Report, finding: Finding) -> Fix:

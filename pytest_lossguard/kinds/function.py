@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pytest_lossguard.discovery import PREDICTION_FIRST, pair
+from pytest_lossguard.conventions import PREDICTION_FIRST, pair
 from pytest_lossguard.findings import Finding, PathStatus
 from pytest_lossguard.introspect import function_backend, signature, source
 from pytest_lossguard.kinds.called import Called
@@ -22,8 +22,8 @@ class Function(Called):
         self.takes_weights = sig is not None and "sample_weight" in sig.parameters
         self.parameters = list(sig.parameters) if sig is not None else []
         self.callee = fn
-        if pair(self.parameters):  # names that say which is which; torch's puts predictions first
-            self.order(self.parameters, tuple(self.parameters[:2]) in PREDICTION_FIRST)
+        # Names such as (input, target) put the prediction first, as torch does.
+        self.order(self.parameters, tuple(self.parameters[:2]) in PREDICTION_FIRST)
 
     def hint(self, align: str, finding: Finding) -> str:
         hint = f"align ranks before combining, e.g. {align}"

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from pytest_lossguard.errors import LossguardError
 from pytest_lossguard.findings import Finding, Report
 from pytest_lossguard.introspect import class_backend, source, user_defines
-from pytest_lossguard.kinds import TargetKind
+from pytest_lossguard.kinds import BuiltKind
 from pytest_lossguard.kinds.called import Called
 from pytest_lossguard.options import Options
 from pytest_lossguard.paths import METRICS
@@ -66,7 +66,7 @@ class MetricObject(Called):
     def instance(self) -> Any:
         return self.fresh()
 
-    def from_factory(self, build: Callable[[], Any]) -> TargetKind:
+    def from_factory(self, build: Callable[[], Any]) -> BuiltKind:
         """Fresh twins as the user builds them, not from the config."""
         return MetricObject(self.obj, self.name, build)
 

@@ -21,11 +21,11 @@ import numpy as np
 from pytest_lossguard import align, backends, judge, probes
 from pytest_lossguard.advice import advised, fix_code, weights_hint
 from pytest_lossguard.backends import Backend
-from pytest_lossguard.discovery import STEPS
+from pytest_lossguard.conventions import STEPS
 from pytest_lossguard.errors import LossguardError, OptionNeeded, stage
 from pytest_lossguard.findings import Finding, Fix, Location, Method, PathStatus, Report, Verdict
 from pytest_lossguard.introspect import keras_base, source, user_defines
-from pytest_lossguard.kinds import TargetKind
+from pytest_lossguard.kinds import BuiltKind
 from pytest_lossguard.locate import Locator
 from pytest_lossguard.options import Options, Shape
 from pytest_lossguard.paths import EVALUATE, FIT
@@ -478,7 +478,7 @@ class ModelObject:
 
     label: ClassVar[str] = "model"
     base = "Model"
-    is_model: bool | None = True
+    is_model: ClassVar[bool | None] = True
 
     def __init__(self, model: Any, name: str) -> None:
         self.obj = model
@@ -540,5 +540,5 @@ class ModelObject:
         overrides = [step for step in STEPS if user_defines(cls, step)]
         return f"a keras Model overriding {', '.join(overrides)}" if overrides else None
 
-    def from_factory(self, build: Callable[[], Any]) -> TargetKind:
+    def from_factory(self, build: Callable[[], Any]) -> BuiltKind:
         return self

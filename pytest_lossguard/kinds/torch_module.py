@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 from typing import Any, ClassVar
 
-from pytest_lossguard.discovery import PREDICTION_FIRST
+from pytest_lossguard.conventions import PREDICTION_FIRST
 from pytest_lossguard.findings import Finding
 from pytest_lossguard.introspect import signature, source
 from pytest_lossguard.kinds.called import Called
