@@ -7,7 +7,6 @@ of shapes by the installed Keras's own function and then applied to arrays as a 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib
 import importlib.util
 import os
@@ -15,6 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from pytest_lossguard.caches import cached
 from pytest_lossguard.errors import LossguardError
 from pytest_lossguard.options import Shape
 
@@ -77,7 +77,7 @@ def _legacy_requested() -> bool:
     return os.environ.get("TF_USE_LEGACY_KERAS", "").lower() in ("1", "true", "yes")
 
 
-@functools.cache
+@cached(maxsize=None)
 def reference() -> Reference:
     """The alignment in force for the user's Keras."""
     order = [("tf_keras", _tf_keras), ("keras", _keras3)]
@@ -105,7 +105,7 @@ def reference() -> Reference:
     return Reference("", "", numpy_port, "; ".join(notes))
 
 
-@functools.cache
+@cached(maxsize=None)
 def aligned_shapes(true: Shape, pred: Shape) -> ShapePair:
     """Batch-inclusive shapes after the container's alignment, as the user's Keras computes it."""
     return reference().align(true, pred)

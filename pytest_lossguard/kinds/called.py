@@ -17,6 +17,15 @@ from pytest_lossguard.paths import LOSS, METRICS, PathMeter
 from pytest_lossguard.probes import Case
 
 
+def unreduced(obj: Any) -> Any:
+    """A shallow twin of a loss object with `reduction="none"`, so that the raw per-sample
+    shape of its result shows (Keras Loss objects and torch loss modules alike)."""
+    twin = object.__new__(type(obj))  # not copy.copy: Keras objects copy through their config
+    twin.__dict__.update(vars(obj))
+    twin.reduction = "none"
+    return twin
+
+
 class Called(abc.ABC):
     """A target called as fn(y_true, y_pred[, sample_weight]); subclasses say how."""
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pytest_lossguard.findings import Finding
+from pytest_lossguard.findings import Finding, Report
 from pytest_lossguard.introspect import class_backend, source, user_defines
-from pytest_lossguard.kinds.called import Called
+from pytest_lossguard.kinds.called import Called, unreduced
+from pytest_lossguard.options import Options
 
 
 class LossObject(Called):
@@ -21,7 +22,10 @@ class LossObject(Called):
         # A Loss that overrides __call__ is called as it is, weights and all; any other gets
         # a shallow twin that skips the reduction, so the raw per-sample shape stays visible.
         self.takes_weights = user_defines(cls, "__call__")
-        self.callee = loss if self.takes_weights else _unreduced(loss)
+
+    def check(self, options: Options) -> Report:
+        self.callee = self.obj if self.takes_weights else unreduced(self.obj)
+        return super().check(options)
 
     def hint(self, align: str, finding: Finding) -> str:
         return (f"align ranks inside call(), e.g. {align}: a Loss subclass that overrides call "
@@ -35,10 +39,3 @@ class LossObject(Called):
     def class_reason(cls: type) -> str | None:
         """Why discovery picks a Loss subclass."""
         return "a keras Loss subclass"
-
-
-def _unreduced(loss: Any) -> Any:
-    twin = object.__new__(type(loss))
-    twin.__dict__.update(vars(loss))
-    twin.reduction = "none"
-    return twin

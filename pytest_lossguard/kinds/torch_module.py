@@ -9,13 +9,13 @@ direct call is the one call path.
 
 from __future__ import annotations
 
-import copy
 from typing import Any, ClassVar
 
 from pytest_lossguard.conventions import PREDICTION_FIRST
-from pytest_lossguard.findings import Finding
+from pytest_lossguard.findings import Finding, Report
 from pytest_lossguard.introspect import signature, source
-from pytest_lossguard.kinds.called import Called
+from pytest_lossguard.kinds.called import Called, unreduced
+from pytest_lossguard.options import Options
 
 
 def _builtin_loss(cls: type) -> bool:
@@ -37,11 +37,11 @@ class TorchModule(Called):
         parameters = list(sig.parameters) if sig is not None else []
         self.takes_weights = "sample_weight" in parameters
         self.order(parameters, _builtin_loss(cls) or tuple(parameters[:2]) in PREDICTION_FIRST)
-        self.callee = module
-        if isinstance(getattr(module, "reduction", None), str):
-            unreduced = copy.copy(module)
-            unreduced.reduction = "none"
-            self.callee = unreduced
+
+    def check(self, options: Options) -> Report:
+        reduces = isinstance(getattr(self.obj, "reduction", None), str)
+        self.callee = unreduced(self.obj) if reduces else self.obj
+        return super().check(options)
 
     def hint(self, align: str, finding: Finding) -> str:
         return (f"align ranks before the loss, e.g. {align}: torch broadcasts the two silently "
