@@ -105,7 +105,12 @@ def reference() -> Reference:
     return Reference("", "", numpy_port, "; ".join(notes))
 
 
+# The reference of targets outside Keras (torch, JAX, NumPy): Keras 3's rule, without Keras.
+PORT = Reference("", "", numpy_port)
+
+
 @cached(maxsize=None)
-def aligned_shapes(true: Shape, pred: Shape) -> ShapePair:
-    """Batch-inclusive shapes after the container's alignment, as the user's Keras computes it."""
-    return reference().align(true, pred)
+def aligned_shapes(true: Shape, pred: Shape, rule: Reference | None = None) -> ShapePair:
+    """Batch-inclusive shapes after the container's alignment: by `rule`, else as the user's
+    Keras computes it."""
+    return (rule or reference()).align(true, pred)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from pytest_lossguard import align, judge, probes
+from pytest_lossguard.align import Reference
 from pytest_lossguard.backends import Backend, numeric
 from pytest_lossguard.errors import stage
 from pytest_lossguard.findings import Finding, Paths, Report, Verdict
@@ -29,6 +30,7 @@ class Callee(judge.Advisor, Protocol):
     """A built target of a callable kind, as the probe loop uses it."""
 
     backend: Backend
+    reference: Reference
     takes_weights: bool
 
     def call(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
@@ -82,11 +84,11 @@ def _close(a: Outcome, b: Outcome, options: Options) -> bool:
     return close(a.value, b.value, min(a.itemsize, b.itemsize), options)  # type: ignore[arg-type]
 
 
-def _aligned(case: Case) -> Inputs | None:
+def _aligned(case: Case, rule: Reference) -> Inputs | None:
     """The probe's arrays as Keras's container would hand them over, if that differs."""
     if case.probe.weights or case.probe.label_dtype:
         return None
-    true, pred = align.aligned_shapes(case.inputs.y_true.shape, case.inputs.y_pred.shape)
+    true, pred = align.aligned_shapes(case.inputs.y_true.shape, case.inputs.y_pred.shape, rule)
     if (true, pred) == (case.inputs.y_true.shape, case.inputs.y_pred.shape):
         return None
     return Inputs(case.inputs.y_true.reshape(true), case.inputs.y_pred.reshape(pred))
@@ -128,7 +130,7 @@ def _judge(target: Callee, case: Case, evaluate: judge.Memo[Inputs, Outcome],
             case.canonical.y_true.shape, case.canonical.y_pred.shape, message,
             sample_weight=None if weight is None else weight.shape, exception=canonical.error)
     references = [("canonical", canonical)]
-    aligned = _aligned(case)
+    aligned = _aligned(case, target.reference)
     if aligned is not None and (outcome := evaluate(aligned)).error is None:
         references.insert(0, ("Keras-aligned", outcome))
     probe = evaluate(case.inputs)
@@ -169,6 +171,6 @@ def check(target: Callee, options: Options) -> Report:
             if finding is not None:
                 findings.append(finding)
     header = judge.Header(target.backend.name, f"{target.backend.name} tensors",
-                          align.reference().name, options.true_shape, options.pred_shape)
+                          target.reference.name, options.true_shape, options.pred_shape)
     with stage("writing the report"):
         return judge.report(target, header, findings, options, started, restored)

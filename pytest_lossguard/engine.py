@@ -20,15 +20,17 @@ from pytest_lossguard.quiet import framework_import
 def probe(obj: Any, options: Options) -> Report:
     """Check `obj`; LossguardError only if it cannot be checked."""
     __tracebackhide__ = True
-    # Importing Keras takes seconds and reseeds Python's random module: do it before the time
-    # limit and the state snapshot start, so neither is charged to the first target.
-    # Loading the framework here keeps its C++ logs out of the output (quiet.py).
-    with framework_import():
-        align.reference()
     name = describe(obj)
     try:
         with stage("classifying it"):
             kind = classify(obj)
+            keras = kind.needs_keras(options)
+        if keras:
+            # Importing Keras takes seconds and reseeds Python's random module: do it before
+            # the time limit and the state snapshot start, so neither is charged to the first
+            # target; loading it here keeps its C++ logs out of the output (quiet.py).
+            with framework_import():
+                align.reference()
         with deadline(options.timeout, name):  # building a class can hang too
             return kind.check(options)
     except LossguardError:

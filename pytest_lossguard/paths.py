@@ -116,9 +116,10 @@ class PathMeter:
 
     def __call__(self, case: Case, verdict: Verdict) -> Paths:
         """(path, status) for the direct call and both compile() paths; a path not in
-        `containers` does not take this kind of target and reads n/a."""
+        `containers` does not take this kind of target and reads n/a. A target outside Keras
+        (no containers at all) has the direct call only, and Keras is not imported for it."""
         paths = [(DIRECT, PathStatus.of(verdict))]
-        runners = _runners()
+        runners = _runners() if self.containers else None
         if runners is None:
             return tuple(paths)
         for path, run in zip((LOSS, METRICS), runners, strict=True):

@@ -135,13 +135,19 @@ def test_keras_backend_naming_a_missing_backend_is_an_error_item(pytester, monke
     # OpenVINO is a Keras 3 backend that the test extra does not install.
     assert importlib.util.find_spec("openvino") is None, "openvino is installed here"
     monkeypatch.setenv("KERAS_BACKEND", "openvino")
-    # NumPy code: with a backend Keras cannot load, importing TensorFlow would fail too.
+    # A TensorFlow loss is judged against the installed Keras, which cannot load; a NumPy
+    # loss needs no Keras at all and is judged against the NumPy port of Keras's rule.
     pytester.makepyfile(test_backend="""
         import numpy as np
         import pytest
+        import tensorflow as tf
 
         @pytest.mark.lossguard
         def naive(y_true, y_pred):
+            return tf.reduce_mean((y_true - y_pred) ** 2)
+
+        @pytest.mark.lossguard
+        def numpy_naive(y_true, y_pred):
             return np.mean((y_true - y_pred) ** 2)
 
         def test_ordinary():
@@ -149,6 +155,7 @@ def test_keras_backend_naming_a_missing_backend_is_an_error_item(pytester, monke
     """)
     result = pytester.runpytest_subprocess("--lossguard", "-rA")
     assert outcomes_by_item(result) == {"test_backend.py::naive[lossguard]": "ERROR",
+                                        "test_backend.py::numpy_naive[lossguard]": "FAILED",
                                         "test_backend.py::test_ordinary": "PASSED"}
     result.stdout.fnmatch_lines([
         "lossguard: keras cannot load with KERAS_BACKEND='openvino' (*); "

@@ -34,7 +34,7 @@ from pytest_lossguard.trace import Growth
 
 # Module roots that mean "this code wants tensors of that library"; first match wins.
 _ROOTS = (("tensorflow", "tensorflow"), ("tf_keras", "tensorflow"), ("keras", "keras"),
-          ("jax", "jax"), ("torch", "torch"))
+          ("jax", "jax"), ("torch", "torch"), ("numpy", "numpy"))
 _MODULES = {
     "numpy": "pytest_lossguard.backends.numpy",
     "tensorflow": "pytest_lossguard.backends.tensorflow",
@@ -50,6 +50,10 @@ class Backend(Protocol):
     name: str
     # The module prefix that fix hints write, e.g. "tf" in tf.reshape(...).
     namespace: str
+    # Whether code on this backend lives in Keras's world: judged against the installed Keras's
+    # alignment and its compile() containers. Otherwise (torch, JAX, NumPy) against the NumPy
+    # port of Keras's rule, and Keras is never imported for it.
+    keras: bool
 
     def reshape(self, value: str, shape: str) -> str:
         """Code that reshapes `value` to `shape` (both code), in this library's idiom."""
@@ -121,6 +125,7 @@ class ArrayBackend:
     """Defaults for a backend whose results NumPy reads directly and that has no models."""
 
     namespace: str
+    keras = False
 
     def reshape(self, value: str, shape: str) -> str:
         return f"{self.namespace}.reshape({value}, {shape})"
@@ -139,6 +144,8 @@ class ArrayBackend:
 
 class KerasModels(ArrayBackend):
     """Model steps shared by every backend whose Keras steps are plain eager calls."""
+
+    keras = True
 
     def step(self, model: Any, method: str, data: Any) -> Any:
         return getattr(model, method)(data)

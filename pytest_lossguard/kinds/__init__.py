@@ -42,6 +42,10 @@ class TargetKind(Protocol):
     def check(self, options: Options) -> Report:
         """Build the target if needed and run every applicable probe."""
 
+    def needs_keras(self, options: Options) -> bool:
+        """Whether the target is judged against the installed Keras, which is then imported
+        before the time limit starts; torch, JAX and NumPy targets never import it."""
+
     def reason(self, name: str, metrics: set[str]) -> str | None:
         """Why discovery picks this unmarked object (`metrics`: names compile() lists)."""
 

@@ -7,8 +7,9 @@ import abc
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from pytest_lossguard import backends, calls
+from pytest_lossguard import align, backends, calls
 from pytest_lossguard.advice import CANONICAL_ERROR, advised, fix_code, weights_hint
+from pytest_lossguard.align import Reference
 from pytest_lossguard.backends import Backend
 from pytest_lossguard.findings import Finding, Fix, Paths, Report, Verdict
 from pytest_lossguard.kinds import BuiltKind
@@ -31,10 +32,12 @@ class Called(abc.ABC):
 
     label: ClassVar[str]
     is_model: ClassVar[bool | None] = False
+    judged_by_keras: ClassVar[bool] = True
     # The compile() paths that take this kind of target; the others read n/a.
     containers: ClassVar[tuple[str, ...]] = (LOSS, METRICS)
     takes_weights: bool
     backend: Backend
+    reference: Reference
     meter: PathMeter
     # What the target calls its labels and predictions, as its fix hint writes them.
     names: tuple[str, str] = ("y_true", "y_pred")
@@ -62,10 +65,16 @@ class Called(abc.ABC):
             first, second = parameters[:2]
             self.names = (second, first) if swapped else (first, second)
 
+    def _backend(self, options: Options) -> Backend:
+        return backends.load(self.inferred if options.backend == "auto" else options.backend)
+
+    def needs_keras(self, options: Options) -> bool:
+        return self._backend(options).keras
+
     def check(self, options: Options) -> Report:
-        name = self.inferred if options.backend == "auto" else options.backend
-        self.backend = backends.load(name)
-        self.meter = PathMeter(self, options, self.containers)
+        self.backend = self._backend(options)
+        self.reference = align.reference() if self.backend.keras else align.PORT
+        self.meter = PathMeter(self, options, self.containers if self.backend.keras else ())
         return calls.check(self, options)
 
     def traceable(self) -> Callable[..., Any]:

@@ -17,6 +17,7 @@ class Product(Protocol):
     """A kind as a class: what a marked Loss, Metric, Model or torch Module class will be."""
 
     is_model: bool | None
+    judged_by_keras: bool
 
     @staticmethod
     def class_reason(cls: type) -> str | None:
@@ -58,6 +59,10 @@ class Factory:
         report = target.check(options)
         restored = tuple(dict.fromkeys([*changed, *report.restored]))
         return dataclasses.replace(report, restored=restored) if changed else report
+
+    def needs_keras(self, options: Options) -> bool:
+        """A class says; what a plain factory returns is known only once it is built."""
+        return True if self.product is None else self.product.judged_by_keras
 
     def reason(self, name: str, metrics: set[str]) -> str | None:
         return None if self.product is None else self.product.class_reason(self.obj)

@@ -479,6 +479,7 @@ class ModelObject:
     label: ClassVar[str] = "model"
     base = "Model"
     is_model: ClassVar[bool | None] = True
+    judged_by_keras: ClassVar[bool] = True
 
     def __init__(self, model: Any, name: str) -> None:
         self.obj = model
@@ -530,6 +531,9 @@ class ModelObject:
         return (f"in {method}, let Keras align the labels: "
                 "loss = self.compute_loss(x=x, y=y, y_pred=y_pred), or align them to the "
                 f"prediction before the loss, e.g. y = {ns}.reshape(y, {ns}.shape(y_pred))")
+
+    def needs_keras(self, options: Options) -> bool:
+        return True
 
     def reason(self, name: str, metrics: set[str]) -> str | None:
         return self.class_reason(type(self.obj))

@@ -29,6 +29,7 @@ class TorchModule(Called):
     label: ClassVar[str] = "torch module"
     base = "Module"
     containers = ()
+    judged_by_keras = False
 
     def __init__(self, module: Any, name: str) -> None:
         cls = type(module)
