@@ -360,48 +360,49 @@ def losses_table(folder, namespace="tf", shapes=OUTPUT_SHAPES):
               flush=True)
 
 
-def models():
-    """name -> (input shape, layer factory): four small architectures."""
-    import keras
-
-    layers = keras.layers
-    return {
-        "Dense": ((3,), lambda: [layers.Dense(1)]),
-        "MLP": ((16,), lambda: [layers.Dense(64, activation="relu"),
-                                layers.Dense(64, activation="relu"), layers.Dense(1)]),
-        "small CNN": ((16, 16, 1), lambda: [layers.Conv2D(8, 3, activation="relu"),
-                                            layers.GlobalAveragePooling2D(), layers.Dense(1)]),
-        "LSTM": ((10, 4), lambda: [layers.LSTM(16), layers.Dense(1)]),
-    }
+MODEL_SOURCE = """\
+import keras
+from keras import layers
 
 
-def model_class(make_layers):
-    """A fresh keras.Model subclass (a new class object on every call) around the layers."""
-    import keras
+class BenchModel(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.body = {layers}
 
-    class BenchModel(keras.Model):
-        def __init__(self):
-            super().__init__()
-            self.body = make_layers()
-
-        def call(self, x, training=None):
-            for layer in self.body:
-                x = layer(x)
-            return x
-
-    return BenchModel
+    def call(self, x, training=None):
+        for layer in self.body:
+            x = layer(x)
+        return x
 
 
-def naive_loss():
-    """A Loss subclass overriding call: Keras 3 does not align its labels, so (N,) broadcasts
-    against (N, 1) in the compiled loss on every backend."""
-    import keras
+class NaiveLoss(keras.losses.Loss):
+    def call(self, y_true, y_pred):
+        return keras.ops.mean(keras.ops.square(y_true - y_pred))
+"""
+# name -> (input shape, layers): four small architectures.
+MODELS = {
+    "Dense": ((3,), "[layers.Dense(1)]"),
+    "MLP": ((16,), "[layers.Dense(64, activation='relu'), layers.Dense(64, activation='relu'), "
+                   "layers.Dense(1)]"),
+    "small CNN": ((16, 16, 1), "[layers.Conv2D(8, 3, activation='relu'), "
+                               "layers.GlobalAveragePooling2D(), layers.Dense(1)]"),
+    "LSTM": ((10, 4), "[layers.LSTM(16), layers.Dense(1)]"),
+}
 
-    class NaiveLoss(keras.losses.Loss):
-        def call(self, y_true, y_pred):
-            return keras.ops.mean(keras.ops.square(y_true - y_pred))
 
-    return NaiveLoss()
+def fresh_model(folder, layers, flagged):
+    """A new keras.Model subclass from a module generated for it alone, and the loss to
+    compile it with: "mse", or, flagged, a Loss subclass overriding call, which Keras 3 does
+    not align, so that labels (N,) broadcast against (N, 1) on every backend."""
+    name = f"bench_model_{next(_modules)}"
+    path = Path(folder) / f"{name}.py"
+    path.write_text(MODEL_SOURCE.format(layers=layers))
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module.BenchModel, module.NaiveLoss() if flagged else "mse"
 
 
 def bare_step(cls, input_shape, loss, batch=7, steps=3):
@@ -422,14 +423,13 @@ def bare_step(cls, input_shape, loss, batch=7, steps=3):
                              for _ in range(steps))
 
 
-def model_figure(input_shape, make_layers, flagged, count=3):
+def model_figure(folder, input_shape, layers, flagged, count=3):
     """check() on fresh model classes against one bare train_step of another fresh one."""
     from pytest_lossguard import check
 
     def measure(i):
-        options = {"input_shape": input_shape,
-                   "compile": {"optimizer": "sgd", "loss": naive_loss() if flagged else "mse"}}
-        cls = model_class(make_layers)
+        cls, loss = fresh_model(folder, layers, flagged)
+        options = {"input_shape": input_shape, "compile": {"optimizer": "sgd", "loss": loss}}
         started = time.perf_counter()
         report = check(cls, **options)
         seconds = time.perf_counter() - started
@@ -438,20 +438,20 @@ def model_figure(input_shape, make_layers, flagged, count=3):
         return seconds
 
     def floor(i):
-        return bare_step(model_class(make_layers), input_shape,
-                         naive_loss() if flagged else "mse")
+        cls, loss = fresh_model(folder, layers, flagged)
+        return bare_step(cls, input_shape, loss)
 
     measure(0)  # the first check in a process sets up Keras's optimizer code paths
     return paired(measure, floor, count)
 
 
-def models_table(names=None):
+def models_table(folder, names=None):
     print(f"{'model':<26}{'check ms':>10}{'step ms':>10}{'steps':>13}  target", flush=True)
-    for name, (shape, make) in models().items():
+    for name, (shape, layers) in MODELS.items():
         if names and name not in names:
             continue
         for flagged in (False, True):
-            check_s, step_s, ratio = model_figure(shape, make, flagged)
+            check_s, step_s, ratio = model_figure(folder, shape, layers, flagged)
             target = MODEL_FLAGGED_TARGET if flagged else MODEL_CLEAN_TARGET
             label = f"{name}, {'flagged' if flagged else 'clean'}"
             print(f"{label:<26}{check_s * 1e3:>10.1f}{step_s * 1e3:>10.2f}{ratio:>11.2f} x"
@@ -466,7 +466,7 @@ def keras_backend_figures():
     with tempfile.TemporaryDirectory(prefix="lossguard-bench-") as tmp:
         sys.path.insert(0, tmp)
         losses_table(tmp, "keras.ops", shapes=((1,),))
-    models_table(names=("Dense",))
+        models_table(tmp, names=("Dense",))
 
 
 def main():
@@ -485,7 +485,7 @@ def main():
         import tensorflow  # noqa: F401  (imported here, after the subprocess figures)
 
         losses_table(tmp)
-    models_table()
+        models_table(tmp)
     for backend in KERAS_BACKENDS:
         done = subprocess.run([sys.executable, __file__, "--keras-backend"],
                               env={**os.environ, "KERAS_BACKEND": backend},
