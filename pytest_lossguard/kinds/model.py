@@ -118,9 +118,11 @@ class Harness:
             raise
         self.outputs = outputs
         self.output_shapes = [(key, tuple(value.shape)[1:]) for key, value in _leaves(outputs)]
-        if hasattr(model, "_symbolic_build"):
+        if hasattr(model, "jax_state_sync"):
             # What Keras 3's fit() does before its first step: build the compiled loss and
-            # metrics, so that their variables exist (a JAX step's state must hold them all).
+            # metrics, so that their variables exist, as a JAX step's state must hold them
+            # all. Eager steps (TensorFlow, torch) build them on their first call, and this
+            # symbolic pass over the model would cost about a step and a half.
             model._symbolic_build(data_batch=(x, outputs))
         optimizer = getattr(model, "optimizer", None)
         built = getattr(optimizer, "built", False) or getattr(optimizer, "_built", False)
