@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -11,6 +11,13 @@ from tensorflow.python.framework.func_graph import func_graph_from_py_func
 
 from pytest_lossguard.backends import KerasModels
 from pytest_lossguard.trace import Growth, grown
+
+
+def _frames(op: Any) -> Iterator[tuple[str, int, str]]:
+    """The op's creation stack, read only when asked: building it costs more than the rest of
+    the walk, and only an op that grew needs it."""
+    for frame in op.traceback or ():
+        yield frame.filename, frame.lineno, frame.name
 
 
 def graph_growth(call: Callable[..., Any], arrays: Sequence[np.ndarray]) -> list[Growth]:
@@ -34,9 +41,8 @@ def graph_growth(call: Callable[..., Any], arrays: Sequence[np.ndarray]) -> list
         floats = [t.shape for t in op.inputs if t.dtype.is_floating or t.dtype.is_bool]
         if not op.outputs or not all(s.is_fully_defined() for s in [*floats, op.outputs[0].shape]):
             continue
-        frames = ((f.filename, f.lineno, f.name) for f in op.traceback or ())
         growth = grown(op.type, [tuple(s.as_list()) for s in floats],
-                       tuple(op.outputs[0].shape.as_list()), frames)
+                       tuple(op.outputs[0].shape.as_list()), _frames(op))
         if growth is not None:
             found.append(growth)
     return found
