@@ -417,6 +417,9 @@ def bare_step(cls, input_shape, loss, batch=7, steps=3):
     x = rng.normal(size=(batch, *input_shape)).astype(np.float32)
     y = rng.normal(size=(batch, 1)).astype(np.float32)
     model(x)
+    if hasattr(model, "jax_state_sync"):  # a stateless JAX step needs every variable first
+        model._symbolic_build(data_batch=(x, y))
+    model.optimizer.build(model.trainable_variables)
     data = (BACKEND.to_tensor(x), BACKEND.to_tensor(y))
     BACKEND.step(model, "train_step", data)  # builds the optimizer and the metrics
     return statistics.median(elapsed(lambda: BACKEND.step(model, "train_step", data))
@@ -490,7 +493,9 @@ def main():
         done = subprocess.run([sys.executable, __file__, "--keras-backend"],
                               env={**os.environ, "KERAS_BACKEND": backend},
                               capture_output=True, text=True)
-        print(done.stdout.rstrip() or done.stderr[-1500:], flush=True)
+        print(done.stdout.rstrip(), flush=True)
+        if done.returncode:
+            print(f"  (exited {done.returncode}: {done.stderr.strip().splitlines()[-1]})")
     print(f"whole run {time.perf_counter() - started:.1f} s")
 
 
