@@ -8,6 +8,7 @@ subclasses that override `call`, nor metric functions; tf_keras aligns more.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Hashable
 from typing import Any, Protocol
@@ -23,28 +24,39 @@ LOSS = "compile(loss=...)"
 METRICS = "compile(metrics=...)"
 FIT = "fit()"
 EVALUATE = "evaluate()"
-Runner = Callable[[Any, Inputs], float]
 
 
-def _keras3() -> tuple[Runner, Runner]:
+@dataclasses.dataclass(frozen=True)
+class Container:
+    """One compile() path: how Keras's container for a target is built, and how one run of it
+    (reset first, so that runs never accumulate) measures a layout."""
+
+    build: Callable[[Any, bool], Any]
+    run: Callable[[Any, Inputs], float]
+
+
+def _keras3() -> tuple[Container, Container]:
     from keras.src.trainers.compile_utils import CompileLoss, CompileMetrics
 
-    def loss(obj: Any, inputs: Inputs) -> float:
-        container = CompileLoss(obj)
-        container.build(inputs.y_true, inputs.y_pred)
+    def loss(container: Any, inputs: Inputs) -> float:
+        if not container.built:
+            container.build(inputs.y_true, inputs.y_pred)
         return float(container(inputs.y_true, inputs.y_pred, inputs.sample_weight))
 
-    def metric(obj: Any, inputs: Inputs) -> float:
-        weighted = inputs.sample_weight is not None
-        container = CompileMetrics(None if weighted else [obj], [obj] if weighted else None)
-        container.build(inputs.y_true, inputs.y_pred)
+    def metric(container: Any, inputs: Inputs) -> float:
+        if container.built:
+            container.reset_state()
+        else:
+            container.build(inputs.y_true, inputs.y_pred)
         container.update_state(inputs.y_true, inputs.y_pred, inputs.sample_weight)
         return float(next(iter(container.result().values())))
 
-    return loss, metric
+    return (Container(lambda obj, weighted: CompileLoss(obj), loss),
+            Container(lambda obj, weighted: CompileMetrics(*_metric_lists(obj, weighted)),
+                      metric))
 
 
-def _tf_keras() -> tuple[Runner, Runner]:
+def _tf_keras() -> tuple[Container, Container]:
     import tensorflow as tf
     from tf_keras.src.engine.compile_utils import LossesContainer, MetricsContainer
 
@@ -52,32 +64,40 @@ def _tf_keras() -> tuple[Runner, Runner]:
         return [None if a is None else tf.constant(a) for a in
                 (inputs.y_true, inputs.y_pred, inputs.sample_weight)]
 
-    def loss(obj: Any, inputs: Inputs) -> float:
+    def loss(container: Any, inputs: Inputs) -> float:
         y_true, y_pred, weight = tensors(inputs)
-        return float(LossesContainer(obj)(y_true, y_pred, sample_weight=weight))
+        return float(container(y_true, y_pred, sample_weight=weight))
 
-    def metric(obj: Any, inputs: Inputs) -> float:
+    def metric(container: Any, inputs: Inputs) -> float:
         y_true, y_pred, weight = tensors(inputs)
-        weighted = weight is not None
-        container = MetricsContainer(None if weighted else [obj], [obj] if weighted else None)
+        container.reset_state()
         container.update_state(y_true, y_pred, sample_weight=weight)
         return float(container.metrics[0].result())
 
-    return loss, metric
+    return (Container(lambda obj, weighted: LossesContainer(obj), loss),
+            Container(lambda obj, weighted: MetricsContainer(*_metric_lists(obj, weighted)),
+                      metric))
+
+
+def _metric_lists(obj: Any, weighted: bool) -> tuple[list[Any] | None, list[Any] | None]:
+    """compile()'s `metrics` and `weighted_metrics` holding the target: weighted runs take it
+    as a weighted metric."""
+    return (None, [obj]) if weighted else ([obj], None)
 
 
 _CONTAINERS = {"keras": _keras3, "tf_keras": _tf_keras}
 
 
 @functools.cache
-def _runners() -> tuple[Runner, Runner] | None:
-    """The loss and metric runners of the Keras that the reference alignment comes from."""
+def _containers() -> tuple[Container, Container] | None:
+    """The loss and metric containers of the Keras that the reference alignment comes from."""
     loader = _CONTAINERS.get(align.reference().flavour)
     return loader() if loader is not None else None
 
 
 class Instances(Protocol):
-    """A target as Keras's containers take it: a fresh object for every container run."""
+    """A target as Keras's containers take it: the same object, or a fresh one for every
+    container run."""
 
     def instance(self) -> Any:
         """The object to hand to a container."""
@@ -93,22 +113,33 @@ class PathMeter:
         self.options = options
         self.containers = containers
         self.canonical: dict[Hashable, float | None] = {}
+        # (path, weighted) -> (the object handed over, the container built around it)
+        self.built: dict[tuple[str, bool], tuple[Any, Any]] = {}
 
-    def _reference(self, path: str, run: Runner, case: Case) -> float | None:
+    def _run(self, path: str, container: Container, inputs: Inputs) -> float:
+        """One container run; a container is built once per object handed over and reused."""
+        obj = self.target.instance()
+        weighted = inputs.sample_weight is not None
+        held = self.built.get((path, weighted))
+        if held is None or held[0] is not obj:
+            held = self.built[path, weighted] = obj, container.build(obj, weighted)
+        return container.run(held[1], inputs)
+
+    def _reference(self, path: str, container: Container, case: Case) -> float | None:
         key = (path, case.canonical.key)
         if key not in self.canonical:
             try:
-                self.canonical[key] = run(self.target.instance(), case.canonical)
+                self.canonical[key] = self._run(path, container, case.canonical)
             except Exception:  # Keras does not take this target on this path
                 self.canonical[key] = None
         return self.canonical[key]
 
-    def _measure(self, path: str, run: Runner, case: Case) -> PathStatus:
-        reference = self._reference(path, run, case)
+    def _measure(self, path: str, container: Container, case: Case) -> PathStatus:
+        reference = self._reference(path, container, case)
         if reference is None:
             return PathStatus.NA
         try:
-            value = run(self.target.instance(), case.inputs)
+            value = self._run(path, container, case.inputs)
         except Exception:
             return PathStatus.RAISES
         close_enough = close(value, reference, 4, self.options)
@@ -119,10 +150,11 @@ class PathMeter:
         `containers` does not take this kind of target and reads n/a. A target outside Keras
         (no containers at all) has the direct call only, and Keras is not imported for it."""
         paths = [(DIRECT, PathStatus.of(verdict))]
-        runners = _runners() if self.containers else None
-        if runners is None:
+        containers = _containers() if self.containers else None
+        if containers is None:
             return tuple(paths)
-        for path, run in zip((LOSS, METRICS), runners, strict=True):
-            status = self._measure(path, run, case) if path in self.containers else PathStatus.NA
+        for path, container in zip((LOSS, METRICS), containers, strict=True):
+            status = (self._measure(path, container, case) if path in self.containers
+                      else PathStatus.NA)
             paths.append((path, status))
         return tuple(paths)

@@ -28,11 +28,12 @@ def _inner(params: dict[str, Any]) -> Iterator[Any]:
                 yield jaxpr
 
 
-def _frames(eqn: Any) -> list[Frame]:
-    """The equation's stack, outermost first."""
+def _frames(eqn: Any) -> Iterator[Frame]:
+    """The equation's stack, outermost first; read only when asked (by an op that grew)."""
     traceback = eqn.source_info.traceback
     frames = traceback.frames if traceback is not None else []
-    return [(f.file_name, f.line_num, f.function_name) for f in reversed(frames)]
+    for frame in reversed(frames):
+        yield frame.file_name, frame.line_num, frame.function_name
 
 
 def _walk(jaxpr: Any, found: list[Growth]) -> None:

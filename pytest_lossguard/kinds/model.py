@@ -23,7 +23,7 @@ from pytest_lossguard.advice import advised, fix_code, weights_hint
 from pytest_lossguard.backends import Backend
 from pytest_lossguard.conventions import STEPS
 from pytest_lossguard.errors import LossguardError, OptionNeeded, stage
-from pytest_lossguard.findings import Finding, Fix, Location, Method, PathStatus, Report, Verdict
+from pytest_lossguard.findings import Finding, Fix, Method, PathStatus, Report, Verdict
 from pytest_lossguard.introspect import keras_base, source, user_defines
 from pytest_lossguard.kinds import BuiltKind
 from pytest_lossguard.locate import Locator
@@ -118,9 +118,11 @@ class Harness:
             raise
         self.outputs = outputs
         self.output_shapes = [(key, tuple(value.shape)[1:]) for key, value in _leaves(outputs)]
-        if hasattr(model, "_symbolic_build"):
+        if hasattr(model, "jax_state_sync"):
             # What Keras 3's fit() does before its first step: build the compiled loss and
-            # metrics, so that their variables exist (a JAX step's state must hold them all).
+            # metrics, so that their variables exist, as a JAX step's state must hold them
+            # all. Eager steps (TensorFlow, torch) build them on their first call, and this
+            # symbolic pass over the model would cost about a step and a half.
             model._symbolic_build(data_batch=(x, outputs))
         optimizer = getattr(model, "optimizer", None)
         built = getattr(optimizer, "built", False) or getattr(optimizer, "_built", False)
@@ -426,18 +428,27 @@ def _judge(harness: Harness, index: int, case: Case, phase: str) -> Finding:
     differ, difference, size = _differences(got, ref, harness.options)
     method = _method(cls, phase, differ)
     shown = next((k for k in differ if k != "weight update"), "loss")
-    where: Location | None = None
-    if differ:
-        flat = [a for _, a in _leaves(probe.x)]
-        where = harness.locate(harness.traced(phase), [*flat, *probe.y],
-                               [*flat, *reference.y], tag=phase)
     return Finding(
-        label, judge.verdict(not differ, False, where), y_true, y_pred,
+        label, judge.verdict(not differ, False, None), y_true, y_pred,
         value=got.logs.get(shown), reference=name, reference_value=ref.logs.get(shown),
-        message=_differ(differ, name), method=method, location=where,
+        message=_differ(differ, name), method=method,
         update_difference=difference if phase == "train" else None,
         update_size=size if phase == "train" else None,
     )
+
+
+def _located(harness: Harness, index: int, case: Case, phase: str, finding: Finding) -> Finding:
+    """A differing finding with where its probe grew, and the verdict that follows. Traced
+    only for a finding that is reported: a broadcast and a mismatch give a path the same
+    status, so a finding left out needs no location."""
+    if finding.verdict is not Verdict.MISMATCH:
+        return finding
+    probe, reference, _ = _batches(harness, index, case)
+    flat = [a for _, a in _leaves(probe.x)]
+    where = harness.locate(harness.traced(phase), [*flat, *probe.y], [*flat, *reference.y],
+                           tag=phase)
+    return dataclasses.replace(finding, verdict=judge.verdict(False, False, where),
+                               location=where)
 
 
 def _status(finding: Finding) -> PathStatus:
@@ -468,7 +479,8 @@ def _findings(harness: Harness) -> list[Finding]:
                 findings.extend([finding] if phase == "train" else [])
             elif finding.method not in seen:
                 seen.add(finding.method)
-                findings.append(dataclasses.replace(finding, paths=paths))
+                located = _located(harness, index, case, phase, finding)
+                findings.append(dataclasses.replace(located, paths=paths))
     return findings
 
 
