@@ -286,3 +286,15 @@ def test_a_step_with_unseeded_randomness_is_an_error_not_a_verdict():
     assert "train_step is not deterministic" in report.error.message
     # The near miss: the same step without the noise is a clean, deterministic model.
     assert check(zoo.ComputeLoss, **SHAPE).ok
+
+
+def test_a_compile_option_that_breaks_the_steps_leaves_the_instance_compiled_as_it_was():
+    model = zoo.ComputeLoss()
+    model.compile(**zoo.COMPILE)
+    loss, optimizer = model.loss, model.optimizer
+    try:
+        report = check(model, input_shape=(3,), compile={"optimizer": "sgd", "loss": {"x": "mse"}})
+    except LossguardError:
+        report = None
+    assert report is None or report.error is not None
+    assert (model.loss, model.optimizer) == (loss, optimizer)

@@ -9,6 +9,7 @@ The steps run eagerly, as `fit()` would call them, and the model is put back aft
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import math
@@ -100,34 +101,29 @@ class Harness:
         self.to_tensor = backend.to_tensor
         self.options = options
         self.uncompile = _compile(model, options, name)
-        try:
-            self.input_shapes = _input_shapes(model, options, name)
-            x = self.inputs(options.batch)
-            outputs = model(x, training=False)
-        except Exception as exc:
-            self.uncompile()
-            if isinstance(exc, LossguardError):
+        with _undone_on_error(self.uncompile):  # every failure, the time limit too
+            try:
+                self.input_shapes = _input_shapes(model, options, name)
+                x = self.inputs(options.batch)
+                outputs = model(x, training=False)
+            except LossguardError:
                 raise
-            raise LossguardError(
-                f"{name} raised on inputs of per-sample shape "
-                f"{', '.join(map(str, self.input_shapes))}: "
-                f"{one_line(exc)}; set input_shape= to what the model expects"
-            ) from exc
-        except BaseException:  # the time limit, or Ctrl-C: undo the compile all the same
-            self.uncompile()
-            raise
-        self.outputs = outputs
-        self.output_shapes = [(key, tuple(value.shape)[1:]) for key, value in _leaves(outputs)]
-        if hasattr(model, "jax_state_sync"):
-            # What Keras 3's fit() does before its first step: build the compiled loss and
-            # metrics, so that their variables exist, as a JAX step's state must hold them
-            # all. Eager steps (TensorFlow, torch) build them on their first call, and this
-            # symbolic pass over the model would cost about a step and a half.
-            model._symbolic_build(data_batch=(x, outputs))
-        optimizer = getattr(model, "optimizer", None)
-        built = getattr(optimizer, "built", False) or getattr(optimizer, "_built", False)
-        if optimizer is not None and hasattr(optimizer, "build") and not built:
-            optimizer.build(model.trainable_variables)
+            except Exception as exc:
+                raise LossguardError(
+                    f"{name} raised on inputs of per-sample shape "
+                    f"{', '.join(map(str, self.input_shapes))}: "
+                    f"{one_line(exc)}; set input_shape= to what the model expects"
+                ) from exc
+            self.outputs = outputs
+            self.output_shapes = [(key, tuple(value.shape)[1:])
+                                  for key, value in _leaves(outputs)]
+            try:
+                _build_training_state(model, x, outputs)
+            except Exception as exc:
+                raise LossguardError(
+                    f"cannot build the compiled loss, metrics or optimizer of {name}: "
+                    f"{one_line(exc)}; fix the compile= option"
+                ) from exc
         self.original: list[tuple[Any, np.ndarray]] = []
         self.state: list[tuple[Any, np.ndarray]] = []
         self.locate = Locator(backend)
@@ -227,6 +223,32 @@ class Harness:
             return self.backend.step(self.model, f"{phase}_step", data)
 
         return call
+
+
+@contextlib.contextmanager
+def _undone_on_error(undo: Callable[[], None]) -> Iterator[None]:
+    """Run `undo` if the block raises anything at all, then re-raise."""
+    try:
+        yield
+    except BaseException:
+        undo()
+        raise
+
+
+def _build_training_state(model: Any, x: Any, outputs: Any) -> None:
+    """Build what a step needs before the snapshot is taken: the optimizer's variables and,
+    for a JAX trainer, the compiled loss and metrics.
+
+    Keras 3's fit() builds those with a symbolic pass first, because a JAX step's state must
+    hold every variable up front. Eager steps (TensorFlow, torch) build them on their first
+    call, and the symbolic pass would cost about a step and a half.
+    """
+    if hasattr(model, "jax_state_sync"):
+        model._symbolic_build(data_batch=(x, outputs))
+    optimizer = getattr(model, "optimizer", None)
+    built = getattr(optimizer, "built", False) or getattr(optimizer, "_built", False)
+    if optimizer is not None and hasattr(optimizer, "build") and not built:
+        optimizer.build(model.trainable_variables)
 
 
 def _redraw(backend: Backend, variables: list[Any], rng: np.random.Generator) -> None:
