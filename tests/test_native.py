@@ -97,3 +97,27 @@ def test_poisson_nll_broadcasts_without_any_torch_warning():
 @pytest.mark.parametrize("loss", [AlignedSquaredError(), functional_aligned_mse])
 def test_aligned_torch_losses_pass(loss):
     assert check(loss).ok
+
+
+def test_native_targets_never_import_tensorflow_or_keras(tmp_path):
+    """torch, JAX and NumPy targets are judged against the NumPy port of Keras's rule: checking
+    them loads neither TensorFlow nor Keras (2 s a process, and an import-order crash risk)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "native.py"
+    script.write_text(
+        "import sys\nimport jax.numpy as jnp\nimport numpy as np\nimport torch\n"
+        "from pytest_lossguard import check\n"
+        "def torch_mse(y_true, y_pred):\n    return torch.mean((y_true - y_pred) ** 2)\n"
+        "def jax_mse(y_true, y_pred):\n    return jnp.mean((y_true - y_pred) ** 2)\n"
+        "def np_mae(y_true, y_pred):\n    return np.mean(np.abs(y_true - y_pred))\n"
+        "reports = [check(t) for t in (torch_mse, jax_mse, np_mae, torch.nn.L1Loss())]\n"
+        "print([r.counts()['broadcast'] for r in reports], {r.alignment for r in reports})\n"
+        "print(sorted(m for m in ('tensorflow', 'keras', 'tf_keras') if m in sys.modules))\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    counts, loaded = run.stdout.strip().splitlines()[-2:]
+    assert counts == "[4, 4, 4, 4] {'numpy port of keras 3'}"
+    assert loaded == "[]"
