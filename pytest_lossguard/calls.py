@@ -56,6 +56,11 @@ class Outcome:
     def size(self) -> int:
         return math.prod(self.shape or ())
 
+    @property
+    def failed(self) -> bool:
+        """Raised, or gave NaN or inf: no reference can come of it."""
+        return self.error is not None or not math.isfinite(self.value or 0.0)
+
 
 def _call(target: Callee, inputs: Inputs) -> Outcome:
     """Call the target on one layout and reduce its result as the container does."""
@@ -117,10 +122,10 @@ def _judge(target: Callee, case: Case, evaluate: judge.Memo[Inputs, Outcome],
     """The verdict of one probe; None when no reference applies to it."""
     __tracebackhide__ = True
     canonical = evaluate(case.canonical)
-    failed = canonical.error is not None or not math.isfinite(canonical.value or 0.0)
+    failed = canonical.failed
     weight = case.canonical.sample_weight
-    if failed and weight is not None and evaluate(
-            dataclasses.replace(case.canonical, sample_weight=None)).error is None:
+    if failed and weight is not None and not evaluate(
+            dataclasses.replace(case.canonical, sample_weight=None)).failed:
         return None  # works unweighted, not with (B,) weights: the probe does not apply
     if failed:
         message = (one_line(canonical.error) if canonical.error else

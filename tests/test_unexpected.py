@@ -40,3 +40,17 @@ def test_a_user_error_stays_a_verdict_not_a_lossguard_failure():
 
     report = check(raising)
     assert report.error is not None and "the user's own bug" in report.error.message
+
+
+def test_a_weighting_probe_is_not_dropped_when_the_unweighted_call_gives_nan():
+    import numpy as np
+
+    def weighted(y_true, y_pred, sample_weight=None):
+        if sample_weight is None:
+            return np.full(y_true.shape[:1], np.nan)
+        if np.ndim(sample_weight) == 1:
+            raise ValueError("weights must be a column")
+        return np.mean((y_true - y_pred) ** 2 * sample_weight)
+
+    report = check(weighted, probes=["sample-weight-rank"])
+    assert report.error is not None and report.error.probe == "canonical"
