@@ -20,17 +20,24 @@ Shape = tuple[int, ...]
 
 
 def _shape(name: str, value: Any) -> Shape:
-    if isinstance(value, int):
+    """A tuple or list of positive ints (a lone int is one axis); anything else is refused,
+    not coerced: "13" is not (1, 3), nor (2.9,) a (2,)."""
+    if _is_int(value):
         value = (value,)
-    try:
-        shape = tuple(int(v) for v in value)
-    except (TypeError, ValueError):
+    if not isinstance(value, (tuple, list)) or not all(_is_int(v) for v in value):
         raise LossguardError(
             f"{name}={value!r} is not a shape: give a tuple of positive ints, e.g. {name}=(1,)"
-        ) from None
+        )
+    shape = tuple(int(v) for v in value)
     if any(v < 1 for v in shape):
         raise LossguardError(f"{name}={value!r} has an axis < 1: every axis must be positive")
     return shape
+
+
+def _is_int(value: Any) -> bool:
+    """An int, or an integer NumPy scalar (both have __index__); never a bool, float or str."""
+    return not isinstance(value, bool) and hasattr(type(value), "__index__") \
+        and not isinstance(value, (str, bytes))
 
 
 @dataclasses.dataclass(frozen=True)
