@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,10 +67,11 @@ def _user_frames(excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
     )
 
 
-def _row(nodeid: str, report: Report | None, error: str = "") -> tuple[str, str]:
+def _row(nodeid: str, report: Report | None, error: str = "",
+         seconds: float = 0.0) -> tuple[str, str]:
     from pytest_lossguard.json_report import entry
 
-    return PROPERTY, json.dumps(entry(nodeid, report, error))
+    return PROPERTY, json.dumps(entry(nodeid, report, error, seconds))
 
 
 class LossguardItem(pytest.Item):
@@ -96,6 +98,7 @@ class LossguardItem(pytest.Item):
         __tracebackhide__ = True
         from pytest_lossguard.engine import probe
 
+        started = time.perf_counter()
         try:
             if self.problem:
                 raise LossguardError(self.problem)
@@ -104,7 +107,8 @@ class LossguardItem(pytest.Item):
         except Exception as exc:  # whatever happened, the target keeps its row
             if isinstance(exc, OptionNeeded) and isinstance(self.parent, ScanRoot):
                 pytest.skip(prefixed(exc.for_scan(self.target_id)))  # unmarked code
-            self.user_properties.append(_row(self.nodeid, None, str(exc)))
+            self.user_properties.append(
+                _row(self.nodeid, None, str(exc), time.perf_counter() - started))
             raise
         self.user_properties.append(_row(self.nodeid, self.report))
         error = self.report.error

@@ -10,13 +10,18 @@ from pytest_lossguard.findings import VERDICTS, Report, Verdict
 SCHEMA = 1
 # Distributions whose versions a JSON report records, read without importing them.
 _DISTRIBUTIONS = ("pytest-lossguard", "pytest", "numpy", "keras", "tensorflow", "tf-keras")
+# Other names a distribution is installed under; the first one installed gives the version.
+_ALIASES = {"tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tensorflow-macos",
+                           "tensorflow-intel", "tf-nightly", "tf-nightly-cpu")}
 
 
-def entry(name: str, report: Report | None, error: str = "") -> dict[str, Any]:
-    """One target's line in the summary table and the JSON report."""
+def entry(name: str, report: Report | None, error: str = "",
+          seconds: float = 0.0) -> dict[str, Any]:
+    """One target's line in the summary table and the JSON report; `seconds` is the time spent
+    when there is no report (a target that timed out or raised)."""
     counts = report.counts() if report else {v: int(v == Verdict.ERROR.value) for v in VERDICTS}
     return {"nodeid": name, "ok": bool(report and report.ok), "message": error,
-            "seconds": report.seconds if report else 0.0, **counts,
+            "seconds": report.seconds if report else seconds, **counts,
             "report": report.as_dict() if report else None}
 
 
@@ -26,10 +31,13 @@ def document(entries: list[dict[str, Any]]) -> dict[str, Any]:
 
     versions: dict[str, str | None] = {"python": platform.python_version()}
     for name in _DISTRIBUTIONS:
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            versions[name] = None
+        versions[name] = None
+        for installed in _ALIASES.get(name, (name,)):
+            try:
+                versions[name] = version(installed)
+            except PackageNotFoundError:
+                continue
+            break
     rows = sorted(entries, key=lambda e: e["nodeid"])
     totals = {key: sum(e[key] for e in rows) for key in (*VERDICTS, "seconds")}
     return {"schema": SCHEMA, "versions": versions, "targets": rows,

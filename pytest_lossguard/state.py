@@ -61,10 +61,13 @@ def preserved() -> Iterator[list[str]]:
     slots = _slots()
     saved = [getter() for _, getter, _, _ in slots]
     changed: list[str] = []
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # puts the filters back on leaving, whatever happened
+        filters = list(warnings.filters)
         try:
             yield changed
         finally:
+            if warnings.filters != filters:
+                changed.append("warnings filters")
             for (name, getter, setter, equal), value in zip(slots, saved, strict=True):
                 if not equal(getter(), value):
                     changed.append(name)

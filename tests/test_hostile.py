@@ -1,8 +1,11 @@
 """Hostile input: every case gets a clear one-line reason, and the rest of the suite runs on."""
 
+import functools
 import importlib.util
+import json
 import random
 import signal
+import threading
 import time
 import warnings
 
@@ -110,7 +113,8 @@ def huge(y_true, y_pred):
 
 def test_the_rest_of_the_suite_runs_on(zoo_pytester):
     zoo_pytester.makepyfile(test_hostile_suite=SUITE)
-    result = zoo_pytester.runpytest("--lossguard", "-rA", "-p", "no:randomly")
+    result = zoo_pytester.runpytest("--lossguard", "-rA", "-p", "no:randomly",
+                                    "--lossguard-report=report.json")
     assert outcomes_by_item(result) == {
         "test_hostile_suite.py::int[lossguard]": "ERROR",
         "test_hostile_suite.py::returns_none[lossguard]": "ERROR",
@@ -129,6 +133,9 @@ def test_the_rest_of_the_suite_runs_on(zoo_pytester):
         "lossguard: hangs did not finish within timeout=0.5 s; fix the hang*",
         "lossguard: canonical shapes (1000, 1000) / (1000, 1000) at batch 7 need * over the limit*",
     ])
+    rows = {row["nodeid"]: row for row in
+            json.loads((zoo_pytester.path / "report.json").read_text())["targets"]}
+    assert rows["test_hostile_suite.py::test_ordinary[lossguard-hangs]"]["seconds"] >= 0.5
 
 
 def test_keras_backend_naming_a_missing_backend_is_an_error_item(pytester, monkeypatch):
@@ -205,3 +212,74 @@ def test_the_framework_import_is_not_blamed_on_the_first_target():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=300)
     assert result.stdout.strip().splitlines()[-1] == "True ()", result.stderr[-2000:]
+
+
+def test_builtins_ufuncs_and_cached_functions_are_named_by_their_own_name():
+    from pytest_lossguard.introspect import describe
+
+    @functools.lru_cache
+    def cached(y_true, y_pred):
+        return y_true - y_pred
+
+    assert describe(abs) == "abs"
+    assert describe(np.subtract) == "subtract"
+    assert describe(np.mean) == "mean"
+    assert describe(cached).endswith("<locals>.cached")
+    assert describe(zoo.ElementwiseAbs()) == "ElementwiseAbs"  # an instance: its class
+
+
+def test_a_tuple_result_says_what_was_returned():
+    def with_aux(y_true, y_pred):
+        loss = tf.reduce_mean(tf.square(y_true - y_pred))
+        return loss, {"squared": loss}
+
+    report = check(with_aux)
+    assert report.error is not None
+    assert "returned a tuple of 2 (EagerTensor, dict); a loss must return one tensor: return " \
+           "the loss alone, not (loss, aux)" in report.error.message
+    assert "inhomogeneous" not in report.error.message
+
+
+def test_a_changed_warnings_filter_is_put_back_and_named():
+    def quiet(y_true, y_pred):
+        warnings.simplefilter("ignore")
+        return tf.reduce_mean(tf.square(tf.reshape(y_true, tf.shape(y_pred)) - y_pred))
+
+    before = list(warnings.filters)
+    report = check(quiet)
+    assert report.ok and report.restored == ("warnings filters",)
+    assert "restored    the target changed warnings filters" in str(report)
+    assert warnings.filters == before
+
+
+def test_the_tensorflow_version_is_read_from_tensorflow_cpu_too(monkeypatch):
+    import importlib.metadata as metadata
+
+    from pytest_lossguard.json_report import document
+
+    real = metadata.version
+
+    def version(name):
+        if name == "tensorflow":
+            raise metadata.PackageNotFoundError(name)
+        return "2.99.0" if name == "tensorflow-cpu" else real(name)
+
+    monkeypatch.setattr(metadata, "version", version)
+    assert document([])["versions"]["tensorflow"] == "2.99.0"
+
+
+def test_threading_frames_stay_out_of_via():
+    def inner(y_true, y_pred):
+        return np.mean(np.square(y_true - y_pred), axis=-1)
+
+    def threaded(y_true, y_pred):
+        out = []
+        thread = threading.Thread(target=lambda: out.append(inner(y_true, y_pred)))
+        thread.start()
+        thread.join()
+        return out[0]
+
+    report = check(threaded, backend="numpy")
+    chains = [f.location.chain for f in report.failures if f.location is not None]
+    assert chains and all("inner" in chain[-1] for chain in chains)
+    assert not any("threading.py" in frame for chain in chains for frame in chain)
