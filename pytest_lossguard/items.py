@@ -96,6 +96,8 @@ class LossguardItem(pytest.Item):
 
     def setup(self) -> None:
         __tracebackhide__ = True
+        if self.config.getoption("setuponly", False) or self.config.getoption("setupplan", False):
+            return  # --setup-only / --setup-plan show the setup: no target is called
         from pytest_lossguard.engine import probe
 
         started = time.perf_counter()

@@ -479,3 +479,23 @@ def test_the_cli_colours_on_a_terminal_only(tmp_path):
     run = subprocess.run([sys.executable, "-m", "pytest_lossguard", "bad.py"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=300, env={**env, "NO_COLOR": "1"})
     assert "\x1b[" not in run.stdout and "naive broadcasts labels" in run.stdout
+
+
+@pytest.mark.parametrize("flag", ["--setup-plan", "--setup-only"])
+def test_setup_plan_and_setup_only_call_no_target(pytester, flag):
+    pytester.makepyfile(test_called="""
+        import pathlib
+        import pytest
+
+        @pytest.mark.lossguard
+        def records(y_true, y_pred):
+            pathlib.Path("called").write_text("yes")
+            return (y_true - y_pred) ** 2
+
+        def test_ordinary():
+            pass
+    """)
+    result = pytester.runpytest("--lossguard", flag, "-p", "no:randomly")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*test_called.py::records[[]lossguard[]]*"])
+    assert not (pytester.path / "called").exists()
