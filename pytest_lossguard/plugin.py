@@ -129,24 +129,52 @@ def pytest_pycollect_makeitem(
     result = yield
     if not enabled(collector.config) or not isinstance(collector, (pytest.Module, pytest.Class)):
         return result
-    marks = _own_marks(name, obj)
+    try:
+        marks = _own_marks(name, obj)
+    except Exception:  # an object whose __getattr__ raises carries no mark
+        marks = []
     if not marks:
         return result
     nodes = [] if result is None else list(result) if isinstance(result, list) else [result]
     for mark in marks:
-        options = {k: v for k, v in mark.kwargs.items() if k != "targets"}
-        if mark.args:
-            nodes.append(LossguardItem.from_parent(
-                collector, name=f"{name}[lossguard]", target=None, options={}, problem=(
-                    f"@pytest.mark.lossguard on {name} got positional arguments; pass targets "
-                    "by keyword, targets=[...], since pytest takes a lone positional callable "
-                    "as the object being marked")))
-        elif "targets" in mark.kwargs:
-            owner = "" if name == "pytestmark" else name
-            nodes.extend(_items(collector, list(mark.kwargs["targets"] or []), options, owner))
-        elif result is None and name != "pytestmark":
-            nodes.extend(_items(collector, [obj], options))
+        try:
+            nodes.extend(_mark_items(collector, name, obj, mark, result))
+        except Exception as exc:  # one bad mark is one error item, never a lost module
+            nodes.append(_problem(collector, name, f"@pytest.mark.lossguard on {name} cannot be "
+                                  f"read: {type(exc).__name__}: {exc}"))
     return nodes or result
+
+
+def _problem(collector: pytest.Collector, name: str, problem: str) -> LossguardItem:
+    """An error item that says what is wrong with a mark, and what to write instead."""
+    return LossguardItem.from_parent(collector, name=f"{name}[lossguard]", target=None,
+                                     options={}, problem=problem)
+
+
+def _mark_items(
+    collector: pytest.Collector, name: str, obj: object, mark: pytest.Mark, result: Any,
+) -> list[pytest.Item]:
+    """The items of one lossguard mark on `obj` (collected as `name`)."""
+    options = {k: v for k, v in mark.kwargs.items() if k != "targets"}
+    if mark.args:
+        return [_problem(collector, name, (
+            f"@pytest.mark.lossguard on {name} got positional arguments; pass targets "
+            "by keyword, targets=[...], since pytest takes a lone positional callable "
+            "as the object being marked"))]
+    if "targets" in mark.kwargs:
+        targets = mark.kwargs["targets"]
+        if targets is not None and not isinstance(targets, (list, tuple)):
+            from pytest_lossguard.introspect import describe
+
+            label = describe(targets)
+            return [_problem(collector, name, (
+                f"@pytest.mark.lossguard on {name}: targets={label} is not a list; "
+                f"write targets=[{label}]"))]
+        owner = "" if name == "pytestmark" else name
+        return list(_items(collector, list(targets or []), options, owner))
+    if result is None and name != "pytestmark":
+        return list(_items(collector, [obj], options))
+    return []
 
 
 def _items(

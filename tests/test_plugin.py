@@ -499,3 +499,38 @@ def test_setup_plan_and_setup_only_call_no_target(pytester, flag):
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*test_called.py::records[[]lossguard[]]*"])
     assert not (pytester.path / "called").exists()
+
+
+def test_a_bad_mark_or_a_hostile_object_is_one_error_and_the_file_runs_on(zoo_pytester):
+    zoo_pytester.makepyfile(test_bad_mark="""
+        import pytest
+        from zoo import aligned_mse
+
+
+        class Hostile:
+            def __getattr__(self, name):
+                raise RuntimeError("no attributes here")
+
+
+        hostile = Hostile()
+
+
+        @pytest.mark.lossguard(targets=aligned_mse)
+        def test_not_a_list():
+            pass
+
+
+        def test_ordinary():
+            pass
+    """)
+    result = zoo_pytester.runpytest("--lossguard", "-rA", "-p", "no:randomly")
+    assert outcomes_by_item(result) == {
+        "test_bad_mark.py::test_not_a_list": "PASSED",
+        "test_bad_mark.py::test_not_a_list[lossguard]": "ERROR",
+        "test_bad_mark.py::test_ordinary": "PASSED",
+    }
+    result.stdout.fnmatch_lines([
+        "*lossguard: @pytest.mark.lossguard on test_not_a_list: targets=aligned_mse is not a "
+        "list; write targets=[[]aligned_mse[]]*",
+    ])
+    assert "Interrupted" not in result.stdout.str()
