@@ -88,6 +88,10 @@ class Options:
             raise LossguardError(f"strict={self.strict!r} must be True or False")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise LossguardError(f"seed={self.seed!r} must be an int >= 0")
+        if not self.probes:
+            raise LossguardError("probes=[] names no probe, so nothing would be checked; leave "
+                                 "probes out for the default set, or name some, e.g. "
+                                 "probes=['default', 'label-dtype']")
         if not all(isinstance(name, str) for name in self.probes):
             raise LossguardError(f"probes={self.probes!r} must be probe names, e.g. "
                                  "probes=['default', 'label-dtype']")

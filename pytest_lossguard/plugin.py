@@ -170,10 +170,23 @@ def _mark_items(
             return [_problem(collector, name, (
                 f"@pytest.mark.lossguard on {name}: targets={label} is not a list; "
                 f"write targets=[{label}]"))]
+        if not targets:
+            return [_problem(collector, name, (
+                f"@pytest.mark.lossguard on {name}: targets={targets!r} names no target; list "
+                "what to probe, targets=[my_loss], or remove the mark"))]
         owner = "" if name == "pytestmark" else name
-        return list(_items(collector, list(targets or []), options, owner))
+        return list(_items(collector, list(targets), options, owner))
     if result is None and name != "pytestmark":
         return list(_items(collector, [obj], options))
+    if isinstance(result, pytest.Class) or inspect.isclass(obj):
+        return [_problem(collector, name, (
+            f"@pytest.mark.lossguard on test class {name} does nothing: lossguard probes losses "
+            "and models, not tests; mark the loss itself, or list it on a test function, "
+            "@pytest.mark.lossguard(targets=[my_loss])"))]
+    if result is not None:
+        return [_problem(collector, name, (
+            f"@pytest.mark.lossguard on test {name} names no target, so it does nothing; list "
+            "what to probe, @pytest.mark.lossguard(targets=[my_loss]), or mark the loss itself"))]
     return []
 
 

@@ -534,3 +534,55 @@ def test_a_bad_mark_or_a_hostile_object_is_one_error_and_the_file_runs_on(zoo_py
         "list; write targets=[[]aligned_mse[]]*",
     ])
     assert "Interrupted" not in result.stdout.str()
+
+
+def test_marks_that_would_do_nothing_are_errors_saying_what_to_write(zoo_pytester):
+    zoo_pytester.makepyfile(test_idle_marks="""
+        import pytest
+        from zoo import aligned_mse
+
+
+        @pytest.mark.lossguard
+        class TestMarked:
+            def test_method(self):
+                pass
+
+
+        @pytest.mark.lossguard
+        @pytest.mark.parametrize("x", [1, 2])
+        def test_parametrized(x):
+            pass
+
+
+        @pytest.mark.lossguard(targets=None)
+        def test_none():
+            pass
+
+
+        @pytest.mark.lossguard(targets=[])
+        def test_empty():
+            pass
+
+
+        @pytest.mark.lossguard(targets=[aligned_mse], probes=[])
+        def test_no_probes():
+            pass
+    """)
+    result = zoo_pytester.runpytest("--lossguard", "-rA", "-p", "no:randomly")
+    outcomes = outcomes_by_item(result)
+    assert {k: v for k, v in outcomes.items() if "lossguard" in k} == {
+        "test_idle_marks.py::TestMarked[lossguard]": "ERROR",
+        "test_idle_marks.py::test_parametrized[lossguard]": "ERROR",
+        "test_idle_marks.py::test_none[lossguard]": "ERROR",
+        "test_idle_marks.py::test_empty[lossguard]": "ERROR",
+        "test_idle_marks.py::test_no_probes[lossguard-aligned_mse]": "ERROR",
+    }
+    assert sum(v == "PASSED" for v in outcomes.values()) == 6  # the tests themselves run
+    result.stdout.fnmatch_lines_random([
+        "*on test class TestMarked does nothing: *mark the loss itself, or list it on a test "
+        "function, @pytest.mark.lossguard(targets=[[]my_loss[]])",
+        "*on test test_parametrized names no target, so it does nothing; list what to probe*",
+        "*on test_none: targets=None names no target; list what to probe, targets=[[]my_loss[]]*",
+        "*on test_empty: targets=[[][]] names no target*",
+        "*probes=[[][]] names no probe, so nothing would be checked; leave probes out*",
+    ])
