@@ -18,6 +18,7 @@ from pytest_lossguard.configure import (
     INI_DEFAULTS,
     MARKER,
     base_options,
+    check_report_path,
     enabled,
     idle_flags,
     off_warning,
@@ -69,6 +70,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(Summary(config), "lossguard-summary")
     if enabled(config):
         base_options(config)  # malformed ini options are a usage error before collection
+        if not hasattr(config, "workerinput"):
+            check_report_path(config)  # so is a report path nothing can be written to
     elif idle_flags(config) and not hasattr(config, "workerinput"):
         config.issue_config_time_warning(
             pytest.PytestConfigWarning(off_warning(idle_flags(config))), stacklevel=2)

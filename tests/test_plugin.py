@@ -586,3 +586,27 @@ def test_marks_that_would_do_nothing_are_errors_saying_what_to_write(zoo_pyteste
         "*on test_empty: targets=[[][]] names no target*",
         "*probes=[[][]] names no probe, so nothing would be checked; leave probes out*",
     ])
+
+
+@pytest.mark.parametrize("where", ["folder", "under-a-file", "unmakeable"])
+def test_a_report_path_nothing_can_be_written_to_is_a_usage_error(losses, where):
+    (losses.path / "folder").mkdir()
+    (losses.path / "file.txt").write_text("")
+    path = {"folder": "folder", "under-a-file": "file.txt/sub/report.json",
+            "unmakeable": "/proc/lossguard-missing/report.json"}[where]
+    result = losses.runpytest("--lossguard", f"--lossguard-report={path}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: lossguard: --lossguard-report: *"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_report_that_cannot_be_written_at_the_end_is_a_line_after_the_table(losses,
+                                                                               monkeypatch):
+    from pytest_lossguard import summary
+
+    monkeypatch.setattr(summary, "report_path", lambda config: losses.path / "gone" / "r.json")
+    (losses.path / "gone").write_text("")  # a file where the folder should be
+    result = losses.runpytest("--lossguard", "-p", "no:randomly")
+    result.stdout.fnmatch_lines(["*= lossguard =*", "*target(s)",
+                                 "lossguard: the JSON report could not be written to *r.json: *",
+                                 "*failed*passed*"])
