@@ -106,11 +106,12 @@ class LossguardItem(pytest.Item):
                 raise LossguardError(self.problem)
             options = options_for(self.config, self.target_id, self.target, self.options)
             self.report = probe(self.target, options)
-        except Exception as exc:  # whatever happened, the target keeps its row
+        except BaseException as exc:  # whatever happened (SystemExit too), the target keeps its row
             if isinstance(exc, OptionNeeded) and isinstance(self.parent, ScanRoot):
                 pytest.skip(prefixed(exc.for_scan(self.target_id)))  # unmarked code
+            why = str(exc) if isinstance(exc, LossguardError) else f"{type(exc).__name__}: {exc}"
             self.user_properties.append(
-                _row(self.nodeid, None, str(exc), time.perf_counter() - started))
+                _row(self.nodeid, None, why, time.perf_counter() - started))
             raise
         self.user_properties.append(_row(self.nodeid, self.report))
         error = self.report.error

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Iterable
 from typing import Any
 
 from pytest_lossguard.findings import VERDICTS, Report, Verdict
 
 SCHEMA = 1
+NOT_RUN = "not run"
 # Distributions whose versions a JSON report records, read without importing them.
 _DISTRIBUTIONS = ("pytest-lossguard", "pytest", "numpy", "keras", "tensorflow", "tf-keras")
 # Other names a distribution is installed under; the first one installed gives the version.
@@ -25,8 +27,16 @@ def entry(name: str, report: Report | None, error: str = "",
             "report": report.as_dict() if report else None}
 
 
-def document(entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """The JSON report: environment, every target's entry, and totals."""
+def not_run(name: str, why: str = NOT_RUN) -> dict[str, Any]:
+    """The row of a collected target that never ran (the session stopped first, say)."""
+    return {"nodeid": name, "ok": False, "message": why, "seconds": 0.0,
+            **{v: 0 for v in VERDICTS}, "report": None}
+
+
+def document(entries: list[dict[str, Any]], collected: Iterable[str] = (),
+             interrupted: bool = False) -> dict[str, Any]:
+    """The JSON report: environment, the session (complete unless interrupted or a collected
+    target did not run), every target's entry, and totals."""
     from importlib.metadata import PackageNotFoundError, version
 
     versions: dict[str, str | None] = {"python": platform.python_version()}
@@ -38,7 +48,13 @@ def document(entries: list[dict[str, Any]]) -> dict[str, Any]:
             except PackageNotFoundError:
                 continue
             break
-    rows = sorted(entries, key=lambda e: e["nodeid"])
+    ran = {e["nodeid"] for e in entries}
+    missing = sorted(set(collected) - ran)
+    rows = sorted([*entries, *(not_run(nodeid) for nodeid in missing)], key=lambda e: e["nodeid"])
     totals = {key: sum(e[key] for e in rows) for key in (*VERDICTS, "seconds")}
-    return {"schema": SCHEMA, "versions": versions, "targets": rows,
-            "totals": {"targets": len(rows), "failed": sum(not e["ok"] for e in rows), **totals}}
+    return {"schema": SCHEMA, "versions": versions,
+            "session": {"complete": not interrupted and not missing,
+                        "interrupted": interrupted, "not_run": len(missing)},
+            "targets": rows,
+            "totals": {"targets": len(rows), "failed": sum(not e["ok"] for e in entries),
+                       **totals}}

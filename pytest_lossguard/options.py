@@ -15,6 +15,8 @@ BACKENDS = ("auto", "numpy", "tensorflow", "keras", "jax", "torch")
 BATCH_CANDIDATES = (7, 11, 13, 17, 19, 23, 29, 31)
 # Refuse canonical shapes whose probe arrays would be absurdly large.
 MAX_ELEMENTS = 1_000_000
+# The longest time limit the SIGALRM timer takes everywhere (about a year).
+MAX_TIMEOUT = 3e7
 
 Shape = tuple[int, ...]
 
@@ -140,6 +142,9 @@ class Options:
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and value >= 0):
                 raise LossguardError(f"{name}={value!r} must be a number >= 0")
+        if self.timeout is not None and not self.timeout < MAX_TIMEOUT:
+            raise LossguardError(f"timeout={self.timeout!r} must be a finite number of seconds "
+                                 f"under {MAX_TIMEOUT:g}; timeout=0 turns the limit off")
 
     @property
     def pred_shape(self) -> Shape:

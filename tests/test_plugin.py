@@ -2,6 +2,7 @@
 what a fresh process imports or needs one (xdist workers)."""
 
 import inspect
+import json
 import os
 import re
 import subprocess
@@ -413,7 +414,7 @@ def test_json_report_and_junit_properties_are_complete_and_match_a_serial_run(lo
     second = json.loads((losses.path / "out" / "parallel.json").read_text())
     assert without_timings(first) == without_timings(second)
 
-    assert set(first) == {"schema", "versions", "targets", "totals"}
+    assert set(first) == {"schema", "versions", "session", "targets", "totals"}
     assert first["versions"]["pytest-lossguard"] and first["versions"]["tensorflow"]
     names = {t["nodeid"].split("::")[1] for t in first["targets"]}
     assert names == {"mse[lossguard]", "aligned_mse[lossguard]", "ElementwiseAbs[lossguard]",
@@ -610,3 +611,90 @@ def test_a_report_that_cannot_be_written_at_the_end_is_a_line_after_the_table(lo
     result.stdout.fnmatch_lines(["*= lossguard =*", "*target(s)",
                                  "lossguard: the JSON report could not be written to *r.json: *",
                                  "*failed*passed*"])
+
+
+FAULTS = """
+import os
+import sys
+
+import pytest
+from zoo import aligned_mse, mse
+
+
+@pytest.mark.lossguard
+def exits(y_true, y_pred):
+    sys.exit(3)
+
+
+@pytest.mark.lossguard(targets=[aligned_mse], timeout=float("inf"))
+def test_forever():
+    pass
+"""
+
+
+def test_every_collected_target_has_a_row_and_the_report_says_if_the_session_was_complete(
+        zoo_pytester):
+    zoo_pytester.makepyfile(test_faults=FAULTS)
+    result = zoo_pytester.runpytest("--lossguard", "--lossguard-report=r.json", "-p",
+                                    "no:randomly")
+    report = json.loads((zoo_pytester.path / "r.json").read_text())
+    rows = {row["nodeid"]: row for row in report["targets"]}
+    assert set(rows) == {"test_faults.py::exits[lossguard]",
+                         "test_faults.py::test_forever[lossguard-aligned_mse]"}
+    assert rows["test_faults.py::exits[lossguard]"]["message"] == "SystemExit: 3"
+    assert "timeout=inf must be a finite number" in \
+        rows["test_faults.py::test_forever[lossguard-aligned_mse]"]["message"]
+    assert report["session"] == {"complete": True, "interrupted": False, "not_run": 0}
+    assert report["totals"]["failed"] == 2
+    result.stdout.fnmatch_lines(["*timeout=inf must be a finite number of seconds*"])
+
+    # Ctrl-C during the first target: the rest is "not run", and the session incomplete.
+    zoo_pytester.makepyfile(test_faults="""
+        import pytest
+        from zoo import aligned_mse
+
+        @pytest.mark.lossguard
+        def interrupts(y_true, y_pred):
+            raise KeyboardInterrupt
+
+        @pytest.mark.lossguard(targets=[aligned_mse])
+        def test_later():
+            pass
+    """)
+    zoo_pytester.runpytest("--lossguard", "--lossguard-report=r.json", "-p", "no:randomly",
+                           no_reraise_ctrlc=True)
+    report = json.loads((zoo_pytester.path / "r.json").read_text())
+    assert report["session"] == {"complete": False, "interrupted": True, "not_run": 2}
+    assert [row["message"] for row in report["targets"]] == ["not run", "not run"]
+    assert report["totals"]["failed"] == 0
+
+
+@pytest.mark.parametrize("args", [("--collect-only",), ("-k", "nothing_matches"),
+                                  ("--setup-plan",)])
+def test_a_session_that_runs_no_target_leaves_an_earlier_report_alone(losses, args):
+    earlier = '{"earlier": true}\n'
+    (losses.path / "r.json").write_text(earlier)
+    losses.runpytest("--lossguard", "--lossguard-report=r.json", *args)
+    assert (losses.path / "r.json").read_text() == earlier
+
+
+def test_a_crashed_xdist_worker_s_target_has_a_failing_row(zoo_pytester):
+    zoo_pytester.makepyfile(test_crash="""
+        import os
+        import pytest
+        from zoo import aligned_mse
+
+        @pytest.mark.lossguard
+        def crashes(y_true, y_pred):
+            os._exit(1)
+
+        @pytest.mark.lossguard(targets=[aligned_mse])
+        def test_fine():
+            pass
+    """)
+    zoo_pytester.runpytest("--lossguard", "--lossguard-report=r.json", "-n", "2",
+                           "-p", "no:randomly")
+    report = json.loads((zoo_pytester.path / "r.json").read_text())
+    rows = {row["nodeid"]: row for row in report["targets"]}
+    assert "crashed" in rows["test_crash.py::crashes[lossguard]"]["message"]
+    assert report["totals"]["failed"] >= 1
