@@ -283,3 +283,40 @@ def test_threading_frames_stay_out_of_via():
     chains = [f.location.chain for f in report.failures if f.location is not None]
     assert chains and all("inner" in chain[-1] for chain in chains)
     assert not any("threading.py" in frame for chain in chains for frame in chain)
+
+
+def seeds():
+    """TensorFlow's global seed and Keras's global seed and seed generator (with its state)."""
+    from keras.src.backend.common import global_state
+    from tensorflow.python.eager import context
+
+    generator = global_state.get_global_attribute("global_seed_generator")
+    return (context.global_seed(), global_state.get_global_attribute("global_random_seed"),
+            generator, None if generator is None else generator.state.numpy().tolist())
+
+
+def test_seeds_set_by_a_loss_are_put_back_and_named():
+    def aligned(y_true, y_pred):
+        return tf.reduce_mean(tf.square(tf.reshape(y_true, tf.shape(y_pred)) - y_pred))
+
+    def tf_seed(y_true, y_pred):
+        tf.random.set_seed(7)
+        return aligned(y_true, y_pred)
+
+    def keras_seed(y_true, y_pred):
+        keras.utils.set_random_seed(8)
+        return aligned(y_true, y_pred)
+
+    def draws(y_true, y_pred):
+        keras.random.normal((1,))  # no seed: Keras's global seed generator
+        return aligned(y_true, y_pred)
+
+    keras.random.normal((1,))  # the global generator exists before
+    before, python_before = seeds(), global_state()
+    assert check(tf_seed).restored == ("tf global seed",)
+    assert seeds() == before
+    assert check(keras_seed).restored == ("python random state", "numpy random state",
+                                          "tf global seed", "keras global seed generator")
+    assert seeds() == before and global_state() == python_before
+    assert check(draws).restored == ("keras global seed generator",)
+    assert seeds() == before
