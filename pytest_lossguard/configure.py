@@ -134,3 +134,14 @@ def options_for(config: pytest.Config, target_id: str, obj: Any,
     from pytest_lossguard.settings import layered
 
     return layered(target_id, obj, base_options(config), project_settings(config), given)
+
+
+def tell_and_stop(config: pytest.Config, message: str) -> None:
+    """Say why the run must end now, past pytest's output capturing (deadline.GIVE_UP)."""
+    import sys
+
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:
+        capture.suspend_global_capture(in_=True)
+    sys.stderr.write(f"\n{message}\n")
+    sys.stderr.flush()

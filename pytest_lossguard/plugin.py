@@ -6,6 +6,7 @@ lossguard item runs, or when the `lossguard` fixture is used.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 from collections.abc import Generator, Iterator
@@ -23,7 +24,9 @@ from pytest_lossguard.configure import (
     idle_flags,
     off_warning,
     project_settings,
+    tell_and_stop,
 )
+from pytest_lossguard.deadline import GIVE_UP
 from pytest_lossguard.items import Guard, LossguardItem, ScanRoot
 from pytest_lossguard.settings import marks_of, own_marks
 from pytest_lossguard.summary import Summary
@@ -68,6 +71,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SEEN] = set()
     config.stash[_MARKED] = set()
     config.pluginmanager.register(Summary(config), "lossguard-summary")
+    GIVE_UP.append(functools.partial(tell_and_stop, config))
     if enabled(config):
         base_options(config)  # malformed ini options are a usage error before collection
         if not hasattr(config, "workerinput"):
@@ -75,6 +79,11 @@ def pytest_configure(config: pytest.Config) -> None:
     elif idle_flags(config) and not hasattr(config, "workerinput"):
         config.issue_config_time_warning(
             pytest.PytestConfigWarning(off_warning(idle_flags(config))), stacklevel=2)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    GIVE_UP[:] = [tell for tell in GIVE_UP
+                  if not (isinstance(tell, functools.partial) and config in tell.args)]
 
 
 @pytest.hookimpl(tryfirst=True)

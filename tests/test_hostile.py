@@ -320,3 +320,41 @@ def test_seeds_set_by_a_loss_are_put_back_and_named():
     assert seeds() == before and global_state() == python_before
     assert check(draws).restored == ("keras global seed generator",)
     assert seeds() == before
+
+
+def test_a_loss_that_catches_the_time_limit_once_is_still_timed_out():
+    def catches_once(y_true, y_pred):
+        try:
+            while True:
+                time.sleep(0.01)
+        except BaseException:  # the hostile part
+            pass
+        return tf.reduce_mean(tf.square(tf.reshape(y_true, tf.shape(y_pred)) - y_pred))
+
+    before = global_state()
+    with pytest.raises(LossguardError, match=r"catches_once did not finish within timeout=0.3"):
+        check(catches_once, timeout=0.3)
+    assert global_state() == before
+
+
+def test_a_loss_that_always_catches_the_time_limit_ends_the_run_with_the_reason(pytester):
+    pytester.makepyfile(test_stubborn="""
+        import time
+        import pytest
+
+        @pytest.mark.lossguard(timeout=0.3)
+        def stubborn(y_true, y_pred):
+            while True:
+                try:
+                    time.sleep(0.05)
+                except BaseException:
+                    pass
+    """)
+    started = time.perf_counter()
+    result = pytester.runpytest_subprocess("--lossguard", "-p", "no:randomly", timeout=300)
+    assert result.ret == 3
+    result.stderr.fnmatch_lines([
+        "lossguard: stubborn did not finish within timeout=0.3 s; * It caught the time limit 10 "
+        "times (an `except BaseException:` or a bare `except:` swallows it), so it cannot be "
+        "stopped: lossguard ends the run here"])
+    assert time.perf_counter() - started < 120
