@@ -34,6 +34,29 @@ def _write(message: str) -> None:
 GIVE_UP: list[Callable[[str], None]] = [_write]  # the last one writes the message
 
 
+_SHIELDS = [0]  # > 0 while lossguard puts the user's state back: no tick lands there
+
+
+@contextlib.contextmanager
+def shielded() -> Iterator[None]:
+    """Run a block (putting state back on the way out) that the time limit does not interrupt;
+    a tick that falls inside is dropped, and the next one, `REARM` s later, lands after it."""
+    _SHIELDS[0] += 1
+    try:
+        yield
+    finally:
+        _SHIELDS[0] -= 1
+
+
+_OWN = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _own(frame: Any) -> bool:
+    """True in lossguard's own code and contextlib's (where the limit is being handled)."""
+    filename = frame.f_code.co_filename if frame is not None else ""
+    return filename.startswith(_OWN) or filename == contextlib.__file__
+
+
 class _Expired(BaseException):
     """Raised into the target when time is up; a BaseException, so `except Exception` in the
     user's code (or lossguard's own) cannot swallow it."""
@@ -55,6 +78,8 @@ def deadline(seconds: float | None, name: str) -> Iterator[None]:
 
     def expire(signum: int, frame: Any) -> None:
         nonlocal strikes
+        if _SHIELDS[0] or _own(frame):
+            return  # putting state back, or already leaving: the next tick will do
         strikes += 1
         if strikes > STRIKES:
             signal.setitimer(signal.ITIMER_REAL, 0)

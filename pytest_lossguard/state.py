@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from pytest_lossguard.deadline import shielded
+
 Getter = Callable[[], Any]
 Setter = Callable[[Any], None]
 Slot = tuple[str, Getter, Setter, Callable[[Any, Any], bool]]
@@ -119,9 +121,10 @@ def preserved() -> Iterator[list[str]]:
         try:
             yield changed
         finally:
-            if warnings.filters != filters:
-                changed.append("warnings filters")
-            for (name, getter, setter, equal), value in zip(slots, saved, strict=True):
-                if not equal(getter(), value):
-                    changed.append(name)
-                    setter(value)
+            with shielded():  # the time limit cannot cut the restore short
+                if warnings.filters != filters:
+                    changed.append("warnings filters")
+                for (name, getter, setter, equal), value in zip(slots, saved, strict=True):
+                    if not equal(getter(), value):
+                        changed.append(name)
+                        setter(value)

@@ -358,3 +358,44 @@ def test_a_loss_that_always_catches_the_time_limit_ends_the_run_with_the_reason(
         "times (an `except BaseException:` or a bare `except:` swallows it), so it cannot be "
         "stopped: lossguard ends the run here"])
     assert time.perf_counter() - started < 120
+
+
+class SlowThirdCall(keras.Model):
+    """A trained instance whose third call is slow, or raises what `third` gives."""
+
+    def __init__(self, third=None):
+        super().__init__()
+        self.dense = keras.layers.Dense(1)
+        self.calls = None  # counted once trained
+        self.third = third
+
+    def call(self, x, training=False):
+        if self.calls is None:
+            return self.dense(x)
+        self.calls += 1
+        if self.calls == 3:
+            if self.third is not None:
+                raise self.third
+            time.sleep(30)
+        return self.dense(x)
+
+
+@pytest.mark.parametrize("third", [None, KeyboardInterrupt(), RuntimeError("setup broke")])
+def test_a_trained_instance_is_given_back_on_every_exit(monkeypatch, third):
+    from pytest_lossguard import deadline
+
+    monkeypatch.setattr(deadline, "REARM", 0.001)  # ticks all through lossguard's restore
+    model = SlowThirdCall(third)
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(np.ones((8, 3)), np.ones((8, 1)), epochs=1, verbose=0)
+    model.calls = 0
+    weights = [w.numpy().copy() for w in model.weights]
+    optimizer, loss = model.optimizer, model.loss
+    expected = KeyboardInterrupt if isinstance(third, KeyboardInterrupt) else LossguardError
+    with pytest.raises(expected):
+        report = check(model, input_shape=(3,), timeout=1)
+        if report.error is not None:  # the error of the model's own call is in the report
+            raise LossguardError(report.error.message)
+    assert all(np.array_equal(w.numpy(), v) for w, v in zip(model.weights, weights, strict=True))
+    assert model.optimizer is optimizer and model.loss == loss
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)

@@ -21,6 +21,7 @@ import numpy as np
 from pytest_lossguard import align, backends, judge, probes
 from pytest_lossguard.advice import advised, fix_code, weights_hint
 from pytest_lossguard.backends import Backend
+from pytest_lossguard.deadline import shielded
 from pytest_lossguard.discovery import STEPS
 from pytest_lossguard.errors import LossguardError, OptionNeeded, stage
 from pytest_lossguard.findings import Finding, Fix, Location, Method, PathStatus, Report, Verdict
@@ -118,14 +119,19 @@ class Harness:
             raise
         self.outputs = outputs
         self.output_shapes = [(key, tuple(value.shape)[1:]) for key, value in _leaves(outputs)]
-        if hasattr(model, "_symbolic_build"):
-            # What Keras 3's fit() does before its first step: build the compiled loss and
-            # metrics, so that their variables exist (a JAX step's state must hold them all).
-            model._symbolic_build(data_batch=(x, outputs))
-        optimizer = getattr(model, "optimizer", None)
-        built = getattr(optimizer, "built", False) or getattr(optimizer, "_built", False)
-        if optimizer is not None and hasattr(optimizer, "build") and not built:
-            optimizer.build(model.trainable_variables)
+        try:  # whatever stops the build (an error, the time limit, Ctrl-C) undoes the compile
+            if hasattr(model, "_symbolic_build"):
+                # What Keras 3's fit() does before its first step: build the compiled loss and
+                # metrics, so that their variables exist (a JAX step's state must hold them all).
+                model._symbolic_build(data_batch=(x, outputs))
+            optimizer = getattr(model, "optimizer", None)
+            built = getattr(optimizer, "built", False) or getattr(optimizer, "_built", False)
+            if optimizer is not None and hasattr(optimizer, "build") and not built:
+                optimizer.build(model.trainable_variables)
+        except BaseException:
+            with shielded():
+                self.uncompile()
+            raise
         self.original: list[tuple[Any, np.ndarray]] = []
         self.state: list[tuple[Any, np.ndarray]] = []
         self.locate = Locator(backend)
@@ -500,7 +506,7 @@ class ModelObject:
                 with stage("stepping the model"):
                     findings = _findings(harness)
             finally:
-                with stage("restoring the model"):
+                with stage("restoring the model"), shielded():  # the time limit waits
                     harness.model.reset_metrics()  # metrics first built while probing start empty
                     harness.restore(original=True)
                     harness.uncompile()
