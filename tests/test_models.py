@@ -286,3 +286,19 @@ def test_a_step_with_unseeded_randomness_is_an_error_not_a_verdict():
     assert "train_step is not deterministic" in report.error.message
     # The near miss: the same step without the noise is a clean, deterministic model.
     assert check(zoo.ComputeLoss, **SHAPE).ok
+
+
+class GlorotCompiledLoss(zoo.CompiledLoss):
+    """A correct model whose Dense starts from Keras's unseeded default initialiser."""
+
+    initializer = "glorot_uniform"
+
+
+@pytest.mark.parametrize("target", [GlorotCompiledLoss, GlorotCompiledLoss()])
+def test_a_correct_model_is_not_blamed_for_keras_drawing_seeds_while_lossguard_builds_it(target):
+    import random
+
+    state = random.getstate()
+    report = check(target, **SHAPE, compile=zoo.COMPILE)
+    assert report.ok and report.restored == (), report.restored
+    assert random.getstate() == state

@@ -498,8 +498,11 @@ class ModelObject:
         __tracebackhide__ = True
         started = time.perf_counter()
         with preserved() as restored:
-            with stage("building and compiling the model"):
+            with stage("building and compiling the model"), preserved() as built:
                 harness = Harness(self.obj, self.name, self.backend, options)
+            # Keras's unseeded initialisers draw seeds from Python's random state while
+            # lossguard builds the model: put back, but not blamed on the target.
+            restored.extend(name for name in built if name != "python random state")
             try:  # every exit puts the user's weights, metrics and compile state back
                 with stage("preparing the model's weights"):
                     harness.prepare()
@@ -510,6 +513,7 @@ class ModelObject:
                     harness.model.reset_metrics()  # metrics first built while probing start empty
                     harness.restore(original=True)
                     harness.uncompile()
+        restored[:] = dict.fromkeys(restored)  # each named once
         first = harness.output_options(0)
         header = judge.Header(self.flavour, self.flavour, align.reference().name,
                               first.true_shape, first.pred_shape)
