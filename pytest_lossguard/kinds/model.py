@@ -183,6 +183,15 @@ class Harness:
         self.original = self.snapshot()
         _redraw(self.backend, self.model.trainable_variables,
                 np.random.default_rng([self.options.seed, 4]))
+        # Dropout's SeedGenerator starts from an unseeded draw too: seed its state likewise.
+        seeds = np.random.default_rng([self.options.seed, 5])
+        for variable in self.variables():
+            if str(getattr(variable, "path", getattr(variable, "name", ""))).endswith(
+                    "seed_generator_state"):
+                value = self.backend.read(variable)
+                fresh = np.zeros_like(value)
+                fresh.flat[0] = seeds.integers(1, 2**31 - 1)
+                self.backend.write(variable, fresh)
         x = self.inputs(self.options.batch)
         constant = all(np.ptp(self.backend.to_numpy(value), axis=0).max() == 0
                        for _, value in _leaves(self.model(x, training=False)))
