@@ -81,6 +81,11 @@ class LossguardItem(pytest.Item):
         self, *, target: Any, options: dict[str, Any], problem: str = "", target_id: str = "",
         **kwargs: Any,
     ) -> None:
+        parent = kwargs.get("parent")
+        if kwargs.get("nodeid") is None and parent is not None:
+            # Parsed from the string, as pytest's own ids are when the cache provider reads
+            # them back (`name[params]`): --lf and --ff then find the item.
+            kwargs["nodeid"] = f"{parent.nodeid}::{kwargs['name']}"
         super().__init__(**kwargs)
         self.target = target
         self.options = options

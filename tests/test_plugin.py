@@ -698,3 +698,29 @@ def test_a_crashed_xdist_worker_s_target_has_a_failing_row(zoo_pytester):
     rows = {row["nodeid"]: row for row in report["targets"]}
     assert "crashed" in rows["test_crash.py::crashes[lossguard]"]["message"]
     assert report["totals"]["failed"] >= 1
+
+
+@pytest.mark.parametrize(("flag", "ran"), [
+    ("--lf", ["test_losses.py::mse[lossguard]"]),
+    ("--ff", ["test_losses.py::mse[lossguard]", "test_losses.py::aligned_mse[lossguard]"]),
+])
+def test_last_failed_and_failed_first_find_lossguard_items(pytester, flag, ran):
+    pytester.makepyfile(test_losses="""
+        import numpy as np
+        import pytest
+
+        @pytest.mark.lossguard
+        def aligned_mse(y_true, y_pred):
+            return np.mean((np.reshape(y_true, np.shape(y_pred)) - y_pred) ** 2)
+
+        @pytest.mark.lossguard
+        def mse(y_true, y_pred):
+            return np.mean((y_true - y_pred) ** 2)
+    """)
+    pytester.runpytest("--lossguard", "-p", "cacheprovider", "-p", "no:randomly")
+    result = pytester.runpytest("--lossguard", "-p", "cacheprovider", "-p", "no:randomly", flag,
+                                "-v")
+    assert "run-last-failure: rerun previous 1 failure" in result.stdout.str()
+    order = [line.split(" ")[0] for line in result.stdout.lines
+             if line.startswith("test_losses.py::") and ("PASSED" in line or "FAILED" in line)]
+    assert order == ran
