@@ -73,6 +73,11 @@ def _call(target: Callee, inputs: Inputs) -> Outcome:
         if raw is None or type(raw) in (int, float, bool, str, bytes):
             raise TypeError(f"returned a Python {type(raw).__name__} ({raw!r:.40}); a loss "
                             "must return a tensor or array computed from its inputs")
+        if isinstance(raw, (tuple, list, dict)):
+            parts = raw.values() if isinstance(raw, dict) else raw
+            kinds = ", ".join(type(part).__name__ for part in list(parts)[:4])
+            raise TypeError(f"returned a {type(raw).__name__} of {len(raw)} ({kinds}); a loss "
+                            "must return one tensor: return the loss alone, not (loss, aux)")
         array = np.asarray(target.backend.to_numpy(raw))
         read = numeric(array)
         if read is None:

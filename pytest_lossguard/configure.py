@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -99,9 +100,48 @@ def base_options(config: pytest.Config) -> Options:
     return config.stash[_BASE]
 
 
+def report_path(config: pytest.Config) -> Path | None:
+    """Where --lossguard-report (or ini lossguard_report) writes, relative to the rootdir."""
+    given = config.getoption("lossguard_report") or config.getini("lossguard_report")
+    return Path(config.rootpath, given) if given else None
+
+
+def check_report_path(config: pytest.Config) -> None:
+    """A usage error, before any test runs, when the JSON report could not be written: the path
+    is a directory, lies under a file, or its folder cannot be made."""
+    path = report_path(config)
+    if path is None:
+        return
+    problem = ""
+    if path.is_dir():
+        problem = f"{path} is a directory; give a file path, e.g. {path / 'lossguard.json'}"
+    else:
+        folder = next(p for p in path.parents if p.exists())
+        if not folder.is_dir():
+            problem = f"{path} lies under {folder}, which is a file, not a directory"
+        else:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                problem = f"cannot make its folder {path.parent}: {exc.strerror or exc}"
+    if problem:
+        raise pytest.UsageError(prefixed(f"--lossguard-report: {problem}"))
+
+
 def options_for(config: pytest.Config, target_id: str, obj: Any,
                 given: dict[str, Any] | None = None) -> Options:
     """One target's options in this session: see settings.layered."""
     from pytest_lossguard.settings import layered
 
     return layered(target_id, obj, base_options(config), project_settings(config), given)
+
+
+def tell_and_stop(config: pytest.Config, message: str) -> None:
+    """Say why the run must end now, past pytest's output capturing (deadline.GIVE_UP)."""
+    import sys
+
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:
+        capture.suspend_global_capture(in_=True)
+    sys.stderr.write(f"\n{message}\n")
+    sys.stderr.flush()

@@ -2,22 +2,69 @@
 
 The limit is a SIGALRM timer, which interrupts Python code on the main thread (where pytest,
 its xdist workers and the CLI run targets). Elsewhere, or without SIGALRM, there is no limit.
+
+A target that catches the interruption (`except BaseException:`, a bare `except:`) is
+interrupted again every `REARM` seconds until it returns; one that goes on catching it
+`STRIKES` times in a row cannot be stopped from Python, and the process ends with a message
+saying so (`GIVE_UP` writes it where the user sees it: the pytest plugin replaces it so that
+the message passes output capturing).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pytest_lossguard.errors import LossguardError
+from pytest_lossguard.text import prefixed
+
+REARM = 0.5
+STRIKES = 10
+EXIT_CODE = 3
+
+
+def _write(message: str) -> None:
+    os.write(2, (message + "\n").encode())
+
+
+GIVE_UP: list[Callable[[str], None]] = [_write]  # the last one writes the message
+
+
+_SHIELDS = [0]  # > 0 while lossguard puts the user's state back: no tick lands there
+
+
+@contextlib.contextmanager
+def shielded() -> Iterator[None]:
+    """Run a block (putting state back on the way out) that the time limit does not interrupt;
+    a tick that falls inside is dropped, and the next one, `REARM` s later, lands after it."""
+    _SHIELDS[0] += 1
+    try:
+        yield
+    finally:
+        _SHIELDS[0] -= 1
+
+
+_OWN = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _own(frame: Any) -> bool:
+    """True in lossguard's own code and contextlib's (where the limit is being handled)."""
+    filename = frame.f_code.co_filename if frame is not None else ""
+    return filename.startswith(_OWN) or filename == contextlib.__file__
 
 
 class _Expired(BaseException):
     """Raised into the target when time is up; a BaseException, so `except Exception` in the
     user's code (or lossguard's own) cannot swallow it."""
+
+
+def _message(name: str, seconds: float) -> str:
+    return (f"{name} did not finish within timeout={seconds:g} s; fix the hang, or raise "
+            "the limit with timeout= (ini lossguard_timeout; 0 turns it off)")
 
 
 @contextlib.contextmanager
@@ -27,19 +74,33 @@ def deadline(seconds: float | None, name: str) -> Iterator[None]:
     if not seconds or not usable:
         yield
         return
+    strikes = 0
 
     def expire(signum: int, frame: Any) -> None:
+        nonlocal strikes
+        if _SHIELDS[0] or _own(frame):
+            return  # putting state back, or already leaving: the next tick will do
+        strikes += 1
+        if strikes > STRIKES:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            GIVE_UP[-1](prefixed(
+                f"{_message(name, seconds)}. It caught the time limit {STRIKES} times (an "
+                "`except BaseException:` or a bare `except:` swallows it), so it cannot be "
+                "stopped: lossguard ends the run here"))
+            os._exit(EXIT_CODE)
         raise _Expired
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds, REARM)  # then again every REARM s
+    timed_out = False
     try:
         yield
-    except _Expired:
-        raise LossguardError(
-            f"{name} did not finish within timeout={seconds:g} s; fix the hang, or raise "
-            "the limit with timeout= (ini lossguard_timeout; 0 turns it off)"
-        ) from None
+    except BaseException:
+        if not strikes:
+            raise
+        timed_out = True  # _Expired, or whatever the target raised after catching it
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+    if timed_out or strikes:  # strikes: the target caught the limit, then returned
+        raise LossguardError(_message(name, seconds))

@@ -62,7 +62,17 @@ def describe(obj: Any) -> str:
         return str(obj.__qualname__)
     if isinstance(obj, functools.partial) or hasattr(obj, "python_function"):
         return str(getattr(unwrap(obj), "__qualname__", type(obj).__name__))
+    if inspect.isroutine(obj) or type(obj).__name__ in _NAMED:
+        # Builtins, ufuncs and lru_cache wrappers: their own name, not their type's.
+        name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+        if isinstance(name, str):
+            return name
     return type(obj).__name__
+
+
+# Callable objects that carry the name of the function they are (read only off these types,
+# since reading attributes of an arbitrary object may run its __getattr__).
+_NAMED = ("ufunc", "_lru_cache_wrapper", "_ArrayFunctionDispatcher")
 
 
 def source(obj: Any) -> str:

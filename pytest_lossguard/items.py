@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,10 +67,11 @@ def _user_frames(excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
     )
 
 
-def _row(nodeid: str, report: Report | None, error: str = "") -> tuple[str, str]:
+def _row(nodeid: str, report: Report | None, error: str = "",
+         seconds: float = 0.0) -> tuple[str, str]:
     from pytest_lossguard.json_report import entry
 
-    return PROPERTY, json.dumps(entry(nodeid, report, error))
+    return PROPERTY, json.dumps(entry(nodeid, report, error, seconds))
 
 
 class LossguardItem(pytest.Item):
@@ -79,6 +81,11 @@ class LossguardItem(pytest.Item):
         self, *, target: Any, options: dict[str, Any], problem: str = "", target_id: str = "",
         **kwargs: Any,
     ) -> None:
+        parent = kwargs.get("parent")
+        if kwargs.get("nodeid") is None and parent is not None:
+            # Parsed from the string, as pytest's own ids are when the cache provider reads
+            # them back (`name[params]`): --lf and --ff then find the item.
+            kwargs["nodeid"] = f"{parent.nodeid}::{kwargs['name']}"
         super().__init__(**kwargs)
         self.target = target
         self.options = options
@@ -94,17 +101,22 @@ class LossguardItem(pytest.Item):
 
     def setup(self) -> None:
         __tracebackhide__ = True
+        if self.config.getoption("setuponly", False) or self.config.getoption("setupplan", False):
+            return  # --setup-only / --setup-plan show the setup: no target is called
         from pytest_lossguard.engine import probe
 
+        started = time.perf_counter()
         try:
             if self.problem:
                 raise LossguardError(self.problem)
             options = options_for(self.config, self.target_id, self.target, self.options)
             self.report = probe(self.target, options)
-        except Exception as exc:  # whatever happened, the target keeps its row
+        except BaseException as exc:  # whatever happened (SystemExit too), the target keeps its row
             if isinstance(exc, OptionNeeded) and isinstance(self.parent, ScanRoot):
                 pytest.skip(prefixed(exc.for_scan(self.target_id)))  # unmarked code
-            self.user_properties.append(_row(self.nodeid, None, str(exc)))
+            why = str(exc) if isinstance(exc, LossguardError) else f"{type(exc).__name__}: {exc}"
+            self.user_properties.append(
+                _row(self.nodeid, None, why, time.perf_counter() - started))
             raise
         self.user_properties.append(_row(self.nodeid, self.report))
         error = self.report.error

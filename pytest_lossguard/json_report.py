@@ -3,34 +3,58 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Iterable
 from typing import Any
 
 from pytest_lossguard.findings import VERDICTS, Report, Verdict
 
 SCHEMA = 1
+NOT_RUN = "not run"
 # Distributions whose versions a JSON report records, read without importing them.
 _DISTRIBUTIONS = ("pytest-lossguard", "pytest", "numpy", "keras", "tensorflow", "tf-keras")
+# Other names a distribution is installed under; the first one installed gives the version.
+_ALIASES = {"tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tensorflow-macos",
+                           "tensorflow-intel", "tf-nightly", "tf-nightly-cpu")}
 
 
-def entry(name: str, report: Report | None, error: str = "") -> dict[str, Any]:
-    """One target's line in the summary table and the JSON report."""
+def entry(name: str, report: Report | None, error: str = "",
+          seconds: float = 0.0) -> dict[str, Any]:
+    """One target's line in the summary table and the JSON report; `seconds` is the time spent
+    when there is no report (a target that timed out or raised)."""
     counts = report.counts() if report else {v: int(v == Verdict.ERROR.value) for v in VERDICTS}
     return {"nodeid": name, "ok": bool(report and report.ok), "message": error,
-            "seconds": report.seconds if report else 0.0, **counts,
+            "seconds": report.seconds if report else seconds, **counts,
             "report": report.as_dict() if report else None}
 
 
-def document(entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """The JSON report: environment, every target's entry, and totals."""
+def not_run(name: str, why: str = NOT_RUN) -> dict[str, Any]:
+    """The row of a collected target that never ran (the session stopped first, say)."""
+    return {"nodeid": name, "ok": False, "message": why, "seconds": 0.0,
+            **{v: 0 for v in VERDICTS}, "report": None}
+
+
+def document(entries: list[dict[str, Any]], collected: Iterable[str] = (),
+             interrupted: bool = False) -> dict[str, Any]:
+    """The JSON report: environment, the session (complete unless interrupted or a collected
+    target did not run), every target's entry, and totals."""
     from importlib.metadata import PackageNotFoundError, version
 
     versions: dict[str, str | None] = {"python": platform.python_version()}
     for name in _DISTRIBUTIONS:
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            versions[name] = None
-    rows = sorted(entries, key=lambda e: e["nodeid"])
+        versions[name] = None
+        for installed in _ALIASES.get(name, (name,)):
+            try:
+                versions[name] = version(installed)
+            except PackageNotFoundError:
+                continue
+            break
+    ran = {e["nodeid"] for e in entries}
+    missing = sorted(set(collected) - ran)
+    rows = sorted([*entries, *(not_run(nodeid) for nodeid in missing)], key=lambda e: e["nodeid"])
     totals = {key: sum(e[key] for e in rows) for key in (*VERDICTS, "seconds")}
-    return {"schema": SCHEMA, "versions": versions, "targets": rows,
-            "totals": {"targets": len(rows), "failed": sum(not e["ok"] for e in rows), **totals}}
+    return {"schema": SCHEMA, "versions": versions,
+            "session": {"complete": not interrupted and not missing,
+                        "interrupted": interrupted, "not_run": len(missing)},
+            "targets": rows,
+            "totals": {"targets": len(rows), "failed": sum(not e["ok"] for e in entries),
+                       **totals}}

@@ -15,22 +15,31 @@ BACKENDS = ("auto", "numpy", "tensorflow", "keras", "jax", "torch")
 BATCH_CANDIDATES = (7, 11, 13, 17, 19, 23, 29, 31)
 # Refuse canonical shapes whose probe arrays would be absurdly large.
 MAX_ELEMENTS = 1_000_000
+# The longest time limit the SIGALRM timer takes everywhere (about a year).
+MAX_TIMEOUT = 3e7
 
 Shape = tuple[int, ...]
 
 
 def _shape(name: str, value: Any) -> Shape:
-    if isinstance(value, int):
+    """A tuple or list of positive ints (a lone int is one axis); anything else is refused,
+    not coerced: "13" is not (1, 3), nor (2.9,) a (2,)."""
+    if _is_int(value):
         value = (value,)
-    try:
-        shape = tuple(int(v) for v in value)
-    except (TypeError, ValueError):
+    if not isinstance(value, (tuple, list)) or not all(_is_int(v) for v in value):
         raise LossguardError(
             f"{name}={value!r} is not a shape: give a tuple of positive ints, e.g. {name}=(1,)"
-        ) from None
+        )
+    shape = tuple(int(v) for v in value)
     if any(v < 1 for v in shape):
         raise LossguardError(f"{name}={value!r} has an axis < 1: every axis must be positive")
     return shape
+
+
+def _is_int(value: Any) -> bool:
+    """An int, or an integer NumPy scalar (both have __index__); never a bool, float or str."""
+    return not isinstance(value, bool) and hasattr(type(value), "__index__") \
+        and not isinstance(value, (str, bytes))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +90,10 @@ class Options:
             raise LossguardError(f"strict={self.strict!r} must be True or False")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise LossguardError(f"seed={self.seed!r} must be an int >= 0")
+        if not self.probes:
+            raise LossguardError("probes=[] names no probe, so nothing would be checked; leave "
+                                 "probes out for the default set, or name some, e.g. "
+                                 "probes=['default', 'label-dtype']")
         if not all(isinstance(name, str) for name in self.probes):
             raise LossguardError(f"probes={self.probes!r} must be probe names, e.g. "
                                  "probes=['default', 'label-dtype']")
@@ -129,6 +142,9 @@ class Options:
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and value >= 0):
                 raise LossguardError(f"{name}={value!r} must be a number >= 0")
+        if self.timeout is not None and not self.timeout < MAX_TIMEOUT:
+            raise LossguardError(f"timeout={self.timeout!r} must be a finite number of seconds "
+                                 f"under {MAX_TIMEOUT:g}; timeout=0 turns the limit off")
 
     @property
     def pred_shape(self) -> Shape:

@@ -6,6 +6,7 @@ lossguard item runs, or when the `lossguard` fixture is used.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 from collections.abc import Generator, Iterator
@@ -18,11 +19,14 @@ from pytest_lossguard.configure import (
     INI_DEFAULTS,
     MARKER,
     base_options,
+    check_report_path,
     enabled,
     idle_flags,
     off_warning,
     project_settings,
+    tell_and_stop,
 )
+from pytest_lossguard.deadline import GIVE_UP
 from pytest_lossguard.items import Guard, LossguardItem, ScanRoot
 from pytest_lossguard.settings import marks_of, own_marks
 from pytest_lossguard.summary import Summary
@@ -67,11 +71,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SEEN] = set()
     config.stash[_MARKED] = set()
     config.pluginmanager.register(Summary(config), "lossguard-summary")
+    GIVE_UP.append(functools.partial(tell_and_stop, config))
     if enabled(config):
         base_options(config)  # malformed ini options are a usage error before collection
+        if not hasattr(config, "workerinput"):
+            check_report_path(config)  # so is a report path nothing can be written to
     elif idle_flags(config) and not hasattr(config, "workerinput"):
         config.issue_config_time_warning(
             pytest.PytestConfigWarning(off_warning(idle_flags(config))), stacklevel=2)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    GIVE_UP[:] = [tell for tell in GIVE_UP
+                  if not (isinstance(tell, functools.partial) and config in tell.args)]
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -129,24 +141,65 @@ def pytest_pycollect_makeitem(
     result = yield
     if not enabled(collector.config) or not isinstance(collector, (pytest.Module, pytest.Class)):
         return result
-    marks = _own_marks(name, obj)
+    try:
+        marks = _own_marks(name, obj)
+    except Exception:  # an object whose __getattr__ raises carries no mark
+        marks = []
     if not marks:
         return result
     nodes = [] if result is None else list(result) if isinstance(result, list) else [result]
     for mark in marks:
-        options = {k: v for k, v in mark.kwargs.items() if k != "targets"}
-        if mark.args:
-            nodes.append(LossguardItem.from_parent(
-                collector, name=f"{name}[lossguard]", target=None, options={}, problem=(
-                    f"@pytest.mark.lossguard on {name} got positional arguments; pass targets "
-                    "by keyword, targets=[...], since pytest takes a lone positional callable "
-                    "as the object being marked")))
-        elif "targets" in mark.kwargs:
-            owner = "" if name == "pytestmark" else name
-            nodes.extend(_items(collector, list(mark.kwargs["targets"] or []), options, owner))
-        elif result is None and name != "pytestmark":
-            nodes.extend(_items(collector, [obj], options))
+        try:
+            nodes.extend(_mark_items(collector, name, obj, mark, result))
+        except Exception as exc:  # one bad mark is one error item, never a lost module
+            nodes.append(_problem(collector, name, f"@pytest.mark.lossguard on {name} cannot be "
+                                  f"read: {type(exc).__name__}: {exc}"))
     return nodes or result
+
+
+def _problem(collector: pytest.Collector, name: str, problem: str) -> LossguardItem:
+    """An error item that says what is wrong with a mark, and what to write instead."""
+    return LossguardItem.from_parent(collector, name=f"{name}[lossguard]", target=None,
+                                     options={}, problem=problem)
+
+
+def _mark_items(
+    collector: pytest.Collector, name: str, obj: object, mark: pytest.Mark, result: Any,
+) -> list[pytest.Item]:
+    """The items of one lossguard mark on `obj` (collected as `name`)."""
+    options = {k: v for k, v in mark.kwargs.items() if k != "targets"}
+    if mark.args:
+        return [_problem(collector, name, (
+            f"@pytest.mark.lossguard on {name} got positional arguments; pass targets "
+            "by keyword, targets=[...], since pytest takes a lone positional callable "
+            "as the object being marked"))]
+    if "targets" in mark.kwargs:
+        targets = mark.kwargs["targets"]
+        if targets is not None and not isinstance(targets, (list, tuple)):
+            from pytest_lossguard.introspect import describe
+
+            label = describe(targets)
+            return [_problem(collector, name, (
+                f"@pytest.mark.lossguard on {name}: targets={label} is not a list; "
+                f"write targets=[{label}]"))]
+        if not targets:
+            return [_problem(collector, name, (
+                f"@pytest.mark.lossguard on {name}: targets={targets!r} names no target; list "
+                "what to probe, targets=[my_loss], or remove the mark"))]
+        owner = "" if name == "pytestmark" else name
+        return list(_items(collector, list(targets), options, owner))
+    if result is None and name != "pytestmark":
+        return list(_items(collector, [obj], options))
+    if isinstance(result, pytest.Class) or inspect.isclass(obj):
+        return [_problem(collector, name, (
+            f"@pytest.mark.lossguard on test class {name} does nothing: lossguard probes losses "
+            "and models, not tests; mark the loss itself, or list it on a test function, "
+            "@pytest.mark.lossguard(targets=[my_loss])"))]
+    if result is not None:
+        return [_problem(collector, name, (
+            f"@pytest.mark.lossguard on test {name} names no target, so it does nothing; list "
+            "what to probe, @pytest.mark.lossguard(targets=[my_loss]), or mark the loss itself"))]
+    return []
 
 
 def _items(

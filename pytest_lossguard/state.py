@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from pytest_lossguard.deadline import shielded
+
 Getter = Callable[[], Any]
 Setter = Callable[[Any], None]
 Slot = tuple[str, Getter, Setter, Callable[[Any, Any], bool]]
@@ -31,6 +33,53 @@ def _numpy_equal(a: Any, b: Any) -> bool:
     return bool(a[0] == b[0] and np.array_equal(a[1], b[1]) and a[2:] == b[2:])
 
 
+def _tf_seed(context: Any) -> tuple[Getter, Setter]:
+    """TensorFlow's global seed (`tf.random.set_seed`) with its op-seed generator: put back as
+    they were, the same generator object in the same state."""
+    def get() -> tuple[Any, Any, Any]:
+        ctx = context.context()
+        rng = getattr(ctx, "_rng", None)
+        return ctx._seed, rng, rng.getstate() if rng is not None else None
+
+    def put(value: tuple[Any, Any, Any]) -> None:
+        ctx = context.context()
+        ctx._seed, ctx._rng = value[0], value[1]
+        if value[1] is not None:
+            value[1].setstate(value[2])
+        clear = getattr(ctx, "clear_kernel_cache", None)
+        if clear is not None and getattr(ctx, "_context_handle", None) is not None:
+            clear()  # kernels seeded by the target's seed go too
+
+    return get, put
+
+
+_SEED, _GENERATOR = "global_random_seed", "global_seed_generator"  # keras.utils.set_random_seed's
+
+
+def _keras_seed(keras_global: Any) -> tuple[Getter, Setter]:
+    """Keras's global seed and global SeedGenerator (what `keras.random` draws from when given
+    no seed), with the generator's state."""
+    def get() -> tuple[Any, Any, Any]:
+        generator = keras_global.get_global_attribute(_GENERATOR)
+        state = None if generator is None else np.array(generator.state.numpy()
+                                                        if hasattr(generator.state, "numpy")
+                                                        else generator.state.value)
+        return keras_global.get_global_attribute(_SEED), generator, state
+
+    def put(value: tuple[Any, Any, Any]) -> None:
+        keras_global.set_global_attribute(_SEED, value[0])
+        keras_global.set_global_attribute(_GENERATOR, value[1])
+        if value[1] is not None:
+            value[1].state.assign(value[2])
+
+    return get, put
+
+
+def _keras_equal(a: Any, b: Any) -> bool:
+    return bool(a[0] == b[0] and a[1] is b[1]
+                and (a[2] is None or b[2] is None or np.array_equal(a[2], b[2])))
+
+
 def _slots() -> list[Slot]:
     """Every restorable piece of state, for the frameworks that are already imported."""
     same: Callable[[Any, Any], bool] = lambda a, b: bool(a == b)  # noqa: E731
@@ -39,6 +88,12 @@ def _slots() -> list[Slot]:
         ("numpy random state", np.random.get_state, np.random.set_state, _numpy_equal),
         ("KERAS_BACKEND", *_environ("KERAS_BACKEND"), same),
     ]
+    context = sys.modules.get("tensorflow.python.eager.context")
+    if context is not None:
+        slots.append(("tf global seed", *_tf_seed(context), lambda a, b: bool(a[0] == b[0])))
+    keras_global = sys.modules.get("keras.src.backend.common.global_state")
+    if keras_global is not None and "keras.src.random.seed_generator" in sys.modules:
+        slots.append(("keras global seed generator", *_keras_seed(keras_global), _keras_equal))
     tf = sys.modules.get("tensorflow")
     if tf is not None:
         slots.append(("tf.config.run_functions_eagerly", tf.config.functions_run_eagerly,
@@ -61,11 +116,15 @@ def preserved() -> Iterator[list[str]]:
     slots = _slots()
     saved = [getter() for _, getter, _, _ in slots]
     changed: list[str] = []
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # puts the filters back on leaving, whatever happened
+        filters = list(warnings.filters)
         try:
             yield changed
         finally:
-            for (name, getter, setter, equal), value in zip(slots, saved, strict=True):
-                if not equal(getter(), value):
-                    changed.append(name)
-                    setter(value)
+            with shielded():  # the time limit cannot cut the restore short
+                if warnings.filters != filters:
+                    changed.append("warnings filters")
+                for (name, getter, setter, equal), value in zip(slots, saved, strict=True):
+                    if not equal(getter(), value):
+                        changed.append(name)
+                        setter(value)

@@ -26,6 +26,7 @@ _LIBRARY_PARTS = (
     f"{os.sep}jax{os.sep}", f"{os.sep}jaxlib{os.sep}", f"{os.sep}torch{os.sep}",
     f"{os.sep}optax{os.sep}", f"{os.sep}flax{os.sep}", f"{os.sep}lightning{os.sep}",
     f"{os.sep}contextlib.py", f"{os.sep}functools.py", "<__array_function__",
+    f"{os.sep}threading.py", f"{os.sep}concurrent{os.sep}futures{os.sep}",
 )
 _CONTRACTIONS = {"MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "Einsum",
                  "matmul", "dot", "einsum", "outer", "tensordot", "kron", "inner", "dot_general",

@@ -365,6 +365,11 @@ def test_unknown_options_and_probes_are_refused_with_the_known_ones():
     ({"seed": "a"}, "seed='a' must be an int >= 0"),
     ({"strict": "false"}, "strict='false' must be True or False"),
     ({"probes": [1]}, "probes=(1,) must be probe names"),
+    ({"output_shape": "13"}, "output_shape='13' is not a shape: give a tuple of positive ints"),
+    ({"output_shape": "3"}, "output_shape='3' is not a shape"),
+    ({"y_pred_shape": (2.9,)}, "y_pred_shape=(2.9,) is not a shape"),
+    ({"input_shape": 3.0}, "input_shape=3.0 is not a shape"),
+    ({"output_shape": (True,)}, "output_shape=(True,) is not a shape"),
 ])
 def test_malformed_option_values_are_refused_before_any_probe(options, message):
     with pytest.raises(LossguardError, match=re.escape(message)):

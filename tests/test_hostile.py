@@ -1,8 +1,11 @@
 """Hostile input: every case gets a clear one-line reason, and the rest of the suite runs on."""
 
+import functools
 import importlib.util
+import json
 import random
 import signal
+import threading
 import time
 import warnings
 
@@ -110,7 +113,8 @@ def huge(y_true, y_pred):
 
 def test_the_rest_of_the_suite_runs_on(zoo_pytester):
     zoo_pytester.makepyfile(test_hostile_suite=SUITE)
-    result = zoo_pytester.runpytest("--lossguard", "-rA", "-p", "no:randomly")
+    result = zoo_pytester.runpytest("--lossguard", "-rA", "-p", "no:randomly",
+                                    "--lossguard-report=report.json")
     assert outcomes_by_item(result) == {
         "test_hostile_suite.py::int[lossguard]": "ERROR",
         "test_hostile_suite.py::returns_none[lossguard]": "ERROR",
@@ -129,6 +133,9 @@ def test_the_rest_of_the_suite_runs_on(zoo_pytester):
         "lossguard: hangs did not finish within timeout=0.5 s; fix the hang*",
         "lossguard: canonical shapes (1000, 1000) / (1000, 1000) at batch 7 need * over the limit*",
     ])
+    rows = {row["nodeid"]: row for row in
+            json.loads((zoo_pytester.path / "report.json").read_text())["targets"]}
+    assert rows["test_hostile_suite.py::test_ordinary[lossguard-hangs]"]["seconds"] >= 0.5
 
 
 def test_keras_backend_naming_a_missing_backend_is_an_error_item(pytester, monkeypatch):
@@ -212,3 +219,216 @@ def test_the_framework_import_is_not_blamed_on_the_first_target():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=300)
     assert result.stdout.strip().splitlines()[-1] == "True ()", result.stderr[-2000:]
+
+
+def test_builtins_ufuncs_and_cached_functions_are_named_by_their_own_name():
+    from pytest_lossguard.introspect import describe
+
+    @functools.lru_cache
+    def cached(y_true, y_pred):
+        return y_true - y_pred
+
+    assert describe(abs) == "abs"
+    assert describe(np.subtract) == "subtract"
+    assert describe(np.mean) == "mean"
+    assert describe(cached).endswith("<locals>.cached")
+    assert describe(zoo.ElementwiseAbs()) == "ElementwiseAbs"  # an instance: its class
+
+
+def test_a_tuple_result_says_what_was_returned():
+    def with_aux(y_true, y_pred):
+        loss = tf.reduce_mean(tf.square(y_true - y_pred))
+        return loss, {"squared": loss}
+
+    report = check(with_aux)
+    assert report.error is not None
+    assert "returned a tuple of 2 (EagerTensor, dict); a loss must return one tensor: return " \
+           "the loss alone, not (loss, aux)" in report.error.message
+    assert "inhomogeneous" not in report.error.message
+
+
+def test_a_changed_warnings_filter_is_put_back_and_named():
+    def quiet(y_true, y_pred):
+        warnings.simplefilter("ignore")
+        return tf.reduce_mean(tf.square(tf.reshape(y_true, tf.shape(y_pred)) - y_pred))
+
+    before = list(warnings.filters)
+    report = check(quiet)
+    assert report.ok and report.restored == ("warnings filters",)
+    assert "restored    the target changed warnings filters" in str(report)
+    assert warnings.filters == before
+
+
+def test_the_tensorflow_version_is_read_from_tensorflow_cpu_too(monkeypatch):
+    import importlib.metadata as metadata
+
+    from pytest_lossguard.json_report import document
+
+    real = metadata.version
+
+    def version(name):
+        if name == "tensorflow":
+            raise metadata.PackageNotFoundError(name)
+        return "2.99.0" if name == "tensorflow-cpu" else real(name)
+
+    monkeypatch.setattr(metadata, "version", version)
+    assert document([])["versions"]["tensorflow"] == "2.99.0"
+
+
+def test_threading_frames_stay_out_of_via():
+    def inner(y_true, y_pred):
+        return np.mean(np.square(y_true - y_pred), axis=-1)
+
+    def threaded(y_true, y_pred):
+        out = []
+        thread = threading.Thread(target=lambda: out.append(inner(y_true, y_pred)))
+        thread.start()
+        thread.join()
+        return out[0]
+
+    report = check(threaded, backend="numpy")
+    chains = [f.location.chain for f in report.failures if f.location is not None]
+    assert chains and all("inner" in chain[-1] for chain in chains)
+    assert not any("threading.py" in frame for chain in chains for frame in chain)
+
+
+def seeds():
+    """TensorFlow's global seed and Keras's global seed and seed generator (with its state)."""
+    from keras.src.backend.common import global_state
+    from tensorflow.python.eager import context
+
+    generator = global_state.get_global_attribute("global_seed_generator")
+    return (context.global_seed(), global_state.get_global_attribute("global_random_seed"),
+            generator, None if generator is None else generator.state.numpy().tolist())
+
+
+def test_seeds_set_by_a_loss_are_put_back_and_named():
+    def aligned(y_true, y_pred):
+        return tf.reduce_mean(tf.square(tf.reshape(y_true, tf.shape(y_pred)) - y_pred))
+
+    def tf_seed(y_true, y_pred):
+        tf.random.set_seed(7)
+        return aligned(y_true, y_pred)
+
+    def keras_seed(y_true, y_pred):
+        keras.utils.set_random_seed(8)
+        return aligned(y_true, y_pred)
+
+    def draws(y_true, y_pred):
+        keras.random.normal((1,))  # no seed: Keras's global seed generator
+        return aligned(y_true, y_pred)
+
+    keras.random.normal((1,))  # the global generator exists before
+    before, python_before = seeds(), global_state()
+    assert check(tf_seed).restored == ("tf global seed",)
+    assert seeds() == before
+    assert check(keras_seed).restored == ("python random state", "numpy random state",
+                                          "tf global seed", "keras global seed generator")
+    assert seeds() == before and global_state() == python_before
+    assert check(draws).restored == ("keras global seed generator",)
+    assert seeds() == before
+
+
+def test_a_loss_that_catches_the_time_limit_once_is_still_timed_out():
+    def catches_once(y_true, y_pred):
+        try:
+            while True:
+                time.sleep(0.01)
+        except BaseException:  # the hostile part
+            pass
+        return tf.reduce_mean(tf.square(tf.reshape(y_true, tf.shape(y_pred)) - y_pred))
+
+    before = global_state()
+    with pytest.raises(LossguardError, match=r"catches_once did not finish within timeout=0.3"):
+        check(catches_once, timeout=0.3)
+    assert global_state() == before
+
+
+def test_a_loss_that_always_catches_the_time_limit_ends_the_run_with_the_reason(pytester):
+    pytester.makepyfile(test_stubborn="""
+        import time
+        import pytest
+
+        @pytest.mark.lossguard(timeout=0.3)
+        def stubborn(y_true, y_pred):
+            while True:
+                try:
+                    time.sleep(0.05)
+                except BaseException:
+                    pass
+    """)
+    started = time.perf_counter()
+    result = pytester.runpytest_subprocess("--lossguard", "-p", "no:randomly", timeout=300)
+    assert result.ret == 3
+    result.stderr.fnmatch_lines([
+        "lossguard: stubborn did not finish within timeout=0.3 s; * It caught the time limit 10 "
+        "times (an `except BaseException:` or a bare `except:` swallows it), so it cannot be "
+        "stopped: lossguard ends the run here"])
+    assert time.perf_counter() - started < 120
+
+
+class SlowThirdCall(keras.Model):
+    """A trained instance whose third call is slow, or raises what `third` gives."""
+
+    def __init__(self, third=None):
+        super().__init__()
+        self.dense = keras.layers.Dense(1)
+        self.calls = None  # counted once trained
+        self.third = third
+
+    def call(self, x, training=False):
+        if self.calls is None:
+            return self.dense(x)
+        self.calls += 1
+        if self.calls == 3:
+            if self.third is not None:
+                raise self.third
+            time.sleep(30)
+        return self.dense(x)
+
+
+@pytest.mark.parametrize("third", [None, KeyboardInterrupt(), RuntimeError("setup broke")])
+def test_a_trained_instance_is_given_back_on_every_exit(monkeypatch, third):
+    from pytest_lossguard import deadline
+
+    monkeypatch.setattr(deadline, "REARM", 0.001)  # ticks all through lossguard's restore
+    model = SlowThirdCall(third)
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(np.ones((8, 3)), np.ones((8, 1)), epochs=1, verbose=0)
+    model.calls = 0
+    weights = [w.numpy().copy() for w in model.weights]
+    optimizer, loss = model.optimizer, model.loss
+    expected = KeyboardInterrupt if isinstance(third, KeyboardInterrupt) else LossguardError
+    with pytest.raises(expected):
+        report = check(model, input_shape=(3,), timeout=1)
+        if report.error is not None:  # the error of the model's own call is in the report
+            raise LossguardError(report.error.message)
+    assert all(np.array_equal(w.numpy(), v) for w, v in zip(model.weights, weights, strict=True))
+    assert model.optimizer is optimizer and model.loss == loss
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_a_model_with_dropout_gives_the_same_report_on_every_build():
+    class WithDropout(zoo.HandMSE):
+        def build(self, input_shape):
+            self.dropout = keras.layers.Dropout(0.5)  # its seed: an unseeded draw
+            super().build(input_shape)
+
+        def call(self, x, training=None):
+            return self.layer(self.dropout(x, training=training))
+
+    def without_seconds(report):
+        return {k: v for k, v in report.as_dict().items() if k != "seconds"}
+
+    def run(python_seed):
+        # Each run of a suite starts from its own Python random state, which Keras draws the
+        # Dropout's seed from.
+        random.seed(python_seed)
+        return without_seconds(check(WithDropout(), input_shape=(3,), compile=zoo.COMPILE))
+
+    state = random.getstate()
+    try:
+        first, second = run(1), run(2)
+    finally:
+        random.setstate(state)
+    assert first["findings"] and first == second

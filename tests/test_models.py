@@ -298,3 +298,19 @@ def test_a_compile_option_that_breaks_the_steps_leaves_the_instance_compiled_as_
         report = None
     assert report is None or report.error is not None
     assert (model.loss, model.optimizer) == (loss, optimizer)
+
+
+class GlorotCompiledLoss(zoo.CompiledLoss):
+    """A correct model whose Dense starts from Keras's unseeded default initialiser."""
+
+    initializer = "glorot_uniform"
+
+
+@pytest.mark.parametrize("target", [GlorotCompiledLoss, GlorotCompiledLoss()])
+def test_a_correct_model_is_not_blamed_for_keras_drawing_seeds_while_lossguard_builds_it(target):
+    import random
+
+    state = random.getstate()
+    report = check(target, **SHAPE, compile=zoo.COMPILE)
+    assert report.ok and report.restored == (), report.restored
+    assert random.getstate() == state

@@ -2,6 +2,7 @@
 what a fresh process imports or needs one (xdist workers)."""
 
 import inspect
+import json
 import os
 import re
 import subprocess
@@ -413,7 +414,7 @@ def test_json_report_and_junit_properties_are_complete_and_match_a_serial_run(lo
     second = json.loads((losses.path / "out" / "parallel.json").read_text())
     assert without_timings(first) == without_timings(second)
 
-    assert set(first) == {"schema", "versions", "targets", "totals"}
+    assert set(first) == {"schema", "versions", "session", "targets", "totals"}
     assert first["versions"]["pytest-lossguard"] and first["versions"]["tensorflow"]
     names = {t["nodeid"].split("::")[1] for t in first["targets"]}
     assert names == {"mse[lossguard]", "aligned_mse[lossguard]", "ElementwiseAbs[lossguard]",
@@ -479,3 +480,247 @@ def test_the_cli_colours_on_a_terminal_only(tmp_path):
     run = subprocess.run([sys.executable, "-m", "pytest_lossguard", "bad.py"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=300, env={**env, "NO_COLOR": "1"})
     assert "\x1b[" not in run.stdout and "naive broadcasts labels" in run.stdout
+
+
+@pytest.mark.parametrize("flag", ["--setup-plan", "--setup-only"])
+def test_setup_plan_and_setup_only_call_no_target(pytester, flag):
+    pytester.makepyfile(test_called="""
+        import pathlib
+        import pytest
+
+        @pytest.mark.lossguard
+        def records(y_true, y_pred):
+            pathlib.Path("called").write_text("yes")
+            return (y_true - y_pred) ** 2
+
+        def test_ordinary():
+            pass
+    """)
+    result = pytester.runpytest("--lossguard", flag, "-p", "no:randomly")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*test_called.py::records[[]lossguard[]]*"])
+    assert not (pytester.path / "called").exists()
+
+
+def test_a_bad_mark_or_a_hostile_object_is_one_error_and_the_file_runs_on(zoo_pytester):
+    zoo_pytester.makepyfile(test_bad_mark="""
+        import pytest
+        from zoo import aligned_mse
+
+
+        class Hostile:
+            def __getattr__(self, name):
+                raise RuntimeError("no attributes here")
+
+
+        hostile = Hostile()
+
+
+        @pytest.mark.lossguard(targets=aligned_mse)
+        def test_not_a_list():
+            pass
+
+
+        def test_ordinary():
+            pass
+    """)
+    result = zoo_pytester.runpytest("--lossguard", "-rA", "-p", "no:randomly")
+    assert outcomes_by_item(result) == {
+        "test_bad_mark.py::test_not_a_list": "PASSED",
+        "test_bad_mark.py::test_not_a_list[lossguard]": "ERROR",
+        "test_bad_mark.py::test_ordinary": "PASSED",
+    }
+    result.stdout.fnmatch_lines([
+        "*lossguard: @pytest.mark.lossguard on test_not_a_list: targets=aligned_mse is not a "
+        "list; write targets=[[]aligned_mse[]]*",
+    ])
+    assert "Interrupted" not in result.stdout.str()
+
+
+def test_marks_that_would_do_nothing_are_errors_saying_what_to_write(zoo_pytester):
+    zoo_pytester.makepyfile(test_idle_marks="""
+        import pytest
+        from zoo import aligned_mse
+
+
+        @pytest.mark.lossguard
+        class TestMarked:
+            def test_method(self):
+                pass
+
+
+        @pytest.mark.lossguard
+        @pytest.mark.parametrize("x", [1, 2])
+        def test_parametrized(x):
+            pass
+
+
+        @pytest.mark.lossguard(targets=None)
+        def test_none():
+            pass
+
+
+        @pytest.mark.lossguard(targets=[])
+        def test_empty():
+            pass
+
+
+        @pytest.mark.lossguard(targets=[aligned_mse], probes=[])
+        def test_no_probes():
+            pass
+    """)
+    result = zoo_pytester.runpytest("--lossguard", "-rA", "-p", "no:randomly")
+    outcomes = outcomes_by_item(result)
+    assert {k: v for k, v in outcomes.items() if "lossguard" in k} == {
+        "test_idle_marks.py::TestMarked[lossguard]": "ERROR",
+        "test_idle_marks.py::test_parametrized[lossguard]": "ERROR",
+        "test_idle_marks.py::test_none[lossguard]": "ERROR",
+        "test_idle_marks.py::test_empty[lossguard]": "ERROR",
+        "test_idle_marks.py::test_no_probes[lossguard-aligned_mse]": "ERROR",
+    }
+    assert sum(v == "PASSED" for v in outcomes.values()) == 6  # the tests themselves run
+    result.stdout.fnmatch_lines_random([
+        "*on test class TestMarked does nothing: *mark the loss itself, or list it on a test "
+        "function, @pytest.mark.lossguard(targets=[[]my_loss[]])",
+        "*on test test_parametrized names no target, so it does nothing; list what to probe*",
+        "*on test_none: targets=None names no target; list what to probe, targets=[[]my_loss[]]*",
+        "*on test_empty: targets=[[][]] names no target*",
+        "*probes=[[][]] names no probe, so nothing would be checked; leave probes out*",
+    ])
+
+
+@pytest.mark.parametrize("where", ["folder", "under-a-file", "unmakeable"])
+def test_a_report_path_nothing_can_be_written_to_is_a_usage_error(losses, where):
+    (losses.path / "folder").mkdir()
+    (losses.path / "file.txt").write_text("")
+    path = {"folder": "folder", "under-a-file": "file.txt/sub/report.json",
+            "unmakeable": "/proc/lossguard-missing/report.json"}[where]
+    result = losses.runpytest("--lossguard", f"--lossguard-report={path}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: lossguard: --lossguard-report: *"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_report_that_cannot_be_written_at_the_end_is_a_line_after_the_table(losses,
+                                                                               monkeypatch):
+    from pytest_lossguard import summary
+
+    monkeypatch.setattr(summary, "report_path", lambda config: losses.path / "gone" / "r.json")
+    (losses.path / "gone").write_text("")  # a file where the folder should be
+    result = losses.runpytest("--lossguard", "-p", "no:randomly")
+    result.stdout.fnmatch_lines(["*= lossguard =*", "*target(s)",
+                                 "lossguard: the JSON report could not be written to *r.json: *",
+                                 "*failed*passed*"])
+
+
+FAULTS = """
+import os
+import sys
+
+import pytest
+from zoo import aligned_mse, mse
+
+
+@pytest.mark.lossguard
+def exits(y_true, y_pred):
+    sys.exit(3)
+
+
+@pytest.mark.lossguard(targets=[aligned_mse], timeout=float("inf"))
+def test_forever():
+    pass
+"""
+
+
+def test_every_collected_target_has_a_row_and_the_report_says_if_the_session_was_complete(
+        zoo_pytester):
+    zoo_pytester.makepyfile(test_faults=FAULTS)
+    result = zoo_pytester.runpytest("--lossguard", "--lossguard-report=r.json", "-p",
+                                    "no:randomly")
+    report = json.loads((zoo_pytester.path / "r.json").read_text())
+    rows = {row["nodeid"]: row for row in report["targets"]}
+    assert set(rows) == {"test_faults.py::exits[lossguard]",
+                         "test_faults.py::test_forever[lossguard-aligned_mse]"}
+    assert rows["test_faults.py::exits[lossguard]"]["message"] == "SystemExit: 3"
+    assert "timeout=inf must be a finite number" in \
+        rows["test_faults.py::test_forever[lossguard-aligned_mse]"]["message"]
+    assert report["session"] == {"complete": True, "interrupted": False, "not_run": 0}
+    assert report["totals"]["failed"] == 2
+    result.stdout.fnmatch_lines(["*timeout=inf must be a finite number of seconds*"])
+
+    # Ctrl-C during the first target: the rest is "not run", and the session incomplete.
+    zoo_pytester.makepyfile(test_faults="""
+        import pytest
+        from zoo import aligned_mse
+
+        @pytest.mark.lossguard
+        def interrupts(y_true, y_pred):
+            raise KeyboardInterrupt
+
+        @pytest.mark.lossguard(targets=[aligned_mse])
+        def test_later():
+            pass
+    """)
+    zoo_pytester.runpytest("--lossguard", "--lossguard-report=r.json", "-p", "no:randomly",
+                           no_reraise_ctrlc=True)
+    report = json.loads((zoo_pytester.path / "r.json").read_text())
+    assert report["session"] == {"complete": False, "interrupted": True, "not_run": 2}
+    assert [row["message"] for row in report["targets"]] == ["not run", "not run"]
+    assert report["totals"]["failed"] == 0
+
+
+@pytest.mark.parametrize("args", [("--collect-only",), ("-k", "nothing_matches"),
+                                  ("--setup-plan",)])
+def test_a_session_that_runs_no_target_leaves_an_earlier_report_alone(losses, args):
+    earlier = '{"earlier": true}\n'
+    (losses.path / "r.json").write_text(earlier)
+    losses.runpytest("--lossguard", "--lossguard-report=r.json", *args)
+    assert (losses.path / "r.json").read_text() == earlier
+
+
+def test_a_crashed_xdist_worker_s_target_has_a_failing_row(zoo_pytester):
+    zoo_pytester.makepyfile(test_crash="""
+        import os
+        import pytest
+        from zoo import aligned_mse
+
+        @pytest.mark.lossguard
+        def crashes(y_true, y_pred):
+            os._exit(1)
+
+        @pytest.mark.lossguard(targets=[aligned_mse])
+        def test_fine():
+            pass
+    """)
+    zoo_pytester.runpytest("--lossguard", "--lossguard-report=r.json", "-n", "2",
+                           "-p", "no:randomly")
+    report = json.loads((zoo_pytester.path / "r.json").read_text())
+    rows = {row["nodeid"]: row for row in report["targets"]}
+    assert "crashed" in rows["test_crash.py::crashes[lossguard]"]["message"]
+    assert report["totals"]["failed"] >= 1
+
+
+@pytest.mark.parametrize(("flag", "ran"), [
+    ("--lf", ["test_losses.py::mse[lossguard]"]),
+    ("--ff", ["test_losses.py::mse[lossguard]", "test_losses.py::aligned_mse[lossguard]"]),
+])
+def test_last_failed_and_failed_first_find_lossguard_items(pytester, flag, ran):
+    pytester.makepyfile(test_losses="""
+        import numpy as np
+        import pytest
+
+        @pytest.mark.lossguard
+        def aligned_mse(y_true, y_pred):
+            return np.mean((np.reshape(y_true, np.shape(y_pred)) - y_pred) ** 2)
+
+        @pytest.mark.lossguard
+        def mse(y_true, y_pred):
+            return np.mean((y_true - y_pred) ** 2)
+    """)
+    pytester.runpytest("--lossguard", "-p", "cacheprovider", "-p", "no:randomly")
+    result = pytester.runpytest("--lossguard", "-p", "cacheprovider", "-p", "no:randomly", flag,
+                                "-v")
+    assert "run-last-failure: rerun previous 1 failure" in result.stdout.str()
+    order = [line.split(" ")[0] for line in result.stdout.lines
+             if line.startswith("test_losses.py::") and ("PASSED" in line or "FAILED" in line)]
+    assert order == ran

@@ -23,6 +23,7 @@ from pytest_lossguard import align, backends, judge, probes
 from pytest_lossguard.advice import advised, fix_code, weights_hint
 from pytest_lossguard.backends import Backend
 from pytest_lossguard.conventions import STEPS
+from pytest_lossguard.deadline import shielded
 from pytest_lossguard.errors import LossguardError, OptionNeeded, stage
 from pytest_lossguard.findings import Finding, Fix, Method, PathStatus, Report, Verdict
 from pytest_lossguard.introspect import keras_base, source, user_defines
@@ -175,6 +176,15 @@ class Harness:
         self.original = self.snapshot()
         _redraw(self.backend, self.model.trainable_variables,
                 np.random.default_rng([self.options.seed, 4]))
+        # Dropout's SeedGenerator starts from an unseeded draw too: seed its state likewise.
+        seeds = np.random.default_rng([self.options.seed, 5])
+        for variable in self.variables():
+            if str(getattr(variable, "path", getattr(variable, "name", ""))).endswith(
+                    "seed_generator_state"):
+                value = self.backend.read(variable)
+                fresh = np.zeros_like(value)
+                fresh.flat[0] = seeds.integers(1, 2**31 - 1)
+                self.backend.write(variable, fresh)
         x = self.inputs(self.options.batch)
         constant = all(np.ptp(self.backend.to_numpy(value), axis=0).max() == 0
                        for _, value in _leaves(self.model(x, training=False)))
@@ -227,11 +237,13 @@ class Harness:
 
 @contextlib.contextmanager
 def _undone_on_error(undo: Callable[[], None]) -> Iterator[None]:
-    """Run `undo` if the block raises anything at all, then re-raise."""
+    """Run `undo` (out of the time limit's reach) if the block raises anything at all, then
+    re-raise."""
     try:
         yield
     except BaseException:
-        undo()
+        with shielded():
+            undo()
         raise
 
 
@@ -527,18 +539,22 @@ class ModelObject:
         __tracebackhide__ = True
         started = time.perf_counter()
         with preserved() as restored:
-            with stage("building and compiling the model"):
+            with stage("building and compiling the model"), preserved() as built:
                 harness = Harness(self.obj, self.name, self.backend, options)
+            # Keras's unseeded initialisers draw seeds from Python's random state while
+            # lossguard builds the model: put back, but not blamed on the target.
+            restored.extend(name for name in built if name != "python random state")
             try:  # every exit puts the user's weights, metrics and compile state back
                 with stage("preparing the model's weights"):
                     harness.prepare()
                 with stage("stepping the model"):
                     findings = _findings(harness)
             finally:
-                with stage("restoring the model"):
+                with stage("restoring the model"), shielded():  # the time limit waits
                     harness.model.reset_metrics()  # metrics first built while probing start empty
                     harness.restore(original=True)
                     harness.uncompile()
+        restored[:] = dict.fromkeys(restored)  # each named once
         first = harness.output_options(0)
         header = judge.Header(self.flavour, self.flavour, align.reference().name,
                               first.true_shape, first.pred_shape)
