@@ -113,8 +113,20 @@ def _location_lines(finding: Finding) -> list[str]:
     lines = [line if len(line) <= WIDTH else f"{row(label, where.where)}\n{_INDENT}{where.source}",
              _INDENT + where.operation]
     if len(where.chain) > 1:
-        lines.extend(_wrapped("via", " -> ".join(os.path.basename(link) for link in where.chain)))
+        lines.extend(_via([os.path.basename(link) for link in where.chain]))
     return lines
+
+
+def _via(links: list[str]) -> list[str]:
+    """The call chain, wrapped between links rather than inside one."""
+    wrapped = [links[0]]
+    for link in links[1:]:
+        if len(_INDENT) + len(wrapped[-1]) + len(link) + 4 > WIDTH:
+            wrapped[-1] += " ->"
+            wrapped.append(link)
+        else:
+            wrapped[-1] += f" -> {link}"
+    return [row("via", wrapped[0]), *(_INDENT + line for line in wrapped[1:])]
 
 
 def _block(finding: Finding) -> list[str]:

@@ -142,3 +142,14 @@ def test_a_broadcast_inside_keras_itself_is_not_pinned_on_the_caller():
                for f in report.failures)
     assert os.path.basename(__file__) not in str(report)
     assert "broadcast   not in your code: Mul (7,), (7, 1) -> (7, 7), in a library" in str(report)
+
+
+def test_a_long_call_chain_wraps_between_links_within_the_width():
+    from pytest_lossguard.render import _via
+    from pytest_lossguard.text import WIDTH
+
+    links = [f"module_{i}.py:{10 * i} in some_fairly_long_function_name_{i}" for i in range(6)]
+    lines = _via(links)
+    assert len(lines) > 1 and all(len(line) <= WIDTH for line in lines)
+    joined = " ".join(line[14:] for line in lines)
+    assert joined == " -> ".join(links)
