@@ -494,7 +494,7 @@ def test_setup_plan_and_setup_only_call_no_target(pytester, flag):
             return (y_true - y_pred) ** 2
 
         def test_ordinary():
-            pass
+            'A test of the sample project: its body does not matter here.'
     """)
     result = pytester.runpytest("--lossguard", flag, "-p", "no:randomly")
     assert result.ret == 0
@@ -518,11 +518,11 @@ def test_a_bad_mark_or_a_hostile_object_is_one_error_and_the_file_runs_on(zoo_py
 
         @pytest.mark.lossguard(targets=aligned_mse)
         def test_not_a_list():
-            pass
+            'A test of the sample project: its body does not matter here.'
 
 
         def test_ordinary():
-            pass
+            'A test of the sample project: its body does not matter here.'
     """)
     result = zoo_pytester.runpytest("--lossguard", "-rA", "-p", "no:randomly")
     assert outcomes_by_item(result) == {
@@ -546,28 +546,28 @@ def test_marks_that_would_do_nothing_are_errors_saying_what_to_write(zoo_pyteste
         @pytest.mark.lossguard
         class TestMarked:
             def test_method(self):
-                pass
+                'A test of the sample project: its body does not matter here.'
 
 
         @pytest.mark.lossguard
         @pytest.mark.parametrize("x", [1, 2])
         def test_parametrized(x):
-            pass
+            'A test of the sample project: its body does not matter here.'
 
 
         @pytest.mark.lossguard(targets=None)
         def test_none():
-            pass
+            'A test of the sample project: its body does not matter here.'
 
 
         @pytest.mark.lossguard(targets=[])
         def test_empty():
-            pass
+            'A test of the sample project: its body does not matter here.'
 
 
         @pytest.mark.lossguard(targets=[aligned_mse], probes=[])
         def test_no_probes():
-            pass
+            'A test of the sample project: its body does not matter here.'
     """)
     result = zoo_pytester.runpytest("--lossguard", "-rA", "-p", "no:randomly")
     outcomes = outcomes_by_item(result)
@@ -628,7 +628,7 @@ def exits(y_true, y_pred):
 
 @pytest.mark.lossguard(targets=[aligned_mse], timeout=float("inf"))
 def test_forever():
-    pass
+    'A test of the sample project: its body does not matter here.'
 """
 
 
@@ -659,7 +659,7 @@ def test_every_collected_target_has_a_row_and_the_report_says_if_the_session_was
 
         @pytest.mark.lossguard(targets=[aligned_mse])
         def test_later():
-            pass
+            'A test of the sample project: its body does not matter here.'
     """)
     zoo_pytester.runpytest("--lossguard", "--lossguard-report=r.json", "-p", "no:randomly",
                            no_reraise_ctrlc=True)
@@ -690,7 +690,7 @@ def test_a_crashed_xdist_worker_s_target_has_a_failing_row(zoo_pytester):
 
         @pytest.mark.lossguard(targets=[aligned_mse])
         def test_fine():
-            pass
+            'A test of the sample project: its body does not matter here.'
     """)
     zoo_pytester.runpytest("--lossguard", "--lossguard-report=r.json", "-n", "2",
                            "-p", "no:randomly")
