@@ -33,6 +33,13 @@ def not_run(name: str, why: str = NOT_RUN) -> dict[str, Any]:
             **{v: 0 for v in VERDICTS}, "report": None}
 
 
+def totals(entries: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Each verdict's count and the seconds, summed over rows: the table's last line and the
+    report's totals."""
+    rows = list(entries)
+    return {key: sum(e[key] for e in rows) for key in (*VERDICTS, "seconds")}
+
+
 def document(entries: list[dict[str, Any]], collected: Iterable[str] = (),
              interrupted: bool = False) -> dict[str, Any]:
     """The JSON report: environment, the session (complete unless interrupted or a collected
@@ -51,10 +58,9 @@ def document(entries: list[dict[str, Any]], collected: Iterable[str] = (),
     ran = {e["nodeid"] for e in entries}
     missing = sorted(set(collected) - ran)
     rows = sorted([*entries, *(not_run(nodeid) for nodeid in missing)], key=lambda e: e["nodeid"])
-    totals = {key: sum(e[key] for e in rows) for key in (*VERDICTS, "seconds")}
     return {"schema": SCHEMA, "versions": versions,
             "session": {"complete": not interrupted and not missing,
                         "interrupted": interrupted, "not_run": len(missing)},
             "targets": rows,
             "totals": {"targets": len(rows), "failed": sum(not e["ok"] for e in entries),
-                       **totals}}
+                       **totals(rows)}}

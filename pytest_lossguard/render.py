@@ -11,7 +11,8 @@ import textwrap
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pytest_lossguard.findings import VERDICTS, Finding, Paths, PathStatus, Report, Verdict
+from pytest_lossguard.findings import Finding, Paths, PathStatus, Report, Verdict
+from pytest_lossguard.json_report import totals
 from pytest_lossguard.text import WIDTH, number, prefixed
 
 _LABEL = 12
@@ -202,13 +203,10 @@ def summary_table(entries: list[dict[str, Any]], verbose: bool,
     shown = [e for e in entries if verbose or not e["ok"] or e["raises"]]
     lines = ["probes  " + "  ".join(markup(v.value, COLOURS[v]) for v in Verdict)
              + "  seconds  target"]
-    totals = {key: 0.0 for key in (*VERDICTS, "seconds")}
     for entry in sorted(entries, key=lambda e: e["nodeid"]):
-        for key in totals:
-            totals[key] += entry[key]
         if entry in shown:
             lines.append(_table_row(entry["nodeid"], entry, markup))
-    lines.append(_table_row(f"{len(entries)} target(s)", totals, markup))
+    lines.append(_table_row(f"{len(entries)} target(s)", totals(entries), markup))
     if len(shown) < len(entries):
         lines.append(f"({len(entries) - len(shown)} clean target(s) not shown; -v shows all)")
     return lines

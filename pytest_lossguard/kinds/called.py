@@ -1,5 +1,6 @@
-"""What the callable kinds (loss functions, Loss objects, Metric objects) share: choosing the
-backend, the call paths measured through Keras's containers, and the shape of their advice."""
+"""What the callable kinds (loss functions, Loss and Metric objects, torch loss modules) share:
+choosing the backend and the reference, the argument order, the call paths measured through
+Keras's containers, and the shape of their advice."""
 
 from __future__ import annotations
 
