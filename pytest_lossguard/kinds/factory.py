@@ -57,6 +57,9 @@ class Factory:
         target = target.from_factory(build)
         target.name = self.name
         report = target.check(options)
+        # torch modules draw their initial weights from torch's global generator: put back,
+        # but not blamed on the constructor.
+        changed[:] = [name for name in changed if name != "torch random state"]
         restored = tuple(dict.fromkeys([*changed, *report.restored]))
         return dataclasses.replace(report, restored=restored) if changed else report
 

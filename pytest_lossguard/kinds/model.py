@@ -38,7 +38,6 @@ from pytest_lossguard.tolerance import close, tolerances
 
 # What an uncompiled model is compiled with when the `compile` option is not given.
 DEFAULT_COMPILE: Mapping[str, Any] = {"optimizer": "sgd", "loss": "mean_squared_error"}
-PHASES = ("train", "test")
 # The backend whose tensors each Keras flavour's steps expect.
 _BACKENDS = {"keras": "keras", "tf_keras": "tensorflow"}
 MODEL_ERROR = ("make the model's steps work on labels shaped like its output, or set "
@@ -94,7 +93,18 @@ def _variables(owner: Any) -> list[Any]:
 
 
 class Harness:
-    """A compiled, built model whose state is snapshotted, so that every step starts alike."""
+    """A compiled, built model whose state is snapshotted, so that every step starts alike.
+
+    The judging below asks a harness only for its steps and their names, so a Lightning
+    module's harness (kinds/lightning.py) subclasses this one and reuses it.
+    """
+
+    # Each phase: the method that runs it, and the call path it stands for.
+    methods: Mapping[str, str] = {"train": "train_step", "test": "test_step"}
+    paths: Mapping[str, str] = {"train": FIT, "test": EVALUATE}
+    seeding: ClassVar[str] = "keras.random.SeedGenerator"
+    # The alignment rule of the reference labels: None for the installed Keras's own.
+    rule: ClassVar[align.Reference | None] = None
 
     def __init__(self, model: Any, name: str, backend: Backend, options: Options) -> None:
         self.model = model
@@ -215,7 +225,7 @@ class Harness:
         try:
             x = _pack(batch.x, [self.to_tensor(a) for _, a in _leaves(batch.x)])
             y = _pack(self.outputs, [self.to_tensor(a) for a in batch.y])
-            values = _logs(self.backend.step(model, f"{phase}_step", (x, y)), self.backend)
+            values = _logs(self.backend.step(model, self.methods[phase], (x, y)), self.backend)
         except Exception as exc:
             return Step(error=exc)
         update = tuple(self.backend.read(v) - b
@@ -230,7 +240,7 @@ class Harness:
         def call(*tensors: Any) -> Any:
             x = tensors[0] if count == 1 else list(tensors[:count])
             data = (x, _pack(self.outputs, list(tensors[count:])))
-            return self.backend.step(self.model, f"{phase}_step", data)
+            return self.backend.step(self.model, self.methods[phase], data)
 
         return call
 
@@ -366,12 +376,13 @@ def _differ(differ: list[str], reference: str) -> str:
     return f"{', '.join(differ[:-1])} and {differ[-1]} differ from the {reference} run"
 
 
-def _method(cls: type, phase: str, differ: list[str]) -> Method:
+def _method(harness: Harness, phase: str, differ: list[str]) -> Method:
     """The user's code the difference comes from: a step, compute_loss, or a metric."""
+    cls = type(harness.model)
     metrics = [key for key in differ if key != "weight update" and not _is_loss(key)]
     if metrics and len(metrics) == len(differ):
         return Method(metrics[0], metric=True)
-    for method in (f"{phase}_step", "compute_loss"):
+    for method in (harness.methods[phase], "compute_loss"):
         if user_defines(cls, method):
             return Method(method)
     return Method("compiled loss")
@@ -387,9 +398,8 @@ def _error(
 
 def _check_canonical(harness: Harness, batch: Batch) -> Finding | None:
     """An error finding when the model cannot be probed from its own canonical labels."""
-    for phase in PHASES:
+    for phase, method in harness.methods.items():
         first = harness.step(phase, batch)
-        method = f"{phase}_step"
         if isinstance(first.error, LossguardError):
             return _error(f"{method} {first.error}", batch, harness)
         if first.error is not None:
@@ -410,14 +420,13 @@ def _check_canonical(harness: Harness, batch: Batch) -> Finding | None:
 def _nondeterministic(harness: Harness, batch: Batch) -> Finding | None:
     """An error finding when a step gives two results from identical state. Asked only once a
     probe differs, since only then could randomness pass for a broadcast."""
-    for phase in PHASES:
+    for phase, method in harness.methods.items():
         first = harness.step(phase, batch)
         again = harness.run(phase, batch)
         if again.error is not None or _differences(again, first, harness.options)[0]:
-            return _error(f"{phase}_step is not deterministic: two runs from identical weights "
-                          "and optimizer state differ; seed its randomness "
-                          "(keras.random.SeedGenerator) or probe a model without it", batch,
-                          harness)
+            return _error(f"{method} is not deterministic: two runs from identical weights "
+                          f"and optimizer state differ; seed its randomness ({harness.seeding}) "
+                          "or probe a model without it", batch, harness)
     return None
 
 
@@ -435,7 +444,7 @@ def _batches(harness: Harness, index: int, case: Case) -> tuple[Batch, Batch, st
     size = labels.shape[0]
     canonical = harness.canonical(size)
     output = (size, *harness.output_shapes[index][1])
-    true_shape, _ = align.aligned_shapes(labels.shape, output)
+    true_shape, _ = align.aligned_shapes(labels.shape, output, harness.rule)
     if true_shape != labels.shape:
         reference, name = labels.reshape(true_shape), "Keras-aligned"
     else:
@@ -455,12 +464,11 @@ def _judge(harness: Harness, index: int, case: Case, phase: str) -> Finding:
     label = f"{case.label} [{key}]" if len(harness.output_shapes) > 1 else case.label
     batch = probe.y[index].shape[0]
     y_true, y_pred = probe.y[index].shape, (batch, *shape)
-    cls = type(harness.model)
     if got.error is not None:
-        return Finding(label, Verdict.RAISES, y_true, y_pred, method=_method(cls, phase, []),
+        return Finding(label, Verdict.RAISES, y_true, y_pred, method=_method(harness, phase, []),
                        message=one_line(got.error))
     differ, difference, size = _differences(got, ref, harness.options)
-    method = _method(cls, phase, differ)
+    method = _method(harness, phase, differ)
     shown = next((k for k in differ if k != "weight update"), "loss")
     return Finding(
         label, judge.verdict(not differ, False, None), y_true, y_pred,
@@ -500,15 +508,16 @@ def _findings(harness: Harness) -> list[Finding]:
     findings: list[Finding] = []
     deterministic = False
     for index, case in _model_cases(harness):
-        judged = [_judge(harness, index, case, phase) for phase in PHASES]
+        judged = [_judge(harness, index, case, phase) for phase in harness.methods]
         if not deterministic and any(f.verdict is not Verdict.SAFE for f in judged):
             error = _nondeterministic(harness, canonical)
             if error is not None:
                 return [error]
             deterministic = True
-        paths = tuple((path, _status(f)) for path, f in zip((FIT, EVALUATE), judged, strict=True))
+        paths = tuple((harness.paths[phase], _status(f))
+                      for phase, f in zip(harness.methods, judged, strict=True))
         seen: set[Method | None] = set()
-        for phase, finding in zip(PHASES, judged, strict=True):
+        for phase, finding in zip(harness.methods, judged, strict=True):
             if finding.verdict is Verdict.SAFE:
                 findings.extend([finding] if phase == "train" else [])
             elif finding.method not in seen:
