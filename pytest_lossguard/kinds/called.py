@@ -48,6 +48,7 @@ class Called(abc.ABC):
         self.name = name
         self.source = source
         self.inferred = backend
+        self.parameters: list[str] = []
 
     # What `call` calls, and whether it takes the prediction first (torch's order).
     callee: Callable[..., Any]
@@ -61,6 +62,7 @@ class Called(abc.ABC):
 
     def order(self, parameters: list[str], swapped: bool) -> None:
         """Take the argument order, and the names fix hints write, from the parameters."""
+        self.parameters = parameters
         self.swapped = swapped
         if len(parameters) >= 2:
             first, second = parameters[:2]
@@ -73,6 +75,8 @@ class Called(abc.ABC):
         return self._backend(options).keras
 
     def check(self, options: Options) -> Report:
+        if options.order != "auto":
+            self.order(self.parameters, options.order == "prediction-first")
         self.backend = self._backend(options)
         self.reference = align.reference() if self.backend.keras else align.PORT
         self.meter = PathMeter(self, options, self.containers if self.backend.keras else ())
