@@ -70,9 +70,10 @@ def _call(target: Callee, inputs: Inputs) -> Outcome:
     try:
         args = to_tensor(inputs.y_true), to_tensor(inputs.y_pred)
         raw = target.call(*args, sample_weight=weight) if weight is not None else target.call(*args)
-        if raw is None or type(raw) in (int, float, bool, str, bytes):
-            raise TypeError(f"returned a Python {type(raw).__name__} ({raw!r:.40}); a loss "
-                            "must return a tensor or array computed from its inputs")
+        if raw is None or isinstance(raw, (str, bytes)):
+            raise TypeError(f"returned {raw!r:.40} ({type(raw).__name__}), not a number; a loss "
+                            "must return its value: a tensor, an array or a number computed "
+                            "from its inputs")
         if isinstance(raw, (tuple, list, dict)):
             parts = raw.values() if isinstance(raw, dict) else raw
             kinds = ", ".join(type(part).__name__ for part in list(parts)[:4])
