@@ -108,11 +108,15 @@ def _location_lines(finding: Finding) -> list[str]:
         return [row("broadcast", "not located: no single op grew or mixed ranks")] \
             if finding.failed else []
     label = "broadcast" if finding.verdict is Verdict.BROADCAST else "rank mix"
+    internals = f"library internals at {where.internals}" if where.internals else ""
     if not where.where:
-        return [row(label, f"not in your code: {where.operation}, in a library it calls")]
+        return _wrapped(label, f"not in your code: {where.operation}, in "
+                               f"{internals or 'a library it calls'}")
     line = row(label, f"{where.where}   {where.source}").rstrip()
     lines = [line if len(line) <= WIDTH else f"{row(label, where.where)}\n{_INDENT}{where.source}",
              _INDENT + where.operation]
+    if internals:
+        lines.extend(_wrapped("", f"not in your code: in {internals}, which this line calls"))
     if len(where.chain) > 1:
         lines.extend(_via([os.path.basename(link) for link in where.chain]))
     return lines

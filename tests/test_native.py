@@ -2,7 +2,12 @@
 judged, and located with torch's function mode and JAX's jaxprs. This module imports both
 libraries, so each loss's backend must come from the code it runs, not from the module."""
 
+import inspect
+import os
+
 import jax.numpy as jnp
+import numpy as np
+import optax
 import pytest
 import torch
 
@@ -121,3 +126,71 @@ def test_native_targets_never_import_tensorflow_or_keras(tmp_path):
     counts, loaded = run.stdout.strip().splitlines()[-2:]
     assert counts == "[4, 4, 4, 4] {'numpy port of keras 3'}"
     assert loaded == "[]"
+
+
+def optax_huber(y_true, y_pred):
+    return jnp.mean(optax.huber_loss(y_pred, y_true))
+
+
+def optax_aligned_huber(y_true, y_pred):
+    return jnp.mean(optax.huber_loss(y_pred, y_true.reshape(y_pred.shape)))
+
+
+def line_in(fn, text):
+    """`line in function` of the first line of fn's source that contains text."""
+    lines, start = inspect.getsourcelines(fn)
+    return f"{start + next(i for i, line in enumerate(lines) if text in line)} in {fn.__name__}"
+
+
+def test_optax_broadcasts_as_a_hand_computation_shows():
+    labels = np.linspace(0.0, 1.0, 7, dtype=np.float32)
+    predictions = labels[:, None] + 0.01
+    assert optax.huber_loss(predictions, labels).shape == (7, 7)  # the silent broadcast
+    assert optax.huber_loss(predictions, labels[:, None]).shape == (7, 1)
+
+
+def test_a_broadcast_inside_optax_names_the_user_line_and_the_library_internals():
+    report = check(optax_huber)
+    assert report.counts()["broadcast"] == 4
+    internals = f"optax/losses/_regression.py:{line_in(optax.huber_loss, 'predictions - targets')}"
+    for finding in report.failures:
+        assert finding.location.where.endswith(
+            f"test_native.py:{optax_huber.__code__.co_firstlineno + 1}")
+        assert finding.location.internals == internals
+    assert (f"not in your code: in library internals at {internals}, which this line calls"
+            in " ".join(str(report).split()))
+    assert check(optax_aligned_huber).ok
+
+
+def test_optax_marked_itself_is_not_in_your_code_and_never_named_as_yours():
+    report = check(optax.huber_loss)
+    assert report.counts()["broadcast"] == 4 and report.backend == "jax"
+    assert all(f.location.where == "" and f.location.chain == () for f in report.failures)
+    assert "broadcast   not in your code: sub (7, 1), (7,) -> (7, 7), in library internals at" \
+        in str(report)
+    assert "_regression.py:99   " not in str(report)  # never shown as a line of yours
+    assert "align ranks before calling it" in report.failures[0].fix.text
+
+
+@pytest.mark.parametrize(("loss", "internals"), [
+    (torch_mse, ""), (jax_mse, ""), (functional_mse, "torch/nn/functional.py:"),
+])
+def test_an_op_the_user_s_line_writes_has_no_library_internals(loss, internals):
+    location = check(loss).failures[0].location
+    assert location.where.endswith(f"test_native.py:{loss.__code__.co_firstlineno + 1}")
+    assert location.internals.startswith(internals) and bool(location.internals) == bool(internals)
+
+
+def test_a_user_directory_named_like_a_framework_is_still_user_code(tmp_path, monkeypatch):
+    # The old rule matched path parts such as /jax/ or /torch/; a project folder may be named so.
+    folder = tmp_path / "torch" / "jax"
+    folder.mkdir(parents=True)
+    (folder / "framework_named_losses.py").write_text(
+        "import numpy as np\n\ndef mae(y_true, y_pred):\n"
+        "    return np.mean(np.abs(y_true - y_pred))\n")
+    monkeypatch.syspath_prepend(str(folder))
+    from framework_named_losses import mae
+
+    location = check(mae).failures[0].location
+    assert location.where.endswith(f"torch{os.sep}jax{os.sep}framework_named_losses.py:4")
+    assert location.internals == ""
