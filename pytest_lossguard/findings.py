@@ -121,6 +121,9 @@ class Finding:
     update_difference: float | None = None
     update_size: float | None = None
     fix: Fix | None = None
+    # What the target warned on this probe (torch's "Using a target size ..."): shown, never
+    # part of the verdict.
+    notes: tuple[str, ...] = ()
     exception: BaseException | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
@@ -142,6 +145,7 @@ class Finding:
             "paths": {path: status.value for path, status in self.paths},
             "method": str(self.method or ""), "update_difference": self.update_difference,
             "update_size": self.update_size, "fix": self.fix.text if self.fix else None,
+            "notes": self.notes,
         }
 
 

@@ -137,16 +137,23 @@ def _via(links: list[str]) -> list[str]:
 def _block(finding: Finding) -> list[str]:
     lines = [row("probe", f"{finding.probe:<26} {_shapes_line(finding)}")]
     if finding.verdict in (Verdict.RAISES, Verdict.ERROR):
-        return [*lines, *_wrapped("raised", finding.message)]
+        return [*lines, *_wrapped("raised", finding.message), *_warned(finding)]
     lines.extend(_result_lines(finding))
     lines.extend(_location_lines(finding))
+    lines.extend(_warned(finding))
     if finding.paths:
         lines.append(row("paths", describe_paths(finding.paths)))
     return lines
 
 
+def _warned(finding: Finding) -> list[str]:
+    """What the target warned on this probe, one `note` line each."""
+    return [line for note in finding.notes for line in _wrapped("note", note)]
+
+
 def _note(finding: Finding) -> list[str]:
-    return _wrapped("note", f"{finding.probe} raises (loud, not silent): {finding.message}")
+    return [*_wrapped("note", f"{finding.probe} raises (loud, not silent): {finding.message}"),
+            *_warned(finding)]
 
 
 def _restored(report: Report) -> list[str]:

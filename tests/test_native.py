@@ -4,6 +4,7 @@ libraries, so each loss's backend must come from the code it runs, not from the 
 
 import inspect
 import os
+import warnings
 
 import jax.numpy as jnp
 import numpy as np
@@ -97,6 +98,41 @@ def test_torch_losses_take_the_prediction_first_and_are_flagged(loss):
 def test_poisson_nll_broadcasts_without_any_torch_warning():
     report = check(torch.nn.PoissonNLLLoss(log_input=False), domain="probability")
     assert report.counts()["broadcast"] == 4
+    assert all(f.notes == () for f in report.findings)
+
+
+def test_torch_s_size_warning_is_a_note_on_the_finding_never_the_verdict():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # as under pytest -W error: it must not raise either
+        report = check(torch.nn.MSELoss())
+    assert report.counts()["broadcast"] == 4
+    for finding in report.failures:
+        assert len(finding.notes) == 1
+        true, pred = torch.Size(finding.y_true), torch.Size(finding.y_pred)
+        assert finding.notes[0] == (
+            f"the target warned: UserWarning: Using a target size ({true}) that is different to "
+            f"the input size ({pred}). This will likely lead to incorrect results due to "
+            "broadcasting. Please ensure they have the same size.")
+    assert "  note        the target warned: UserWarning: Using a target size" in str(report)
+    assert all(f.notes == () for f in check(functional_aligned_mse).findings)
+
+
+def test_torch_s_size_warning_stays_out_of_pytest_s_warnings_summary(pytester):
+    pytester.makepyfile(test_torch_losses="""
+        import pytest
+        import torch
+
+        @pytest.mark.lossguard
+        def mse(input, target):
+            return torch.nn.functional.mse_loss(input, target)
+    """)
+    result = pytester.runpytest("--lossguard", "-W", "error::UserWarning")
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    assert "warnings summary" not in output
+    warned = [line for line in output.splitlines() if "Using a target size" in line]
+    assert len(warned) == 4
+    assert all(line.startswith("  note        the target warned: UserWarning:") for line in warned)
 
 
 @pytest.mark.parametrize("loss", [AlignedSquaredError(), functional_aligned_mse])
