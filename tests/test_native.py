@@ -141,26 +141,36 @@ def test_aligned_torch_losses_pass(loss):
 
 
 def test_native_targets_never_import_tensorflow_or_keras(tmp_path):
-    """torch, JAX and NumPy targets are judged against the NumPy port of Keras's rule: checking
-    them loads neither TensorFlow nor Keras (2 s a process, and an import-order crash risk)."""
+    """torch, JAX (optax too), NumPy and scikit-learn targets are judged against the NumPy port
+    of Keras's rule: checking them loads neither TensorFlow nor Keras (2 s a process, and an
+    import-order crash risk), and each report's header names that reference."""
     import subprocess
     import sys
 
+    from pytest_lossguard.align import PORT
+
     script = tmp_path / "native.py"
     script.write_text(
-        "import sys\nimport jax.numpy as jnp\nimport numpy as np\nimport torch\n"
+        "import sys\nimport jax.numpy as jnp\nimport numpy as np\nimport optax\nimport torch\n"
+        "from sklearn.metrics import mean_squared_error\n"
         "from pytest_lossguard import check\n"
         "def torch_mse(y_true, y_pred):\n    return torch.mean((y_true - y_pred) ** 2)\n"
         "def jax_mse(y_true, y_pred):\n    return jnp.mean((y_true - y_pred) ** 2)\n"
+        "def optax_huber(y_true, y_pred):\n"
+        "    return jnp.mean(optax.huber_loss(y_pred, y_true))\n"
         "def np_mae(y_true, y_pred):\n    return np.mean(np.abs(y_true - y_pred))\n"
-        "reports = [check(t) for t in (torch_mse, jax_mse, np_mae, torch.nn.L1Loss())]\n"
+        "reports = [check(t) for t in (torch_mse, jax_mse, optax_huber, np_mae, "
+        "torch.nn.L1Loss(), mean_squared_error)]\n"
         "print([r.counts()['broadcast'] for r in reports], {r.alignment for r in reports})\n"
+        "print(sum(f'reference: {r.alignment})' in str(r).splitlines()[1] for r in reports))\n"
         "print(sorted(m for m in ('tensorflow', 'keras', 'tf_keras') if m in sys.modules))\n")
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
-    counts, loaded = run.stdout.strip().splitlines()[-2:]
-    assert counts == "[4, 4, 4, 4] {'numpy port of keras 3'}"
+    counts, headers, loaded = run.stdout.strip().splitlines()[-3:]
+    assert PORT.name == "numpy port of keras 3"
+    assert counts == f"[4, 4, 4, 4, 4, 0] {{'{PORT.name}'}}"
+    assert headers == "5"  # the five failing reports' target lines; a passing one has none
     assert loaded == "[]"
 
 
