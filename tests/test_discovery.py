@@ -122,17 +122,23 @@ def build():
 '''
 
 
-@pytest.fixture
-def package(tmp_path, monkeypatch):
-    root = tmp_path / "lgpkg"
+def importable(tmp_path, monkeypatch, name, modules):
+    """A package `name` of `modules` (module name -> source) under tmp_path, on sys.path;
+    yields tmp_path and drops the package's modules afterwards."""
+    root = tmp_path / name
     root.mkdir()
     (root / "__init__.py").write_text("")
-    (root / "losses.py").write_text(LOSSES)
-    (root / "models.py").write_text(MODELS)
+    for module, source in modules.items():
+        (root / f"{module}.py").write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))
     yield tmp_path
-    for name in [m for m in sys.modules if m == "lgpkg" or m.startswith("lgpkg.")]:
-        del sys.modules[name]
+    for loaded in [m for m in sys.modules if m == name or m.startswith(f"{name}.")]:
+        del sys.modules[loaded]
+
+
+@pytest.fixture
+def package(tmp_path, monkeypatch):
+    yield from importable(tmp_path, monkeypatch, "lgpkg", {"losses": LOSSES, "models": MODELS})
 
 
 def test_discovery_finds_each_kind_with_its_reason_and_skips_near_misses(package):
@@ -453,14 +459,7 @@ def torch_package(tmp_path, monkeypatch):
     # torch loads in this process, not first inside an in-process pytester run: that run's
     # imports are dropped when it ends, and torch imported twice crashes at garbage collection.
     importlib.import_module("torch")
-    root = tmp_path / "tlpkg"
-    root.mkdir()
-    (root / "__init__.py").write_text("")
-    (root / "losses.py").write_text(TORCH_LOSSES)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield tmp_path
-    for name in [m for m in sys.modules if m == "tlpkg" or m.startswith("tlpkg.")]:
-        del sys.modules[name]
+    yield from importable(tmp_path, monkeypatch, "tlpkg", {"losses": TORCH_LOSSES})
 
 
 def test_torch_loss_modules_are_found_and_a_network_s_forward_is_not(torch_package):
