@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -21,7 +22,7 @@ from pytest_lossguard.findings import Finding, Paths, Report, Verdict
 from pytest_lossguard.locate import Locator
 from pytest_lossguard.options import Options, Shape
 from pytest_lossguard.probes import Case, Inputs
-from pytest_lossguard.state import preserved
+from pytest_lossguard.state import preserved, warnings_recorded
 from pytest_lossguard.text import one_line
 from pytest_lossguard.tolerance import close
 
@@ -53,6 +54,7 @@ class Outcome:
     value: float | None = None
     itemsize: int = 4
     error: BaseException | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def size(self) -> int:
@@ -64,17 +66,32 @@ class Outcome:
         return self.error is not None or not math.isfinite(self.value or 0.0)
 
 
-def _call(target: Callee, inputs: Inputs) -> Outcome:
-    """Call the target on one layout and reduce its result as the container does."""
+def _call(target: Callee, inputs: Inputs, log: list[warnings.WarningMessage]) -> Outcome:
+    """Call the target on one layout and reduce its result as the container does; what it
+    warns (into `log`, see `state.warnings_recorded`) comes back as notes."""
+    __tracebackhide__ = True
+    start = len(log)
+    outcome = _outcome(target, inputs)
+    notes = tuple(dict.fromkeys(_note(warning) for warning in log[start:]))
+    return dataclasses.replace(outcome, notes=notes) if notes else outcome
+
+
+def _note(warning: warnings.WarningMessage) -> str:
+    lines = str(warning.message).strip().splitlines()
+    return f"the target warned: {warning.category.__name__}: {lines[0] if lines else ''}"
+
+
+def _outcome(target: Callee, inputs: Inputs) -> Outcome:
     __tracebackhide__ = True
     to_tensor = target.backend.to_tensor
     weight = None if inputs.sample_weight is None else to_tensor(inputs.sample_weight)
     try:
         args = to_tensor(inputs.y_true), to_tensor(inputs.y_pred)
         raw = target.call(*args, sample_weight=weight) if weight is not None else target.call(*args)
-        if raw is None or type(raw) in (int, float, bool, str, bytes):
-            raise TypeError(f"returned a Python {type(raw).__name__} ({raw!r:.40}); a loss "
-                            "must return a tensor or array computed from its inputs")
+        if raw is None or isinstance(raw, (str, bytes)):
+            raise TypeError(f"returned {raw!r:.40} ({type(raw).__name__}), not a number; a loss "
+                            "must return its value: a tensor, an array or a number computed "
+                            "from its inputs")
         if isinstance(raw, (tuple, list, dict)):
             parts = raw.values() if isinstance(raw, dict) else raw
             kinds = ", ".join(type(part).__name__ for part in list(parts)[:4])
@@ -148,7 +165,7 @@ def _judge(target: Callee, case: Case, evaluate: judge.Memo[Inputs, Outcome],
     probe = evaluate(case.inputs)
     if probe.error is not None:
         return _finding(case, Verdict.RAISES, message=one_line(probe.error),
-                        paths=target.paths(case, Verdict.RAISES))
+                        paths=target.paths(case, Verdict.RAISES), notes=probe.notes)
     match = next((r for r in references if _close(probe, r[1], options)), None)
     name, reference = match or references[0]
     if match is None and case.symmetric and reference.size > probe.size:
@@ -161,19 +178,19 @@ def _judge(target: Callee, case: Case, evaluate: judge.Memo[Inputs, Outcome],
     return _finding(
         case, verdict, result_shape=probe.shape, value=probe.value, reference=name,
         reference_shape=reference.shape, reference_value=reference.value, location=where,
-        paths=target.paths(case, verdict) if match is None else (),
+        paths=target.paths(case, verdict) if match is None else (), notes=probe.notes,
     )
 
 
 def check(target: Callee, options: Options) -> Report:
     """Every applicable probe of `target`; never raises for a verdict."""
     __tracebackhide__ = True
-    evaluate: judge.Memo[Inputs, Outcome] = judge.Memo(lambda inputs: _call(target, inputs),
-                                                       lambda inputs: inputs.key)
     locate = Locator(target.backend)
     started = time.perf_counter()
     findings: list[Finding] = []
-    with preserved() as restored:
+    with warnings_recorded() as log, preserved() as restored:
+        evaluate: judge.Memo[Inputs, Outcome] = judge.Memo(
+            lambda inputs: _call(target, inputs, log), lambda inputs: inputs.key)
         for case in probes.cases(options, target.takes_weights):
             with stage(f"probing {case.label}"):
                 finding = _judge(target, case, evaluate, locate, options)

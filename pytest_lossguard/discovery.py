@@ -1,4 +1,6 @@
-"""Find unmarked targets: losses, metrics, Loss classes and models that override their steps.
+"""Find unmarked targets: losses, metrics, Loss classes, models that override their steps, and
+torch loss modules (`_Loss` subclasses, and modules whose `forward` takes a prediction/target
+pair).
 
 Two passes share one rule set. `scan_source` reads a file with `ast` and imports nothing (not
 even NumPy), so the CLI can leave early when no file holds a candidate. `discover` imports a
@@ -70,10 +72,16 @@ def scan_source(source: str) -> list[str]:
                 reasons.append(f"{node.name}: used in compile(metrics=...)")
         elif isinstance(node, ast.ClassDef):
             bases = {_base_name(b) for b in node.bases}
-            methods = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
+            methods = {n.name: n for n in node.body if isinstance(n, ast.FunctionDef)}
+            # A torch module's forward(self, input, target): a loss, not a network's forward(x).
+            forward = methods.get("forward")
+            taken = pair([a.arg for a in forward.args.posonlyargs + forward.args.args][1:]) \
+                if forward is not None else None
             if (any(name.endswith(_BASES) for name in bases)
-                    or methods & {*STEPS, "call", "update_state"}):
+                    or methods.keys() & {*STEPS, "call", "update_state"}):
                 reasons.append(f"{node.name}: subclasses {', '.join(sorted(bases))}")
+            elif taken:
+                reasons.append(f"{node.name}: forward({taken[0]}, {taken[1]})")
         elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
             # Without importing, any instance may be a Loss (keras.losses.Huber(), a class
             # from elsewhere) and a partial may bind a loss: the import pass decides.

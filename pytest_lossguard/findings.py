@@ -61,7 +61,9 @@ Paths = tuple[tuple[str, PathStatus], ...]
 class Location:
     """Where a broadcast happened: the user's file:line and source, the op, and its callers.
 
-    `where` is empty when the op ran only inside a library the user's code calls.
+    `internals` is the library function the op ran inside (`optax/losses/_regression.py:99
+    in huber_loss`), empty when the user's line wrote the op itself; `where` is empty when no
+    user frame led there (a library function marked as the target).
     """
 
     where: str
@@ -69,6 +71,7 @@ class Location:
     operation: str
     chain: tuple[str, ...] = ()
     grew: bool = True
+    internals: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +121,9 @@ class Finding:
     update_difference: float | None = None
     update_size: float | None = None
     fix: Fix | None = None
+    # What the target warned on this probe (torch's "Using a target size ..."): shown, never
+    # part of the verdict.
+    notes: tuple[str, ...] = ()
     exception: BaseException | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
@@ -135,9 +141,11 @@ class Finding:
             "reference_shape": self.reference_shape, "reference_value": self.reference_value,
             "message": self.message, "edits": self.edits, "location": where.where,
             "source": where.source, "operation": where.operation, "chain": where.chain,
+            "internals": where.internals,
             "paths": {path: status.value for path, status in self.paths},
             "method": str(self.method or ""), "update_difference": self.update_difference,
             "update_size": self.update_size, "fix": self.fix.text if self.fix else None,
+            "notes": self.notes,
         }
 
 

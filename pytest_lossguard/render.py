@@ -108,11 +108,15 @@ def _location_lines(finding: Finding) -> list[str]:
         return [row("broadcast", "not located: no single op grew or mixed ranks")] \
             if finding.failed else []
     label = "broadcast" if finding.verdict is Verdict.BROADCAST else "rank mix"
+    internals = f"library internals at {where.internals}" if where.internals else ""
     if not where.where:
-        return [row(label, f"not in your code: {where.operation}, in a library it calls")]
+        return _wrapped(label, f"not in your code: {where.operation}, in "
+                               f"{internals or 'a library it calls'}")
     line = row(label, f"{where.where}   {where.source}").rstrip()
     lines = [line if len(line) <= WIDTH else f"{row(label, where.where)}\n{_INDENT}{where.source}",
              _INDENT + where.operation]
+    if internals:
+        lines.extend(_wrapped("", f"not in your code: in {internals}, which this line calls"))
     if len(where.chain) > 1:
         lines.extend(_via([os.path.basename(link) for link in where.chain]))
     return lines
@@ -133,16 +137,23 @@ def _via(links: list[str]) -> list[str]:
 def _block(finding: Finding) -> list[str]:
     lines = [row("probe", f"{finding.probe:<26} {_shapes_line(finding)}")]
     if finding.verdict in (Verdict.RAISES, Verdict.ERROR):
-        return [*lines, *_wrapped("raised", finding.message)]
+        return [*lines, *_wrapped("raised", finding.message), *_warned(finding)]
     lines.extend(_result_lines(finding))
     lines.extend(_location_lines(finding))
+    lines.extend(_warned(finding))
     if finding.paths:
         lines.append(row("paths", describe_paths(finding.paths)))
     return lines
 
 
+def _warned(finding: Finding) -> list[str]:
+    """What the target warned on this probe, one `note` line each."""
+    return [line for note in finding.notes for line in _wrapped("note", note)]
+
+
 def _note(finding: Finding) -> list[str]:
-    return _wrapped("note", f"{finding.probe} raises (loud, not silent): {finding.message}")
+    return [*_wrapped("note", f"{finding.probe} raises (loud, not silent): {finding.message}"),
+            *_warned(finding)]
 
 
 def _restored(report: Report) -> list[str]:

@@ -132,3 +132,15 @@ def preserved() -> Iterator[list[str]]:
                     if not equal(getter(), value):
                         changed.append(name)
                         setter(value)
+
+
+@contextlib.contextmanager
+def warnings_recorded() -> Iterator[list[warnings.WarningMessage]]:
+    """Record every warning a block raises instead of showing it, or raising it under
+    `-W error`: what a target warns on lossguard's probe shapes (torch's "Using a target size
+    ..." among them) is a note on that probe's finding, never its verdict, and never a line in
+    pytest's warnings summary. Enter it outside `preserved()`, which then still sees a target
+    that changes the filters."""
+    with warnings.catch_warnings(record=True) as log:
+        warnings.simplefilter("always")
+        yield log

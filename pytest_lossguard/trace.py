@@ -1,9 +1,11 @@
-"""What every tracer reports: an op that grew, and the user's frames that ran it.
+"""What every tracer reports: an op that grew, the user's frames that ran it, and the library
+function it ran inside when it was not the user's own op (`role` decides, for every tracer).
 
 A backend's tracer (backends/*) runs the target on a probe's shapes and hands each op it sees
 to `grown`. An op "grows" when it combines two or more float (or boolean) arrays and its
 output has more elements than every input, or when those inputs (scalars aside) differ in
-rank. This module is a leaf: backends import it, and it imports only `text` and `findings`.
+rank. This module is a leaf: backends import it, and it imports only `text`, `caches` and
+`findings`.
 """
 
 from __future__ import annotations
@@ -12,23 +14,33 @@ import dataclasses
 import linecache
 import math
 import os
+import site
+import sys
+import sysconfig
 from collections.abc import Iterable
 
 import numpy as np
 
+from pytest_lossguard.caches import cached
 from pytest_lossguard.findings import Location
 from pytest_lossguard.text import display_path
 
 _OWN = f"{os.sep}pytest_lossguard{os.sep}"
-_LIBRARY_PARTS = (
-    f"{os.sep}tensorflow{os.sep}", f"{os.sep}keras{os.sep}", f"{os.sep}tf_keras{os.sep}",
-    f"{os.sep}numpy{os.sep}", f"{os.sep}_pytest{os.sep}", f"{os.sep}pluggy{os.sep}",
-    f"{os.sep}jax{os.sep}", f"{os.sep}jaxlib{os.sep}", f"{os.sep}torch{os.sep}",
-    f"{os.sep}optax{os.sep}", f"{os.sep}flax{os.sep}", f"{os.sep}lightning{os.sep}",
-    f"{os.sep}pytorch_lightning{os.sep}",
-    f"{os.sep}contextlib.py", f"{os.sep}functools.py", "<__array_function__",
-    f"{os.sep}threading.py", f"{os.sep}concurrent{os.sep}futures{os.sep}",
-)
+# Frameworks whose directories are library code wherever they are installed (an editable
+# install of Keras or JAX is still not the user's code).
+_FRAMEWORKS = ("tensorflow", "keras", "tf_keras", "numpy", "jax", "jaxlib", "torch", "optax",
+               "flax", "lightning", "pytorch_lightning", "sklearn", "scipy", "_pytest", "pluggy")
+# Library frames that only carry an op from the line that wrote it to the tracer: operator
+# overloads and the array libraries' own op functions (jnp.*, tf.*, keras.ops.*, np.*,
+# torch's function dispatch), and the standard library. An op that ran through these alone is
+# the user's own op; one that ran inside any other library function (optax.huber_loss,
+# torch.nn.functional.mse_loss, keras.losses.hinge, sklearn.metrics) is library internals.
+_DISPATCH = tuple(part.replace("/", os.sep) for part in (
+    "/jax/", "/jaxlib/", "/numpy/", "/tensorflow/python/ops/", "/tensorflow/python/framework/",
+    "/tensorflow/python/util/", "/tensorflow/python/eager/", "/tensorflow/python/autograph/",
+    "/keras/src/ops/", "/keras/src/backend/", "/torch/_tensor.py", "/torch/overrides.py",
+    "/torch/functional.py",
+))
 _CONTRACTIONS = {"MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "Einsum",
                  "matmul", "dot", "einsum", "outer", "tensordot", "kron", "inner", "dot_general",
                  "conv_general_dilated", "mm", "bmm", "addmm", "linear", "conv1d", "conv2d"}
@@ -49,6 +61,7 @@ class Growth:
     where: str
     source: str
     chain: tuple[str, ...] = ()
+    internals: str = ""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -72,22 +85,75 @@ class Growth:
 
     def location(self) -> Location:
         """The report's view of this op."""
-        return Location(self.where, self.source, self.describe(), self.chain, self.grew)
+        return Location(self.where, self.source, self.describe(), self.chain, self.grew,
+                        self.internals)
 
 
-def _user_frames(frames: Iterable[Frame]) -> list[Frame]:
-    """The user's frames of a stack (outermost first), from where lossguard called in."""
+def _roots(keys: tuple[str, ...]) -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    found = {paths[key] for key in keys if key in paths}
+    if "purelib" in keys:
+        found.update(site.getsitepackages() if hasattr(site, "getsitepackages") else ())
+        found.add(site.getusersitepackages())
+    return tuple(os.path.join(os.path.realpath(root), "") for root in found)
+
+
+_STDLIB = _roots(("stdlib", "platstdlib"))
+_INSTALLED = _roots(("purelib", "platlib"))
+USER, DISPATCH, INTERNALS = "user", "dispatch", "internals"
+
+
+@cached(maxsize=4096)
+def role(filename: str) -> str:
+    """What a frame's file is: the one rule every tracer's frames go through.
+
+    USER code is anything not installed. Library code is what is installed (site-packages,
+    dist-packages), the standard library, the frameworks lossguard knows wherever they lie,
+    and the pseudo-files of C dispatch (`<frozen ...>`, NumPy's `<__array_function__ ...>`).
+    Of library code, the standard library, pseudo-files and the array libraries' op machinery
+    (`_DISPATCH`) are DISPATCH: they carry an op to the tracer; the rest is INTERNALS.
+    """
+    if filename.startswith(("<frozen ", "<__array_function__")):
+        return DISPATCH
+    path = os.path.realpath(filename)
+    parts = path.split(os.sep)
+    installed = ("site-packages" in parts or "dist-packages" in parts
+                 or path.startswith(_INSTALLED) or any(
+                     path.startswith(os.path.join(os.path.realpath(folder), ""))
+                     for name in _FRAMEWORKS
+                     for folder in getattr(sys.modules.get(name), "__path__", None) or ()))
+    if not installed:
+        return DISPATCH if path.startswith(_STDLIB) else USER
+    return DISPATCH if any(part in path for part in _DISPATCH) else INTERNALS
+
+
+def _library_path(filename: str) -> str:
+    """A library file as its import path shows it, e.g. optax/losses/_regression.py."""
+    path = os.path.realpath(filename)
+    entries = sorted((os.path.realpath(p) for p in sys.path if p), key=len, reverse=True)
+    root = next((e for e in entries if path.startswith(os.path.join(e, ""))), "")
+    return os.path.relpath(path, root) if root else display_path(filename)
+
+
+def _split(frames: Iterable[Frame]) -> tuple[list[Frame], Frame | None]:
+    """The user's frames of a stack (outermost first), from where lossguard called in; and the
+    innermost library frame below the last of them that is more than an op's dispatch: the
+    library function the op ran inside, or None when the user's line wrote the op itself."""
     found: list[Frame] = []
+    internals: Frame | None = None
     inside = False  # past lossguard's own interceptor frames, into the target
     for frame in reversed(list(frames)):
         if _OWN in frame[0]:
             if inside:
                 break  # back in lossguard: whatever is further out called lossguard
-        else:
-            inside = True
-            if not any(part in frame[0] for part in _LIBRARY_PARTS):
-                found.append(frame)
-    return found[::-1]
+            continue
+        inside = True
+        kind = role(frame[0])
+        if kind == USER:
+            found.append(frame)
+        elif kind == INTERNALS and not found and internals is None:
+            internals = frame
+    return found[::-1], internals
 
 
 def grown(op: str, inputs: list[tuple[int, ...]], output: tuple[int, ...],
@@ -100,10 +166,16 @@ def grown(op: str, inputs: list[tuple[int, ...]], output: tuple[int, ...],
     ranks = {len(shape) for shape in inputs if shape}
     if math.prod(output) <= max(sizes) and len(ranks) < 2:
         return None
-    user = _user_frames(frames)
+    user, inner = _split(frames)
+    internals = "" if inner is None else _link(_library_path(inner[0]), inner)
     if not user:
-        return Growth(op, tuple(inputs), output, "", "")
+        return Growth(op, tuple(inputs), output, "", "", internals=internals)
     filename, lineno, _ = user[-1]
-    chain = tuple(f"{display_path(f)}:{n} in {name.rsplit('.', 1)[-1]}" for f, n, name in user)
+    chain = tuple(_link(display_path(frame[0]), frame) for frame in user)
     return Growth(op, tuple(inputs), output, f"{display_path(filename)}:{lineno}",
-                  linecache.getline(filename, lineno).strip(), chain)
+                  linecache.getline(filename, lineno).strip(), chain, internals)
+
+
+def _link(path: str, frame: Frame) -> str:
+    """One frame as a call chain shows it: `path:line in function`."""
+    return f"{path}:{frame[1]} in {frame[2].rsplit('.', 1)[-1]}"

@@ -122,17 +122,23 @@ def build():
 '''
 
 
-@pytest.fixture
-def package(tmp_path, monkeypatch):
-    root = tmp_path / "lgpkg"
+def importable(tmp_path, monkeypatch, name, modules):
+    """A package `name` of `modules` (module name -> source) under tmp_path, on sys.path;
+    yields tmp_path and drops the package's modules afterwards."""
+    root = tmp_path / name
     root.mkdir()
     (root / "__init__.py").write_text("")
-    (root / "losses.py").write_text(LOSSES)
-    (root / "models.py").write_text(MODELS)
+    for module, source in modules.items():
+        (root / f"{module}.py").write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))
     yield tmp_path
-    for name in [m for m in sys.modules if m == "lgpkg" or m.startswith("lgpkg.")]:
-        del sys.modules[name]
+    for loaded in [m for m in sys.modules if m == name or m.startswith(f"{name}.")]:
+        del sys.modules[loaded]
+
+
+@pytest.fixture
+def package(tmp_path, monkeypatch):
+    yield from importable(tmp_path, monkeypatch, "lgpkg", {"losses": LOSSES, "models": MODELS})
 
 
 def test_discovery_finds_each_kind_with_its_reason_and_skips_near_misses(package):
@@ -412,3 +418,74 @@ def test_the_console_script_and_python_m_agree_on_a_project_whose_tests_import_i
         assert "lossguard: naive broadcasts labels against predictions" in run.stdout
     seconds = re.compile(r"\d+\.\d\d(?=  )")
     assert seconds.sub("", runs[0].stdout) == seconds.sub("", runs[1].stdout)
+
+
+TORCH_LOSSES = '''
+import torch
+from torch import nn
+from torch.nn.modules.loss import _Loss
+
+
+class SquaredError(nn.Module):
+    def forward(self, input, target):
+        return ((input - target) ** 2).mean()
+
+
+class AlignedAbsolute(_Loss):
+    def forward(self, logits, labels):
+        return (logits - labels.reshape(logits.shape)).abs().mean()
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(3, 1)
+
+    def forward(self, x):
+        return self.layer(x)
+
+
+class Join(nn.Module):
+    def forward(self, x, y):
+        return torch.cat([x, y], dim=-1)
+
+
+criterion = nn.MSELoss()
+'''
+
+
+@pytest.fixture
+def torch_package(tmp_path, monkeypatch):
+    # torch loads in this process, not first inside an in-process pytester run: that run's
+    # imports are dropped when it ends, and torch imported twice crashes at garbage collection.
+    importlib.import_module("torch")
+    yield from importable(tmp_path, monkeypatch, "tlpkg", {"losses": TORCH_LOSSES})
+
+
+def test_torch_loss_modules_are_found_and_a_network_s_forward_is_not(torch_package):
+    assert scan_source(TORCH_LOSSES) == [
+        "SquaredError: forward(input, target)", "AlignedAbsolute: subclasses _Loss",
+        "criterion: built by MSELoss(...)"]
+    found = {c.id: c.reason for c in discover(["tlpkg"])}
+    assert found == {
+        "tlpkg.losses:SquaredError": "a torch module with forward(input, target)",
+        "tlpkg.losses:AlignedAbsolute": "a torch loss module",
+        "tlpkg.losses:criterion": "a torch loss module",
+    }
+
+
+def test_scan_and_the_cli_check_torch_loss_modules(pytester, torch_package):
+    pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    result = pytester.runpytest("--lossguard", "--lossguard-scan=tlpkg", "-rA",
+                                "-p", "no:randomly")
+    outcomes = outcomes_by_item(result)
+    assert {nodeid: outcome for nodeid, outcome in outcomes.items()
+            if nodeid.startswith("lossguard-scan::")} == {
+        "lossguard-scan::tlpkg.losses:AlignedAbsolute[lossguard]": "PASSED",
+        "lossguard-scan::tlpkg.losses:SquaredError[lossguard]": "FAILED",
+        "lossguard-scan::tlpkg.losses:criterion[lossguard]": "FAILED",
+    }
+    code, out, _ = lossguard_here("tlpkg/losses.py", cwd=torch_package)
+    assert code == 1 and "3 target(s)" in out
+    assert "lossguard: SquaredError broadcasts labels against predictions" in out
+    assert "(torch module, torch tensors, reference: numpy port of keras 3)" in out

@@ -141,7 +141,12 @@ def test_a_broadcast_inside_keras_itself_is_not_pinned_on_the_caller():
     assert all(f.location is not None and f.location.where == "" and f.location.chain == ()
                for f in report.failures)
     assert os.path.basename(__file__) not in str(report)
-    assert "broadcast   not in your code: Mul (7,), (7, 1) -> (7, 7), in a library" in str(report)
+    hinge = line_of(keras.losses.hinge, "1.0 - y_true * y_pred").rsplit(":", 1)[1]
+    internals = f"keras/src/losses/losses.py:{hinge} in hinge"
+    assert all(f.location.internals == internals for f in report.failures)
+    assert ("broadcast   not in your code: Mul (7,), (7, 1) -> (7, 7), in library internals at\n"
+            f"              {internals}\n") in str(report)
+    assert "align ranks before calling it (it broadcasts inside the library)" in str(report)
 
 
 def test_a_long_call_chain_wraps_between_links_within_the_width():

@@ -2,7 +2,13 @@
 judged, and located with torch's function mode and JAX's jaxprs. This module imports both
 libraries, so each loss's backend must come from the code it runs, not from the module."""
 
+import inspect
+import os
+import warnings
+
 import jax.numpy as jnp
+import numpy as np
+import optax
 import pytest
 import torch
 
@@ -109,6 +115,41 @@ def test_the_order_option_sets_which_argument_gets_the_prediction(order, operati
 def test_poisson_nll_broadcasts_without_any_torch_warning():
     report = check(torch.nn.PoissonNLLLoss(log_input=False), domain="probability")
     assert report.counts()["broadcast"] == 4
+    assert all(f.notes == () for f in report.findings)
+
+
+def test_torch_s_size_warning_is_a_note_on_the_finding_never_the_verdict():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # as under pytest -W error: it must not raise either
+        report = check(torch.nn.MSELoss())
+    assert report.counts()["broadcast"] == 4
+    for finding in report.failures:
+        assert len(finding.notes) == 1
+        true, pred = torch.Size(finding.y_true), torch.Size(finding.y_pred)
+        assert finding.notes[0] == (
+            f"the target warned: UserWarning: Using a target size ({true}) that is different to "
+            f"the input size ({pred}). This will likely lead to incorrect results due to "
+            "broadcasting. Please ensure they have the same size.")
+    assert "  note        the target warned: UserWarning: Using a target size" in str(report)
+    assert all(f.notes == () for f in check(functional_aligned_mse).findings)
+
+
+def test_torch_s_size_warning_stays_out_of_pytest_s_warnings_summary(pytester):
+    pytester.makepyfile(test_torch_losses="""
+        import pytest
+        import torch
+
+        @pytest.mark.lossguard
+        def mse(input, target):
+            return torch.nn.functional.mse_loss(input, target)
+    """)
+    result = pytester.runpytest("--lossguard", "-W", "error::UserWarning")
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    assert "warnings summary" not in output
+    warned = [line for line in output.splitlines() if "Using a target size" in line]
+    assert len(warned) == 4
+    assert all(line.startswith("  note        the target warned: UserWarning:") for line in warned)
 
 
 @pytest.mark.parametrize("loss", [AlignedSquaredError(), functional_aligned_mse])
@@ -117,24 +158,102 @@ def test_aligned_torch_losses_pass(loss):
 
 
 def test_native_targets_never_import_tensorflow_or_keras(tmp_path):
-    """torch, JAX and NumPy targets are judged against the NumPy port of Keras's rule: checking
-    them loads neither TensorFlow nor Keras (2 s a process, and an import-order crash risk)."""
+    """torch, JAX (optax too), NumPy and scikit-learn targets are judged against the NumPy port
+    of Keras's rule: checking them loads neither TensorFlow nor Keras (2 s a process, and an
+    import-order crash risk), and each report's header names that reference."""
     import subprocess
     import sys
 
+    from pytest_lossguard.align import PORT
+
     script = tmp_path / "native.py"
     script.write_text(
-        "import sys\nimport jax.numpy as jnp\nimport numpy as np\nimport torch\n"
+        "import sys\nimport jax.numpy as jnp\nimport numpy as np\nimport optax\nimport torch\n"
+        "from sklearn.metrics import mean_squared_error\n"
         "from pytest_lossguard import check\n"
         "def torch_mse(y_true, y_pred):\n    return torch.mean((y_true - y_pred) ** 2)\n"
         "def jax_mse(y_true, y_pred):\n    return jnp.mean((y_true - y_pred) ** 2)\n"
+        "def optax_huber(y_true, y_pred):\n"
+        "    return jnp.mean(optax.huber_loss(y_pred, y_true))\n"
         "def np_mae(y_true, y_pred):\n    return np.mean(np.abs(y_true - y_pred))\n"
-        "reports = [check(t) for t in (torch_mse, jax_mse, np_mae, torch.nn.L1Loss())]\n"
+        "reports = [check(t) for t in (torch_mse, jax_mse, optax_huber, np_mae, "
+        "torch.nn.L1Loss(), mean_squared_error)]\n"
         "print([r.counts()['broadcast'] for r in reports], {r.alignment for r in reports})\n"
+        "print(sum(f'reference: {r.alignment})' in str(r).splitlines()[1] for r in reports))\n"
         "print(sorted(m for m in ('tensorflow', 'keras', 'tf_keras') if m in sys.modules))\n")
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
-    counts, loaded = run.stdout.strip().splitlines()[-2:]
-    assert counts == "[4, 4, 4, 4] {'numpy port of keras 3'}"
+    counts, headers, loaded = run.stdout.strip().splitlines()[-3:]
+    assert PORT.name == "numpy port of keras 3"
+    assert counts == f"[4, 4, 4, 4, 4, 0] {{'{PORT.name}'}}"
+    assert headers == "5"  # the five failing reports' target lines; a passing one has none
     assert loaded == "[]"
+
+
+def optax_huber(y_true, y_pred):
+    return jnp.mean(optax.huber_loss(y_pred, y_true))
+
+
+def optax_aligned_huber(y_true, y_pred):
+    return jnp.mean(optax.huber_loss(y_pred, y_true.reshape(y_pred.shape)))
+
+
+def line_in(fn, text):
+    """`line in function` of the first line of fn's source that contains text."""
+    lines, start = inspect.getsourcelines(fn)
+    return f"{start + next(i for i, line in enumerate(lines) if text in line)} in {fn.__name__}"
+
+
+def test_optax_broadcasts_as_a_hand_computation_shows():
+    labels = np.linspace(0.0, 1.0, 7, dtype=np.float32)
+    predictions = labels[:, None] + 0.01
+    assert optax.huber_loss(predictions, labels).shape == (7, 7)  # the silent broadcast
+    assert optax.huber_loss(predictions, labels[:, None]).shape == (7, 1)
+
+
+def test_a_broadcast_inside_optax_names_the_user_line_and_the_library_internals():
+    report = check(optax_huber)
+    assert report.counts()["broadcast"] == 4
+    internals = f"optax/losses/_regression.py:{line_in(optax.huber_loss, 'predictions - targets')}"
+    for finding in report.failures:
+        assert finding.location.where.endswith(
+            f"test_native.py:{optax_huber.__code__.co_firstlineno + 1}")
+        assert finding.location.internals == internals
+    assert (f"not in your code: in library internals at {internals}, which this line calls"
+            in " ".join(str(report).split()))
+    assert check(optax_aligned_huber).ok
+
+
+def test_optax_marked_itself_is_not_in_your_code_and_never_named_as_yours():
+    report = check(optax.huber_loss)
+    assert report.counts()["broadcast"] == 4 and report.backend == "jax"
+    assert all(f.location.where == "" and f.location.chain == () for f in report.failures)
+    assert "broadcast   not in your code: sub (7, 1), (7,) -> (7, 7), in library internals at" \
+        in str(report)
+    assert "_regression.py:99   " not in str(report)  # never shown as a line of yours
+    assert "align ranks before calling it" in report.failures[0].fix.text
+
+
+@pytest.mark.parametrize(("loss", "internals"), [
+    (torch_mse, ""), (jax_mse, ""), (functional_mse, "torch/nn/functional.py:"),
+])
+def test_an_op_the_user_s_line_writes_has_no_library_internals(loss, internals):
+    location = check(loss).failures[0].location
+    assert location.where.endswith(f"test_native.py:{loss.__code__.co_firstlineno + 1}")
+    assert location.internals.startswith(internals) and bool(location.internals) == bool(internals)
+
+
+def test_a_user_directory_named_like_a_framework_is_still_user_code(tmp_path, monkeypatch):
+    # The old rule matched path parts such as /jax/ or /torch/; a project folder may be named so.
+    folder = tmp_path / "torch" / "jax"
+    folder.mkdir(parents=True)
+    (folder / "framework_named_losses.py").write_text(
+        "import numpy as np\n\ndef mae(y_true, y_pred):\n"
+        "    return np.mean(np.abs(y_true - y_pred))\n")
+    monkeypatch.syspath_prepend(str(folder))
+    from framework_named_losses import mae
+
+    location = check(mae).failures[0].location
+    assert location.where.endswith(f"torch{os.sep}jax{os.sep}framework_named_losses.py:4")
+    assert location.internals == ""

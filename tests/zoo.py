@@ -64,10 +64,6 @@ def returns_text(y_true, y_pred):
     return "low"
 
 
-def returns_float(y_true, y_pred):
-    return float(tf.reduce_mean(tf.square(y_true - y_pred)))
-
-
 def always_inf(y_true, y_pred):
     return tf.reduce_mean(tf.abs(y_pred)) / 0.0
 

@@ -1,10 +1,18 @@
 """NumPy arrays: copies (so an in-place loss cannot corrupt the shared draw), and location by
-recording every ufunc and array function on an ndarray subclass."""
+recording every ufunc and array function on an ndarray subclass.
+
+`np.asarray` and `np.array` are not array functions: given a subclass they return a plain
+ndarray, and a loss that starts with `y_true = np.asarray(y_true)` would drop out of the
+recording. While a trace runs they are wrapped so that a recorded array stays recorded (code
+that bound them earlier, `from numpy import asarray`, is not reached).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,6 +32,34 @@ def _plain(value: Any) -> Any:
 
 def _plain_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {key: _plain(value) for key, value in kwargs.items()}
+
+
+# Converters that drop an ndarray subclass and that __array_function__ does not see.
+_CONVERTERS = ("asarray", "array", "ascontiguousarray", "asfortranarray")
+
+
+@contextlib.contextmanager
+def _converters_keep(recording: type[np.ndarray]) -> Iterator[None]:
+    """np.asarray(x), np.array(x), ... of a `recording` array give a `recording` array."""
+    originals = {name: getattr(np, name) for name in _CONVERTERS if hasattr(np, name)}
+
+    def keeping(convert: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(convert)
+        def converted(value: Any, *args: Any, **kwargs: Any) -> Any:
+            result = convert(value, *args, **kwargs)
+            if isinstance(value, recording) and type(result) is np.ndarray:
+                return result.view(recording)
+            return result
+
+        return converted
+
+    for name, convert in originals.items():
+        setattr(np, name, keeping(convert))
+    try:
+        yield
+    finally:
+        for name, convert in originals.items():
+            setattr(np, name, convert)
 
 
 class NumPy(ArrayBackend):
@@ -63,7 +99,9 @@ class NumPy(ArrayBackend):
                         for a in (arg if isinstance(arg, (list, tuple)) else [arg])]
                 return record(func.__name__, flat, func(*plain, **_plain_kwargs(kwargs)))
 
-        call(*(np.asarray(a).view(Recording) for a in arrays))
+        recorded = [np.asarray(a).view(Recording) for a in arrays]
+        with _converters_keep(Recording):
+            call(*recorded)
         return found
 
 

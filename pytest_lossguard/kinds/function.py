@@ -26,13 +26,16 @@ class Function(Called):
         self.order(self.parameters, tuple(self.parameters[:2]) in PREDICTION_FIRST)
 
     def hint(self, align: str, finding: Finding) -> str:
-        hint = f"align ranks before combining, e.g. {align}"
+        inside = finding.location is not None and not finding.location.where
+        before = "calling it (it broadcasts inside the library)" if inside else "combining"
+        hint = f"align ranks before {before}, e.g. {align}"
         paths = dict(finding.paths)
         if paths.get(LOSS) is PathStatus.PROTECTED:
             hint += (", or let Keras align them: compile(loss=fn), and self.compute_loss(...) in "
                      "a custom train_step")
         if paths.get(METRICS) is PathStatus.AFFECTED:
-            hint += "; used in compile(metrics=...) it gets no alignment, so align inside it"
+            hint += ("; used in compile(metrics=...) it gets no alignment, so "
+                     + ("wrap it in a function that aligns first" if inside else "align inside it"))
         return hint
 
     def reason(self, name: str, metrics: set[str]) -> str | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pytest_lossguard.conventions import PREDICTION_FIRST
+from pytest_lossguard.conventions import PREDICTION_FIRST, pair
 from pytest_lossguard.findings import Finding, Report
 from pytest_lossguard.introspect import signature, source
 from pytest_lossguard.kinds.called import Called, unreduced
@@ -21,6 +21,12 @@ from pytest_lossguard.options import Options
 def _builtin_loss(cls: type) -> bool:
     return any(k.__name__ == "_Loss" and k.__module__ == "torch.nn.modules.loss"
                for k in cls.__mro__)
+
+
+def _forward_parameters(cls: type) -> list[str]:
+    """The parameter names of `cls.forward` after `self`."""
+    sig = signature(getattr(cls, "forward", None))
+    return list(sig.parameters)[1:] if sig is not None else []
 
 
 class TorchModule(Called):
@@ -34,8 +40,7 @@ class TorchModule(Called):
     def __init__(self, module: Any, name: str) -> None:
         cls = type(module)
         super().__init__(module, name, source(cls), "torch")
-        sig = signature(module.forward)
-        parameters = list(sig.parameters) if sig is not None else []
+        parameters = _forward_parameters(cls)
         self.takes_weights = "sample_weight" in parameters
         self.order(parameters, _builtin_loss(cls) or tuple(parameters[:2]) in PREDICTION_FIRST)
 
@@ -53,5 +58,9 @@ class TorchModule(Called):
 
     @staticmethod
     def class_reason(cls: type) -> str | None:
-        """Why discovery picks a torch module: a built-in loss or a subclass of one."""
-        return "a torch loss module" if _builtin_loss(cls) else None
+        """Why discovery picks a torch module: a built-in loss or a subclass of one, or a
+        module whose forward takes a prediction/target pair (a network's forward(x) does not)."""
+        if _builtin_loss(cls):
+            return "a torch loss module"
+        found = pair(_forward_parameters(cls))
+        return f"a torch module with forward({found[0]}, {found[1]})" if found else None
