@@ -8,6 +8,10 @@ from pytest_lossguard.findings import Finding, Fix
 
 CANONICAL_ERROR = ("make the target work on canonical input, or describe its intended shapes "
                    "with output_shape / y_true_shape / y_pred_shape and its values with domain=")
+NOT_DETERMINISTIC = (
+    "seed it: draw its randomness from a fixed seed inside it (keras.random.normal(shape, seed=0), "
+    "tf.random.stateless_normal, np.random.default_rng(0)) or from a seed argument that the "
+    "check fixes (functools.partial(loss, seed=0)), and keep no count or state between calls")
 
 
 def fix_code(finding: Finding, true_shape: tuple[int, ...], pred_shape: tuple[int, ...],

@@ -81,6 +81,32 @@ def hangs(y_true, y_pred):
         time.sleep(0.01)
 
 
+# Losses that are not deterministic, and a near miss.
+
+
+def noisy_mse(y_true, y_pred):
+    y_true = tf.reshape(y_true, tf.shape(y_pred))
+    return tf.reduce_mean(tf.square(y_true - y_pred)) + 0.1 * tf.random.uniform(())
+
+
+def seeded_noise_mse(y_true, y_pred):
+    y_true = tf.reshape(y_true, tf.shape(y_pred))
+    noise = tf.random.stateless_uniform((), seed=(1, 2))
+    return tf.reduce_mean(tf.square(y_true - y_pred)) + 0.1 * noise
+
+
+class CountingMSE:
+    """A loss whose value depends on how often it was called."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, y_true, y_pred):
+        self.calls += 1
+        y_true = tf.reshape(y_true, tf.shape(y_pred))
+        return tf.reduce_mean(tf.square(y_true - y_pred)) * self.calls
+
+
 # Sparse class ids as a column (B, 1), as Keras's sparse losses take them.
 
 
