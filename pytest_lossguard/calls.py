@@ -155,6 +155,11 @@ class Probing:
             fix=Fix(NOT_DETERMINISTIC, "not deterministic"))
 
 
+def _swapped(case: Case) -> Case:
+    """A weighting case told the other way round: its reference weighting as the probe."""
+    return dataclasses.replace(case, inputs=case.canonical, canonical=case.inputs)
+
+
 def _judge(run: Probing, case: Case) -> Finding | None:
     """The verdict of one probe; None when no reference applies to it."""
     __tracebackhide__ = True
@@ -189,13 +194,23 @@ def _judge(run: Probing, case: Case) -> Finding | None:
     if unsteady is not None:
         return unsteady
     name, reference = references[0]
+    shown = case
     if case.symmetric and reference.size > probe.size:
-        probe, reference = reference, probe
-    where = run.locate(_positional(target.traceable()), case.inputs.arrays,
-                       case.canonical.arrays)
+        shown, probe, reference = _swapped(case), reference, probe
+    call = _positional(target.traceable())
+    where = run.locate(call, shown.inputs.arrays, shown.canonical.arrays)
+    if where is None and not case.probe.label_dtype:
+        # The probe shows no growth of its own: does the reference mix ranks where it does not?
+        grew = run.locate(call, shown.canonical.arrays, shown.inputs.arrays, mixed=True)
+        if grew is not None and case.symmetric:
+            shown, probe, reference, where = _swapped(shown), reference, probe, grew
+        elif grew is not None:
+            where = dataclasses.replace(grew, layout="canonical")
+    if case.symmetric and shown.canonical.sample_weight is not None:
+        name = f"sample_weight {shown.canonical.sample_weight.shape}"  # neither is canonical
     verdict = judge.verdict(False, probe.size > reference.size, where)
     return _finding(
-        case, verdict, result_shape=probe.shape, value=probe.value, reference=name,
+        shown, verdict, result_shape=probe.shape, value=probe.value, reference=name,
         reference_shape=reference.shape, reference_value=reference.value, location=where,
         paths=target.paths(case, verdict),
     )

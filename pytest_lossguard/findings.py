@@ -61,7 +61,10 @@ Paths = tuple[tuple[str, PathStatus], ...]
 class Location:
     """Where a broadcast happened: the user's file:line and source, the op, and its callers.
 
-    `where` is empty when the op ran only inside a library the user's code calls.
+    `where` is empty when the op ran only inside a library the user's code calls. `op`,
+    `inputs` and `output` are the op's name and shapes, which advice reads operands by.
+    `layout` names the reference layout the op grew in when the probe's own layout did not
+    grow ("canonical": the intended shapes are the broken ones); empty for the probe's growth.
     """
 
     where: str
@@ -69,6 +72,10 @@ class Location:
     operation: str
     chain: tuple[str, ...] = ()
     grew: bool = True
+    op: str = ""
+    inputs: tuple[Shape, ...] = ()
+    output: Shape = ()
+    layout: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
