@@ -1,13 +1,38 @@
 """The fix hints every kind shares: the aligning statement, and the hints that do not depend
-on the kind. Kind-specific wording lives with each kind (kinds/*), which calls these."""
+on the kind. Kind-specific wording lives with each kind (kinds/*), which calls these.
+
+Hints about an op that grew write their statement in the user's own names: the operands are
+read off the located line (`ast`), matched to the op's input shapes, and a name is used only
+when the line writes it; otherwise the hint names shapes, never an invented variable.
+"""
 
 from __future__ import annotations
 
+import ast
+import math
+
 from pytest_lossguard.backends import Backend
-from pytest_lossguard.findings import Finding, Fix
+from pytest_lossguard.findings import Finding, Fix, Location, Report, Shape
 
 CANONICAL_ERROR = ("make the target work on canonical input, or describe its intended shapes "
                    "with output_shape / y_true_shape / y_pred_shape and its values with domain=")
+NOT_DETERMINISTIC = (
+    "seed it: draw its randomness from a fixed seed inside it (keras.random.normal(shape, seed=0), "
+    "tf.random.stateless_normal, np.random.default_rng(0)) or from a seed argument that the "
+    "check fixes (functools.partial(loss, seed=0)), and keep no count or state between calls")
+# How tracers name an op (TF, NumPy, JAX, torch, lower-cased) and how source writes it: as a
+# function of that name, or with the Python operator.
+_SPELLINGS: tuple[tuple[frozenset[str], type[ast.AST] | None], ...] = (
+    (frozenset({"mul", "multiply"}), ast.Mult),
+    (frozenset({"sub", "subtract"}), ast.Sub),
+    (frozenset({"add", "addv2"}), ast.Add),
+    (frozenset({"div", "realdiv", "divide", "true_divide", "truediv"}), ast.Div),
+    (frozenset({"pow", "power"}), ast.Pow),
+    (frozenset({"equal", "eq"}), ast.Eq),
+    (frozenset({"notequal", "not_equal", "ne"}), ast.NotEq),
+    (frozenset({"maximum"}), None),
+    (frozenset({"minimum"}), None),
+)
 
 
 def fix_code(finding: Finding, true_shape: tuple[int, ...], pred_shape: tuple[int, ...],
@@ -25,11 +50,106 @@ def fix_code(finding: Finding, true_shape: tuple[int, ...], pred_shape: tuple[in
     return f"{side} = {backend.reshape(side, str((-1, *own)))}"
 
 
-def weights_hint(backend: Backend) -> str:
-    """A (B,) weighting that broadcast against a (B, 1) per-sample loss."""
-    weights = backend.reshape("sample_weight", backend.shape("values"))
-    return ("reshape sample_weight to the per-sample loss before weighting, e.g. "
-            f"sample_weight = {weights}")
+def _callee(node: ast.expr) -> str:
+    """The last name of a called function: `multiply` for tf.math.multiply."""
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return node.id if isinstance(node, ast.Name) else ""
+
+
+def _pairs(tree: ast.AST, names: frozenset[str],
+           operator: type[ast.AST] | None) -> list[tuple[ast.expr, ast.expr]]:
+    """Every (left, right) that the tree writes as the op: a binary operator, a comparison,
+    an augmented assignment, or a two-argument call of the op's name."""
+    found: list[tuple[ast.expr, ast.expr]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp) and operator and isinstance(node.op, operator):
+            found.append((node.left, node.right))
+        elif isinstance(node, ast.AugAssign) and operator and isinstance(node.op, operator):
+            found.append((node.target, node.value))
+        elif (isinstance(node, ast.Compare) and operator and len(node.ops) == 1
+              and isinstance(node.ops[0], operator)):
+            found.append((node.left, node.comparators[0]))
+        elif (isinstance(node, ast.Call) and len(node.args) == 2 and not node.keywords
+              and _callee(node.func).lower() in names):
+            found.append((node.args[0], node.args[1]))
+    return found
+
+
+def operands(where: Location) -> tuple[str | None, str | None]:
+    """The names of the located op's two operands as its line writes them, in the op's input
+    order: None for an operand that is not a plain name, or when the line does not write
+    exactly one such op."""
+    spelling = next((s for s in _SPELLINGS if where.op.lower() in s[0]), None)
+    if spelling is None or len(where.inputs) != 2:
+        return None, None
+    try:
+        tree = ast.parse(where.source.strip())
+    except SyntaxError:  # one line of a longer statement
+        return None, None
+    found = _pairs(tree, *spelling)
+    if len(found) != 1:
+        return None, None
+    left, right = found[0]
+    return tuple(side.id if isinstance(side, ast.Name) else None  # type: ignore[return-value]
+                 for side in (left, right))
+
+
+def _reshape(where: Location, varying: Shape, backend: Backend) -> str | None:
+    """The statement that reshapes the located op's operand of shape `varying` (the one the
+    layouts vary) to the other operand's shape, batch left free, in the user's name for it;
+    None when that operand has no name or the reshape cannot hold."""
+    names = operands(where)
+    side = next((i for i, shape in enumerate(where.inputs)
+                 if shape == varying and names[i] is not None), None)
+    if side is None:
+        return None
+    other = where.inputs[1 - side]
+    if other[:1] != varying[:1] or math.prod(other[1:]) != math.prod(varying[1:]):
+        return None
+    return f"{names[side]} = {backend.reshape(str(names[side]), str((-1, *other[1:])))}"
+
+
+def weights_hint(backend: Backend, where: Location | None = None,
+                 weights: Shape | None = None) -> str:
+    """Weights that broadcast against the per-sample loss: give the weights the loss's rank (a
+    column for a (B, 1) loss), at the located line in the user's names when they are known.
+    Reshaping the loss instead would break the other weighting, so it is not advised."""
+    side = next((i for i, shape in enumerate(where.inputs) if shape == weights), None) \
+        if where is not None and where.where else None
+    if where is None or side is None:
+        code = f"sample_weight = {backend.reshape('sample_weight', '(-1, 1)')}"
+        return ("Keras hands sample_weight over as (B,) or (B, 1) alike: reshape it to the "
+                f"per-sample loss's rank before weighting, e.g. {code} for a (B, 1) loss")
+    names = operands(where)
+    loss, other = where.inputs[1 - side], names[1 - side]
+    name = names[side] or "sample_weight"
+    against = f"{other} {loss}" if other else f"a {loss} value"
+    place = "before that line" if names[side] else "first in the loss"
+    shape = str((-1, *[1] * (len(loss) - 1)))
+    return (f"{name} {weights} meets {against} at {where.where}; Keras hands sample_weight "
+            f"over as (B,) or (B, 1) alike, so give it the loss's rank {place}: "
+            f"{name} = {backend.reshape(name, shape)}")
+
+
+def canonical_growth(report: Report) -> tuple[Finding, Location] | None:
+    """A finding whose growth is in the canonical layout, not in the probe, and where: the
+    intended shapes are the broken ones, so aligning to them is no fix."""
+    return next(((f, f.location) for f in report.failures
+                 if f.location is not None and f.location.layout), None)
+
+
+def canonical_hint(report: Report, grown: Finding, where: Location,
+                   backend: Backend) -> tuple[str, str]:
+    """(statement, hint) for a loss that broadcasts on its canonical layout at the located
+    line: give that op's operands one rank, reshaping the one the layouts vary."""
+    edited = report.pred_shape if grown.edits == ("y_pred",) else report.true_shape
+    code = _reshape(where, (grown.y_true[0], *edited), backend)
+    shapes = " and ".join(str(shape) for shape in where.inputs)
+    change = f"e.g. {code}" if code else f"so that {shapes} no longer broadcast"
+    return code or where.where, (
+        f"the canonical layout itself broadcasts at {where.where}, so aligning the probe's "
+        f"shapes to it would keep the bug: give that op's operands one rank, {change}")
 
 
 def advised(finding: Finding, code: str, text: str) -> Fix:

@@ -15,15 +15,16 @@ from typing import Any, Protocol
 import numpy as np
 
 from pytest_lossguard import align, judge, probes
+from pytest_lossguard.advice import NOT_DETERMINISTIC
 from pytest_lossguard.align import Reference
 from pytest_lossguard.backends import Backend, numeric
 from pytest_lossguard.errors import stage
-from pytest_lossguard.findings import Finding, Paths, Report, Verdict
+from pytest_lossguard.findings import Finding, Fix, Paths, Report, Verdict
 from pytest_lossguard.locate import Locator
 from pytest_lossguard.options import Options, Shape
 from pytest_lossguard.probes import Case, Inputs
 from pytest_lossguard.state import preserved, warnings_recorded
-from pytest_lossguard.text import one_line
+from pytest_lossguard.text import number, one_line
 from pytest_lossguard.tolerance import close
 
 
@@ -141,10 +142,49 @@ def _positional(call: Callable[..., Any]) -> Callable[..., Any]:
     return traced
 
 
-def _judge(target: Callee, case: Case, evaluate: judge.Memo[Inputs, Outcome],
-           locate: Locator, options: Options) -> Finding | None:
+class Probing:
+    """One check's shared state: the target's calls (each layout once), the locator, and
+    whether a repeated canonical call has shown the target deterministic."""
+
+    def __init__(self, target: Callee, options: Options,
+                 log: list[warnings.WarningMessage]) -> None:
+        self.target = target
+        self.options = options
+        self.log = log
+        self.evaluate: judge.Memo[Inputs, Outcome] = judge.Memo(
+            lambda inputs: _call(target, inputs, log), lambda inputs: inputs.key)
+        self.locate = Locator(target.backend)
+        self.steady = False
+
+    def unsteady(self, inputs: Inputs) -> Finding | None:
+        """An error finding when a second call on the canonical `inputs` differs from the
+        first: randomness or a call counter, not a layout, then explains any probe's
+        difference. Asked once per check, and only once a probe differs, so a clean target
+        pays no call for it."""
+        if self.steady:
+            return None
+        self.steady = True
+        first, again = self.evaluate(inputs), _call(self.target, inputs, self.log)
+        if again.error is None and _close(again, first, self.options):
+            return None
+        second = one_line(again.error) if again.error else number(again.value)
+        return judge.canonical_error(
+            inputs.y_true.shape, inputs.y_pred.shape,
+            f"{self.target.name} is not deterministic: called twice on the same canonical input "
+            f"it gave {number(first.value)}, then {second}, so no probe can be compared with it",
+            sample_weight=None if inputs.sample_weight is None else inputs.sample_weight.shape,
+            fix=Fix(NOT_DETERMINISTIC, "not deterministic"))
+
+
+def _swapped(case: Case) -> Case:
+    """A weighting case told the other way round: its reference weighting as the probe."""
+    return dataclasses.replace(case, inputs=case.canonical, canonical=case.inputs)
+
+
+def _judge(run: Probing, case: Case) -> Finding | None:
     """The verdict of one probe; None when no reference applies to it."""
     __tracebackhide__ = True
+    target, evaluate, options = run.target, run.evaluate, run.options
     canonical = evaluate(case.canonical)
     failed = canonical.failed
     weight = case.canonical.sample_weight
@@ -167,33 +207,46 @@ def _judge(target: Callee, case: Case, evaluate: judge.Memo[Inputs, Outcome],
         return _finding(case, Verdict.RAISES, message=one_line(probe.error),
                         paths=target.paths(case, Verdict.RAISES), notes=probe.notes)
     match = next((r for r in references if _close(probe, r[1], options)), None)
-    name, reference = match or references[0]
-    if match is None and case.symmetric and reference.size > probe.size:
-        probe, reference = reference, probe
-    where = None
-    if match is None:
-        where = locate(_positional(target.traceable()), case.inputs.arrays,
-                       case.canonical.arrays)
-    verdict = judge.verdict(match is not None, probe.size > reference.size, where)
+    if match is not None:
+        return _finding(case, Verdict.SAFE, result_shape=probe.shape, value=probe.value,
+                        reference=match[0], reference_shape=match[1].shape,
+                        reference_value=match[1].value, notes=probe.notes)
+    unsteady = run.unsteady(case.canonical)
+    if unsteady is not None:
+        return unsteady
+    name, reference = references[0]
+    shown = case
+    if case.symmetric and reference.size > probe.size:
+        shown, probe, reference = _swapped(case), reference, probe
+    call = _positional(target.traceable())
+    where = run.locate(call, shown.inputs.arrays, shown.canonical.arrays)
+    if where is None and not case.probe.label_dtype:
+        # The probe shows no growth of its own: does the reference mix ranks where it does not?
+        grew = run.locate(call, shown.canonical.arrays, shown.inputs.arrays, mixed=True)
+        if grew is not None and case.symmetric:
+            shown, probe, reference, where = _swapped(shown), reference, probe, grew
+        elif grew is not None:
+            where = dataclasses.replace(grew, layout="canonical")
+    if case.symmetric and shown.canonical.sample_weight is not None:
+        name = f"sample_weight {shown.canonical.sample_weight.shape}"  # neither is canonical
+    verdict = judge.verdict(False, probe.size > reference.size, where)
     return _finding(
-        case, verdict, result_shape=probe.shape, value=probe.value, reference=name,
+        shown, verdict, result_shape=probe.shape, value=probe.value, reference=name,
         reference_shape=reference.shape, reference_value=reference.value, location=where,
-        paths=target.paths(case, verdict) if match is None else (), notes=probe.notes,
+        paths=target.paths(case, verdict), notes=probe.notes,
     )
 
 
 def check(target: Callee, options: Options) -> Report:
     """Every applicable probe of `target`; never raises for a verdict."""
     __tracebackhide__ = True
-    locate = Locator(target.backend)
     started = time.perf_counter()
     findings: list[Finding] = []
     with warnings_recorded() as log, preserved() as restored:
-        evaluate: judge.Memo[Inputs, Outcome] = judge.Memo(
-            lambda inputs: _call(target, inputs, log), lambda inputs: inputs.key)
+        run = Probing(target, options, log)
         for case in probes.cases(options, target.takes_weights):
             with stage(f"probing {case.label}"):
-                finding = _judge(target, case, evaluate, locate, options)
+                finding = _judge(run, case)
             if finding is not None and finding.verdict is Verdict.ERROR:
                 findings = [finding]
                 break

@@ -63,7 +63,10 @@ class Location:
 
     `internals` is the library function the op ran inside (`optax/losses/_regression.py:99
     in huber_loss`), empty when the user's line wrote the op itself; `where` is empty when no
-    user frame led there (a library function marked as the target).
+    user frame led there (a library function marked as the target). `op`, `inputs` and
+    `output` are the op's name and shapes, which advice reads operands by. `layout` names the
+    reference layout the op grew in when the probe's own layout did not grow ("canonical":
+    the intended shapes are the broken ones); empty for the probe's growth.
     """
 
     where: str
@@ -72,6 +75,10 @@ class Location:
     chain: tuple[str, ...] = ()
     grew: bool = True
     internals: str = ""
+    op: str = ""
+    inputs: tuple[Shape, ...] = ()
+    output: Shape = ()
+    layout: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

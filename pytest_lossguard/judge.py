@@ -54,10 +54,11 @@ def verdict(matched: bool, larger: bool, where: Location | None) -> Verdict:
 
 def canonical_error(y_true: Shape, y_pred: Shape, message: str, *,
                     sample_weight: Shape | None = None,
-                    exception: BaseException | None = None) -> Finding:
-    """The finding that ends a check: the target fails on its own canonical input."""
+                    exception: BaseException | None = None, fix: Fix | None = None) -> Finding:
+    """The finding that ends a check: the target fails on its own canonical input. A `fix`
+    given here stands; otherwise the kind advises one."""
     return Finding("canonical", Verdict.ERROR, y_true, y_pred, sample_weight=sample_weight,
-                   message=message, exception=exception)
+                   message=message, exception=exception, fix=fix)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,12 +74,13 @@ class Header:
 
 def report(kind: Advisor, header: Header, findings: list[Finding], options: Options,
            started: float, restored: list[str]) -> Report:
-    """The Report of one check, each failing finding carrying the kind's fix."""
+    """The Report of one check, each failing finding carrying its fix: the kind's, unless the
+    finding came with its own."""
     built = Report(
         kind.name, kind.label, kind.source, header.backend, header.alignment, header.true_shape,
         header.pred_shape, options.strict, tuple(findings), time.perf_counter() - started,
         tuple(restored), options.seed, header.feeds,
     )
-    advised = tuple(dataclasses.replace(f, fix=kind.advise(built, f)) if built.fails(f) else f
-                    for f in findings)
+    advised = tuple(dataclasses.replace(f, fix=kind.advise(built, f))
+                    if built.fails(f) and f.fix is None else f for f in findings)
     return dataclasses.replace(built, findings=advised)

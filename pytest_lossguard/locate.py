@@ -1,9 +1,11 @@
-"""Where a broadcast happened: the first op that grew on the probe and not on the reference.
+"""Where a broadcast happened: the first op that grew on one layout and not on the other.
 
 The backend traces (backends/*: TF graphs, NumPy ufunc recording). Growth that the reference
 layout also shows is intended (an outer product, a bias add) and is left out, so only the
-probe's own growth is reported, at the user's line that created it. The reference layout is
-shared by most probes of a target, so its trace is taken once per layout.
+probe's own growth is reported, at the user's line that created it. Asked the other way round
+(the reference's growth that the probe does not show, mixing ranks), it finds a reference
+layout that is the broken one. Each layout is traced once per check: most probes share their
+reference.
 """
 
 from __future__ import annotations
@@ -15,36 +17,37 @@ import numpy as np
 
 from pytest_lossguard.backends import Backend
 from pytest_lossguard.findings import Location
+from pytest_lossguard.trace import Growth
 
 
 class Locator:
-    """Locates growth for one target's check, tracing each reference layout once."""
+    """Locates growth for one target's check, tracing each layout once."""
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self.intended: dict[Hashable, set[tuple[str, str]] | None] = {}
+        self.traces: dict[Hashable, list[Growth] | None] = {}
 
-    def _intended(self, call: Callable[..., Any], reference: Sequence[np.ndarray],
-                  tag: str) -> set[tuple[str, str]] | None:
-        key = (tag, tuple((a.shape, a.dtype.str) for a in reference))
-        if key not in self.intended:
+    def _growth(self, call: Callable[..., Any], arrays: Sequence[np.ndarray],
+                tag: str) -> list[Growth] | None:
+        key = (tag, tuple((a.shape, a.dtype.str) for a in arrays))
+        if key not in self.traces:
             try:
-                self.intended[key] = {g.key for g in self.backend.growth(call, reference)}
+                self.traces[key] = self.backend.growth(call, arrays)
             except Exception:  # a target that cannot be traced simply has no location
-                self.intended[key] = None
-        return self.intended[key]
+                self.traces[key] = None
+        return self.traces[key]
 
     def __call__(self, call: Callable[..., Any], probe: Sequence[np.ndarray],
-                 reference: Sequence[np.ndarray], tag: str = "") -> Location | None:
+                 reference: Sequence[np.ndarray], tag: str = "",
+                 mixed: bool = False) -> Location | None:
         """The first growth the probe shows and the reference does not; None if none or
         untraceable. `call` takes the arrays positionally, as the backend's tensors; `tag`
-        names the call when one target is traced through several (a model's phases)."""
-        intended = self._intended(call, reference, tag)
-        if intended is None:
+        names the call when one target is traced through several (a model's phases); `mixed`
+        keeps only ops that mix ranks (to blame a reference layout, never an outer product)."""
+        intended = self._growth(call, reference, tag)
+        found = None if intended is None else self._growth(call, probe, tag)
+        if intended is None or found is None:
             return None
-        try:
-            found = next((g for g in self.backend.growth(call, probe) if g.key not in intended),
-                         None)
-        except Exception:
-            return None
-        return None if found is None else found.location()
+        keys = {g.key for g in intended}
+        return next((g.location() for g in found
+                     if g.key not in keys and (g.mixed or not mixed)), None)

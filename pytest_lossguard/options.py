@@ -116,10 +116,13 @@ class Options:
             raise LossguardError(
                 f"domain={self.domain!r} needs a class axis: set output_shape=(C,) with C >= 2"
             )
-        if self.domain == "sparse" and self.true_shape != self.pred_shape[:-1]:
+        # Class ids as Keras's sparse losses take them: one per sample, or as a column.
+        ids = self.pred_shape[:-1]
+        if self.domain == "sparse" and self.true_shape not in (ids, (*ids, 1)):
             raise LossguardError(
-                f"domain='sparse' needs y_true_shape == y_pred_shape[:-1], got "
-                f"{self.true_shape} and {self.pred_shape}"
+                f"domain='sparse' needs y_true_shape == y_pred_shape[:-1] (class ids) or "
+                f"y_pred_shape[:-1] + (1,) (ids as a column), got {self.true_shape} and "
+                f"{self.pred_shape}"
             )
         if self.batch_size is not None:
             if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int):

@@ -146,7 +146,7 @@ def _draw(seed: int, batch: int, true_sample: Shape, pred_sample: Shape, domain:
         one_hot = np.eye(classes)[ids]
         noise = rng.uniform(size=pred_shape)
         y_pred = 0.7 * one_hot + 0.3 * noise / noise.sum(axis=-1, keepdims=True)
-        y_true = ids if domain == "sparse" else one_hot
+        y_true = ids.reshape(true_shape) if domain == "sparse" else one_hot
         return _inputs(y_true, y_pred)
     if domain == "real":
         y_true = rng.normal(size=true_shape)

@@ -23,6 +23,14 @@ _HEADLINES = {
     Verdict.ERROR: "cannot be evaluated on canonical input",
     Verdict.RAISES: "raises on shapes that Keras's loss container aligns (strict)",
 }
+# When every finding of the worst verdict is about sample weights, the headline says so.
+_WEIGHTS_HEADLINES = {
+    Verdict.BROADCAST: "broadcasts sample weights against the per-sample loss",
+    Verdict.MISMATCH: "gives a different value for (B,) and (B, 1) sample weights",
+    Verdict.RAISES: "raises on (B,) or (B, 1) sample weights, which Keras treats alike (strict)",
+}
+# When every one grew in the canonical layout, not in the probe.
+_CANONICAL_HEADLINE = "broadcasts on its own canonical shapes, where a probe does not"
 
 
 # How a verdict reads on a colour terminal, in pytest's markup names.
@@ -102,19 +110,26 @@ def _result_lines(finding: Finding) -> list[str]:
     return lines
 
 
-def _location_lines(finding: Finding) -> list[str]:
+def _location_lines(report: Report, finding: Finding) -> list[str]:
     where = finding.location
     if where is None:
         return [row("broadcast", "not located: no single op grew or mixed ranks")] \
             if finding.failed else []
     label = "broadcast" if finding.verdict is Verdict.BROADCAST else "rank mix"
+    lines = []
+    if where.layout:  # the reference layout grew, not the probe: say which, with its shapes
+        batch = finding.y_true[0]
+        shapes = f"y_true {(batch, *report.true_shape)}  y_pred {(batch, *report.pred_shape)}"
+        lines.append(row(label, f"the {where.layout} layout {shapes} broadcasts; the probe "
+                                "does not"))
+        label = ""
     internals = f"library internals at {where.internals}" if where.internals else ""
     if not where.where:
-        return _wrapped(label, f"not in your code: {where.operation}, in "
-                               f"{internals or 'a library it calls'}")
+        return [*lines, *_wrapped(label, f"not in your code: {where.operation}, in "
+                                         f"{internals or 'a library it calls'}")]
     line = row(label, f"{where.where}   {where.source}").rstrip()
-    lines = [line if len(line) <= WIDTH else f"{row(label, where.where)}\n{_INDENT}{where.source}",
-             _INDENT + where.operation]
+    lines += [line if len(line) <= WIDTH else f"{row(label, where.where)}\n{_INDENT}{where.source}",
+              _INDENT + where.operation]
     if internals:
         lines.extend(_wrapped("", f"not in your code: in {internals}, which this line calls"))
     if len(where.chain) > 1:
@@ -134,12 +149,12 @@ def _via(links: list[str]) -> list[str]:
     return [row("via", wrapped[0]), *(_INDENT + line for line in wrapped[1:])]
 
 
-def _block(finding: Finding) -> list[str]:
+def _block(report: Report, finding: Finding) -> list[str]:
     lines = [row("probe", f"{finding.probe:<26} {_shapes_line(finding)}")]
     if finding.verdict in (Verdict.RAISES, Verdict.ERROR):
         return [*lines, *_wrapped("raised", finding.message), *_warned(finding)]
     lines.extend(_result_lines(finding))
-    lines.extend(_location_lines(finding))
+    lines.extend(_location_lines(report, finding))
     lines.extend(_warned(finding))
     if finding.paths:
         lines.append(row("paths", describe_paths(finding.paths)))
@@ -176,6 +191,17 @@ def _passed(report: Report, markup: Markup) -> str:
     return prefixed(f"{report.target} passes: {', '.join(parts)} under {probes} probe(s)")
 
 
+def _headline(worst: Verdict, failures: tuple[Finding, ...]) -> str:
+    """What the worst verdict's findings have in common: weights, a canonical layout that
+    grows, or label and prediction ranks."""
+    findings = [f for f in failures if f.verdict is worst]
+    if worst in _WEIGHTS_HEADLINES and all(f.sample_weight is not None for f in findings):
+        return _WEIGHTS_HEADLINES[worst]
+    if all(f.location is not None and f.location.layout for f in findings):
+        return _CANONICAL_HEADLINE
+    return _HEADLINES[worst]
+
+
 def render(report: Report, markup: Markup = plain) -> str:
     """The failure block of design.md section 6, or a one-line pass summary; `markup` colours
     the verdict words (the text is the same without it)."""
@@ -185,11 +211,11 @@ def render(report: Report, markup: Markup = plain) -> str:
         return "\n".join([_passed(report, markup), *notes, *_restored(report)])
     worst = next(v for v in Verdict if v is not Verdict.SAFE
                  and any(f.verdict is v for f in failures))
-    lines = [prefixed(f"{report.target} {markup(_HEADLINES[worst], COLOURS[worst])}"),
+    lines = [prefixed(f"{report.target} {markup(_headline(worst, failures), COLOURS[worst])}"),
              row("target", f"{report.source or '?'}  ({report.kind}, {report.feeds}, "
                            f"reference: {report.alignment})")]
     for finding in failures:
-        lines.extend(_block(finding))
+        lines.extend(_block(report, finding))
     lines.extend(notes)
     lines.extend(_restored(report))
     # One fix per distinct change to make: the first finding that needs it words it.

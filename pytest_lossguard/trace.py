@@ -78,6 +78,12 @@ class Growth:
             combined = 0
         return max(math.prod(self.output), combined) > largest
 
+    @property
+    def mixed(self) -> bool:
+        """Inputs of different ranks (scalars aside): the signature of an accidental broadcast,
+        where an intended outer product writes its unit axes on both sides."""
+        return len({len(shape) for shape in self.inputs if shape}) > 1
+
     def describe(self) -> str:
         """e.g. Sub (7,), (7, 1) -> (7, 7)."""
         shapes = ", ".join(str(s) for s in self.inputs)
@@ -86,7 +92,7 @@ class Growth:
     def location(self) -> Location:
         """The report's view of this op."""
         return Location(self.where, self.source, self.describe(), self.chain, self.grew,
-                        self.internals)
+                        self.internals, self.op, self.inputs, self.output)
 
 
 def _roots(keys: tuple[str, ...]) -> tuple[str, ...]:

@@ -309,10 +309,10 @@ def test_each_distinct_fix_is_given_and_recorded_per_finding():
     report = check(labels_and_weights_broadcast)
     text = str(report)
     assert text.count("\n  fix         ") == 2
-    assert "fix         reshape sample_weight to the per-sample loss" in text
+    assert "fix         sample_weight (7, 1) meets values (7,) at " in text
     assert "fix         align ranks before combining" in text
     fixes = {f["probe"]: f["fix"] for f in report.as_dict()["findings"]}
-    assert fixes["sample-weight-rank"].startswith("reshape sample_weight")
+    assert fixes["sample-weight-rank"].startswith("sample_weight (7, 1) meets values (7,)")
     assert fixes["labels-missing-unit-axis"].startswith("align ranks before combining")
     assert check(reshaped_mse).as_dict()["findings"][0]["fix"] is None
 

@@ -77,6 +77,109 @@ def hangs(y_true, y_pred):
         time.sleep(0.01)
 
 
+# Explanations (issue 14): weights, a canonical layout that itself broadcasts, randomness,
+# sparse ids as a column. Each broken sample has a near miss that must stay clean.
+
+
+def weighted_error(y_true, y_pred, sample_weight=None):
+    """Aligned labels, but (B,) weights against the (B, 1) error grow to (B, B)."""
+    y_true = tf.reshape(y_true, tf.shape(y_pred))
+    err = tf.square(y_true - y_pred)
+    if sample_weight is not None:
+        err = err * sample_weight
+    return tf.reduce_mean(err)
+
+
+def weighted_error_column(y_true, y_pred, sample_weight=None):
+    y_true = tf.reshape(y_true, tf.shape(y_pred))
+    err = tf.square(y_true - y_pred)
+    if sample_weight is not None:
+        err = err * tf.reshape(sample_weight, (-1, 1))
+    return tf.reduce_mean(err)
+
+
+def weighted_per_sample(y_true, y_pred, sample_weight=None):
+    """A (B,) per-sample loss: (B, 1) weights grow it to (B, B)."""
+    y_true = tf.reshape(y_true, tf.shape(y_pred))
+    per_sample = tf.reduce_mean(tf.square(y_true - y_pred), axis=-1)
+    if sample_weight is not None:
+        per_sample = per_sample * sample_weight
+    return per_sample
+
+
+def cox_partial_likelihood(y_true, y_pred):
+    """Event column (B, 1) times a (B,) risk term: the canonical layout is the broken one."""
+    event = y_true
+    log_risk = tf.reshape(y_pred, [-1])
+    log_cumulative = tf.math.log(tf.cumsum(tf.exp(log_risk)))
+    return -tf.reduce_mean(event * (log_risk - log_cumulative))
+
+
+def cox_partial_likelihood_flat(y_true, y_pred):
+    event = tf.reshape(y_true, [-1])
+    log_risk = tf.reshape(y_pred, [-1])
+    log_cumulative = tf.math.log(tf.cumsum(tf.exp(log_risk)))
+    return -tf.reduce_mean(event * (log_risk - log_cumulative))
+
+
+def true_positives(y_true, y_pred):
+    """(B, 1) class ids compared with (B,) predicted classes."""
+    predicted = tf.cast(tf.argmax(y_pred, axis=-1), y_true.dtype)
+    return tf.reduce_sum(tf.cast(tf.equal(y_true, predicted), tf.float32))
+
+
+def true_positives_flat(y_true, y_pred):
+    predicted = tf.cast(tf.argmax(y_pred, axis=-1), y_true.dtype)
+    return tf.reduce_sum(tf.cast(tf.equal(tf.reshape(y_true, [-1]), predicted), tf.float32))
+
+
+def same_label_rate(y_true, y_pred):
+    """Every label compared with every other, unit axes written on both sides: an intended
+    (B, B) outer comparison, not a canonical layout that broadcasts by accident."""
+    return tf.reduce_mean(tf.cast(tf.equal(y_true, tf.transpose(y_true)), tf.float32))
+
+
+def noisy_mse(y_true, y_pred):
+    y_true = tf.reshape(y_true, tf.shape(y_pred))
+    return tf.reduce_mean(tf.square(y_true - y_pred)) + 0.1 * tf.random.uniform(())
+
+
+def seeded_noise_mse(y_true, y_pred):
+    y_true = tf.reshape(y_true, tf.shape(y_pred))
+    noise = tf.random.stateless_uniform((), seed=(1, 2))
+    return tf.reduce_mean(tf.square(y_true - y_pred)) + 0.1 * noise
+
+
+class CountingMSE:
+    """A loss whose value depends on how often it was called."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, y_true, y_pred):
+        self.calls += 1
+        y_true = tf.reshape(y_true, tf.shape(y_pred))
+        return tf.reduce_mean(tf.square(y_true - y_pred)) * self.calls
+
+
+CLASS_WEIGHTS = tf.constant([1.0, 2.0, 0.5, 1.5])
+
+
+def class_weighted_nll(y_true, y_pred):
+    """Sparse ids as a column (B, 1): the class weights take the ids' shape."""
+    y_pred = tf.reshape(y_pred, (-1, 4))
+    ids = tf.cast(y_true, tf.int32)
+    picked = tf.gather(y_pred, tf.reshape(ids, (-1, 1)), batch_dims=1)
+    return -tf.reduce_mean(tf.gather(CLASS_WEIGHTS, ids) * tf.math.log(picked))
+
+
+def class_weighted_nll_column(y_true, y_pred):
+    y_pred = tf.reshape(y_pred, (-1, 4))
+    ids = tf.cast(tf.reshape(y_true, (-1, 1)), tf.int32)
+    picked = tf.gather(y_pred, ids, batch_dims=1)
+    return -tf.reduce_mean(tf.gather(CLASS_WEIGHTS, ids) * tf.math.log(picked))
+
+
 class Linear(keras.Model):
     """Linear regression: one Dense unit, no custom step."""
 

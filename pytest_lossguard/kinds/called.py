@@ -9,7 +9,14 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from pytest_lossguard import align, backends, calls
-from pytest_lossguard.advice import CANONICAL_ERROR, advised, fix_code, weights_hint
+from pytest_lossguard.advice import (
+    CANONICAL_ERROR,
+    advised,
+    canonical_growth,
+    canonical_hint,
+    fix_code,
+    weights_hint,
+)
 from pytest_lossguard.align import Reference
 from pytest_lossguard.backends import Backend
 from pytest_lossguard.findings import Finding, Fix, Paths, Report, Verdict
@@ -100,7 +107,11 @@ class Called(abc.ABC):
         if finding.verdict is Verdict.ERROR:
             return advised(finding, code, CANONICAL_ERROR)
         if finding.sample_weight is not None:
-            return advised(finding, code, weights_hint(self.backend))
+            return advised(finding, code, weights_hint(self.backend, finding.location,
+                                                       finding.sample_weight))
+        grown = canonical_growth(report)
+        if grown is not None:  # aligning to the canonical layout would keep the bug
+            return advised(finding, *canonical_hint(report, *grown, self.backend))
         return advised(finding, code, self.hint(code, finding))
 
     @abc.abstractmethod
