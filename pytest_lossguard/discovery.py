@@ -1,6 +1,6 @@
-"""Find unmarked targets: losses, metrics, Loss classes, models that override their steps, and
+"""Find unmarked targets: losses, metrics, Loss classes, models that override their steps,
 torch loss modules (`_Loss` subclasses, and modules whose `forward` takes a prediction/target
-pair).
+pair), and LightningModules that define `training_step` / `validation_step`.
 
 Two passes share one rule set. `scan_source` reads a file with `ast` and imports nothing (not
 even NumPy), so the CLI can leave early when no file holds a candidate. `discover` imports a
@@ -19,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from pytest_lossguard.conventions import STEPS, pair
+from pytest_lossguard.conventions import LIGHTNING_STEPS, STEPS, pair
 from pytest_lossguard.errors import LossguardError
 from pytest_lossguard.quiet import framework_import
 from pytest_lossguard.settings import marker_kwargs
@@ -78,7 +78,7 @@ def scan_source(source: str) -> list[str]:
             taken = pair([a.arg for a in forward.args.posonlyargs + forward.args.args][1:]) \
                 if forward is not None else None
             if (any(name.endswith(_BASES) for name in bases)
-                    or methods.keys() & {*STEPS, "call", "update_state"}):
+                    or methods.keys() & {*STEPS, *LIGHTNING_STEPS, "call", "update_state"}):
                 reasons.append(f"{node.name}: subclasses {', '.join(sorted(bases))}")
             elif taken:
                 reasons.append(f"{node.name}: forward({taken[0]}, {taken[1]})")
