@@ -2,8 +2,6 @@
 no Trainer and without importing Keras."""
 
 import inspect
-import subprocess
-import sys
 
 import lightning as L
 import pytest
@@ -115,9 +113,10 @@ def test_a_module_that_cannot_run_on_its_inputs_is_a_clear_error():
         check(Regression(example=False), input_shape=(4,))
 
 
-def test_lightning_modules_never_import_keras_and_a_keras_session_can_check_them(pytester):
+def test_a_session_that_checks_keras_then_lightning_ends_with_its_report(pytester):
     """Keras first, then Lightning, in one session: the order that crashes with some torch
-    builds. The session ends with its report, and Lightning alone never loads Keras."""
+    builds. The session ends with its report (test_native checks that Lightning alone never
+    loads Keras)."""
     module = f"import lightning as L\nimport torch\n\n\n{inspect.getsource(Regression)}"
     pytester.makepyfile(
         test_a_keras=(
@@ -130,10 +129,3 @@ def test_lightning_modules_never_import_keras_and_a_keras_session_can_check_them
     result = pytester.runpytest_subprocess("--lossguard", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*2 target(s)*"])
-    script = (f"import sys\nfrom pytest_lossguard import check\n{module}\n"
-              "print(check(Regression).counts()['broadcast'])\n"
-              "print(sorted(m for m in ('tensorflow', 'keras', 'tf_keras') if m in sys.modules))\n")
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=300)
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert run.stdout.split() == ["2", "[]"]

@@ -5,6 +5,7 @@ libraries, so each loss's backend must come from the code it runs, not from the 
 import inspect
 import os
 import warnings
+from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
@@ -13,6 +14,8 @@ import pytest
 import torch
 
 from pytest_lossguard import check
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def torch_mse(y_true, y_pred):
@@ -158,9 +161,9 @@ def test_aligned_torch_losses_pass(loss):
 
 
 def test_native_targets_never_import_tensorflow_or_keras(tmp_path):
-    """torch, JAX (optax too), NumPy and scikit-learn targets are judged against the NumPy port
-    of Keras's rule: checking them loads neither TensorFlow nor Keras (2 s a process, and an
-    import-order crash risk), and each report's header names that reference."""
+    """torch, Lightning, JAX (optax too), NumPy and scikit-learn targets are judged against the
+    NumPy port of Keras's rule: checking them loads neither TensorFlow nor Keras (2 s a process,
+    and an import-order crash risk), and each report's header names that reference."""
     import subprocess
     import sys
 
@@ -170,6 +173,8 @@ def test_native_targets_never_import_tensorflow_or_keras(tmp_path):
     script.write_text(
         "import sys\nimport jax.numpy as jnp\nimport numpy as np\nimport optax\nimport torch\n"
         "from sklearn.metrics import mean_squared_error\n"
+        f"sys.path.insert(0, {str(EXAMPLES / 'pytorch')!r})\n"
+        "from lightning_regression import LinearRegression\n"
         "from pytest_lossguard import check\n"
         "def torch_mse(y_true, y_pred):\n    return torch.mean((y_true - y_pred) ** 2)\n"
         "def jax_mse(y_true, y_pred):\n    return jnp.mean((y_true - y_pred) ** 2)\n"
@@ -177,7 +182,7 @@ def test_native_targets_never_import_tensorflow_or_keras(tmp_path):
         "    return jnp.mean(optax.huber_loss(y_pred, y_true))\n"
         "def np_mae(y_true, y_pred):\n    return np.mean(np.abs(y_true - y_pred))\n"
         "reports = [check(t) for t in (torch_mse, jax_mse, optax_huber, np_mae, "
-        "torch.nn.L1Loss(), mean_squared_error)]\n"
+        "torch.nn.L1Loss(), mean_squared_error, LinearRegression)]\n"
         "print([r.counts()['broadcast'] for r in reports], {r.alignment for r in reports})\n"
         "print(sum(f'reference: {r.alignment})' in str(r).splitlines()[1] for r in reports))\n"
         "print(sorted(m for m in ('tensorflow', 'keras', 'tf_keras') if m in sys.modules))\n")
@@ -186,8 +191,8 @@ def test_native_targets_never_import_tensorflow_or_keras(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     counts, headers, loaded = run.stdout.strip().splitlines()[-3:]
     assert PORT.name == "numpy port of keras 3"
-    assert counts == f"[4, 4, 4, 4, 4, 0] {{'{PORT.name}'}}"
-    assert headers == "5"  # the five failing reports' target lines; a passing one has none
+    assert counts == f"[4, 4, 4, 4, 4, 0, 2] {{'{PORT.name}'}}"
+    assert headers == "6"  # the six failing reports' target lines; a passing one has none
     assert loaded == "[]"
 
 
