@@ -117,6 +117,8 @@ class Finding:
     method: Method | None = None
     update_difference: float | None = None
     update_size: float | None = None
+    # The model output the probe's labels were fed to, named when a model has several.
+    output: str = ""
     fix: Fix | None = None
     exception: BaseException | None = dataclasses.field(default=None, compare=False, repr=False)
 
@@ -137,7 +139,8 @@ class Finding:
             "source": where.source, "operation": where.operation, "chain": where.chain,
             "paths": {path: status.value for path, status in self.paths},
             "method": str(self.method or ""), "update_difference": self.update_difference,
-            "update_size": self.update_size, "fix": self.fix.text if self.fix else None,
+            "update_size": self.update_size, "output": self.output,
+            "fix": self.fix.text if self.fix else None,
         }
 
 

@@ -12,6 +12,7 @@ from pytest_lossguard import align, backends, calls
 from pytest_lossguard.advice import CANONICAL_ERROR, advised, fix_code, weights_hint
 from pytest_lossguard.align import Reference
 from pytest_lossguard.backends import Backend
+from pytest_lossguard.errors import LossguardError
 from pytest_lossguard.findings import Finding, Fix, Paths, Report, Verdict
 from pytest_lossguard.kinds import BuiltKind
 from pytest_lossguard.options import Options
@@ -73,6 +74,12 @@ class Called(abc.ABC):
         return self._backend(options).keras
 
     def check(self, options: Options) -> Report:
+        model_only = [f"{key}= per output" for key in options.per_output]
+        model_only += ["batch="] if options.batch is not None else []
+        if model_only:
+            raise LossguardError(
+                f"{' and '.join(model_only)} apply to models only, and {self.name} is a "
+                f"{self.label}; give it one value of each option and no batch=")
         self.backend = self._backend(options)
         self.reference = align.reference() if self.backend.keras else align.PORT
         self.meter = PathMeter(self, options, self.containers if self.backend.keras else ())
