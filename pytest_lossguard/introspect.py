@@ -70,7 +70,8 @@ def _unpacks_weights(inner: Any) -> bool:
     for node in ast.walk(function):
         if isinstance(node, ast.Call) and isinstance(node.func, (ast.Attribute, ast.Name)):
             called = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
-            through_super = (called == function.name and isinstance(node.func, ast.Attribute)
+            through_super = (called in ("train_step", "test_step")
+                             and isinstance(node.func, ast.Attribute)
                              and isinstance(node.func.value, ast.Call)
                              and getattr(node.func.value.func, "id", "") == "super")
             if called == "unpack_x_y_sample_weight" or through_super:

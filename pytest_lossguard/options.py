@@ -46,8 +46,7 @@ def _input_shape(value: Any) -> InputShape:
     """One shape, a list of shapes (several inputs) or a dict of them (named inputs)."""
     if isinstance(value, Mapping):
         return {str(key): _shape(f"input_shape[{key!r}]", shape) for key, shape in value.items()}
-    if isinstance(value, (tuple, list)) and value and all(
-            isinstance(v, (tuple, list)) for v in value):
+    if isinstance(value, (tuple, list)) and any(isinstance(v, (tuple, list)) for v in value):
         return tuple(_shape(f"input_shape[{i}]", shape) for i, shape in enumerate(value))
     return _shape("input_shape", value)
 

@@ -37,6 +37,7 @@ from pytest_lossguard.kinds.model_data import (
     heads,
     input_shapes,
     leaves,
+    pack,
 )
 from pytest_lossguard.locate import Locator
 from pytest_lossguard.options import Options
@@ -97,8 +98,9 @@ class Harness:
             self.outputs = outputs
             self.heads = heads(model, outputs, options, name)
             self.feed = Feed(model, outputs, options, name)
+            labels = pack(outputs, self.canonical(options.probe_batch).y)
             try:
-                _build_training_state(model, x, outputs)
+                _build_training_state(model, x, labels)
             except Exception as exc:
                 raise LossguardError(
                     f"cannot build the compiled loss, metrics or optimizer of {name}: "
@@ -214,7 +216,7 @@ def _undone_on_error(undo: Callable[[], None]) -> Iterator[None]:
         raise
 
 
-def _build_training_state(model: Any, x: Any, outputs: Any) -> None:
+def _build_training_state(model: Any, x: Any, labels: Any) -> None:
     """Build what a step needs before the snapshot is taken: the optimizer's variables and,
     for a JAX trainer, the compiled loss and metrics.
 
@@ -223,7 +225,7 @@ def _build_training_state(model: Any, x: Any, outputs: Any) -> None:
     call, and the symbolic pass would cost about a step and a half.
     """
     if hasattr(model, "jax_state_sync"):
-        model._symbolic_build(data_batch=(x, outputs))
+        model._symbolic_build(data_batch=(x, labels))
     optimizer = getattr(model, "optimizer", None)
     built = getattr(optimizer, "built", False) or getattr(optimizer, "_built", False)
     if optimizer is not None and hasattr(optimizer, "build") and not built:
