@@ -99,9 +99,14 @@ class Options:
     per_output: Mapping[str, Mapping[OutputKey, Any]] = dataclasses.field(default_factory=dict)
 
     @classmethod
+    def names(cls) -> frozenset[str]:
+        """The options a user may give (per_output is how per-output values are kept)."""
+        return frozenset(f.name for f in dataclasses.fields(cls)) - {"per_output"}
+
+    @classmethod
     def build(cls, base: Options | None = None, **kwargs: Any) -> Options:
         """Validate kwargs on top of `base`; unknown or malformed keys raise LossguardError."""
-        known = {f.name for f in dataclasses.fields(cls)} - {"per_output"}
+        known = cls.names()
         unknown = sorted(set(kwargs) - known)
         if unknown:
             raise LossguardError(
