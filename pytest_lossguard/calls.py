@@ -32,6 +32,8 @@ class Callee(judge.Advisor, Protocol):
     backend: Backend
     reference: Reference
     takes_weights: bool
+    # Whether it takes the prediction first (torch's order), as the report header says.
+    swapped: bool
 
     def call(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
         """One unreduced call on the backend's tensors."""
@@ -180,7 +182,10 @@ def check(target: Callee, options: Options) -> Report:
                 break
             if finding is not None:
                 findings.append(finding)
-    header = judge.Header(target.backend.name, f"{target.backend.name} tensors",
+    # Keras's API always takes labels first; elsewhere the order was read off the signature.
+    order = "" if target.backend.keras else (", prediction first" if target.swapped
+                                             else ", labels first")
+    header = judge.Header(target.backend.name, f"{target.backend.name} tensors{order}",
                           target.reference.name, options.true_shape, options.pred_shape)
     with stage("writing the report"):
         return judge.report(target, header, findings, options, started, restored)

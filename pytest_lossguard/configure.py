@@ -25,11 +25,13 @@ INI_DEFAULTS = {
     "rtol": "relative tolerance of the value comparison (default: by dtype)",
     "atol": "absolute tolerance of the value comparison (default: by dtype)",
     "seed": "seed of the probe values",
-    "backend": "tensor library to feed targets: auto, numpy, tensorflow or keras",
+    "backend": "tensor library to feed targets: auto, numpy, tensorflow, keras, jax or torch",
+    "order": "argument order of losses: auto (from the signature), labels-first or "
+             "prediction-first",
     "timeout": "seconds one target may take before it is an error (0: no limit)",
 }
 # ini keys taken as written rather than as Python literals.
-_WORDS = ("domain", "backend", "probes")
+_WORDS = ("domain", "backend", "probes", "order")
 _BASE = pytest.StashKey[Options]()
 _SETTINGS = pytest.StashKey[Settings]()
 

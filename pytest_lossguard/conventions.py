@@ -19,6 +19,8 @@ PREDICTION_FIRST = frozenset({
 })
 # The methods whose override makes a model worth probing.
 STEPS = ("train_step", "test_step", "compute_loss")
+# A LightningModule's steps, in the order the Trainer's fit() and validate() run them.
+LIGHTNING_STEPS = ("training_step", "validation_step")
 
 
 def pair(args: list[str]) -> tuple[str, str] | None:

@@ -28,17 +28,18 @@ def keras_base(cls: type, base: str) -> str | None:
     return None
 
 
-def torch_base(cls: type, base: str) -> bool:
-    """Whether `cls` derives from torch's class `base` (nn.Module), without importing torch."""
-    return any(k.__name__ == base and k.__module__.partition(".")[0] == "torch"
+def torch_base(cls: type, base: str, roots: tuple[str, ...] = ("torch",)) -> bool:
+    """Whether `cls` derives from the class `base` of a library under `roots` (torch's
+    nn.Module, Lightning's LightningModule), without importing it."""
+    return any(k.__name__ == base and k.__module__.partition(".")[0] in roots
                for k in cls.__mro__)
 
 
-def user_defines(cls: type, attribute: str) -> bool:
-    """True when `attribute` comes from a class outside Keras (the user's override)."""
+def user_defines(cls: type, attribute: str, library: tuple[str, ...] = KERAS_ROOTS) -> bool:
+    """True when `attribute` comes from a class outside the library (the user's override)."""
     for klass in cls.__mro__:
         if attribute in vars(klass):
-            return not from_keras(klass)
+            return klass.__module__.partition(".")[0] not in library
     return False
 
 

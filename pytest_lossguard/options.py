@@ -11,6 +11,8 @@ from pytest_lossguard.errors import LossguardError
 
 DOMAINS = ("real", "probability", "binary", "one-hot", "sparse")
 BACKENDS = ("auto", "numpy", "tensorflow", "keras", "jax", "torch")
+# Argument orders of a loss: taken from its signature, or set.
+ORDERS = ("auto", "labels-first", "prediction-first")
 # Primes, so that an outer broadcast of the batch against a per-sample axis always shows.
 BATCH_CANDIDATES = (7, 11, 13, 17, 19, 23, 29, 31)
 # Refuse canonical shapes whose probe arrays would be absurdly large.
@@ -89,6 +91,7 @@ class Options:
     strict: bool = False
     seed: int = 0
     backend: str = "auto"
+    order: str = "auto"
     init: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     input_shape: InputShape | None = None
     compile: Mapping[str, Any] | None = None
@@ -153,6 +156,10 @@ class Options:
         if self.backend not in BACKENDS:
             raise LossguardError(
                 f"backend={self.backend!r} is not known; use one of {', '.join(BACKENDS)}"
+            )
+        if self.order not in ORDERS:
+            raise LossguardError(
+                f"order={self.order!r} is not known; use one of {', '.join(ORDERS)}"
             )
         if self.domain in ("one-hot", "sparse") and self.pred_shape[-1:] in ((), (1,)):
             raise LossguardError(

@@ -98,6 +98,10 @@ def _slots() -> list[Slot]:
     keras_global = sys.modules.get("keras.src.backend.common.global_state")
     if keras_global is not None and "keras.src.random.seed_generator" in sys.modules:
         slots.append(("keras global seed generator", *_keras_seed(keras_global), _keras_equal))
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "random"):
+        slots.append(("torch random state", torch.random.get_rng_state,
+                      torch.random.set_rng_state, lambda a, b: bool(torch.equal(a, b))))
     tf = sys.modules.get("tensorflow")
     if tf is not None:
         slots.append(("tf.config.run_functions_eagerly", tf.config.functions_run_eagerly,

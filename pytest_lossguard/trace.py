@@ -25,6 +25,7 @@ _LIBRARY_PARTS = (
     f"{os.sep}numpy{os.sep}", f"{os.sep}_pytest{os.sep}", f"{os.sep}pluggy{os.sep}",
     f"{os.sep}jax{os.sep}", f"{os.sep}jaxlib{os.sep}", f"{os.sep}torch{os.sep}",
     f"{os.sep}optax{os.sep}", f"{os.sep}flax{os.sep}", f"{os.sep}lightning{os.sep}",
+    f"{os.sep}pytorch_lightning{os.sep}",
     f"{os.sep}contextlib.py", f"{os.sep}functools.py", "<__array_function__",
     f"{os.sep}threading.py", f"{os.sep}concurrent{os.sep}futures{os.sep}",
 )

@@ -17,6 +17,8 @@ import pytest
 from pytest_lossguard.quiet import framework_import
 
 with framework_import():  # TensorFlow's C++ start-up lines stay out of the test output
+    # Lightning before Keras: the reverse order crashes the process with some torch builds.
+    import lightning  # noqa: F401
     import tensorflow  # noqa: F401
 
     # The flavour zoo.py picks: tf_keras when test_legacy.py reruns test_models.py, else Keras 3.

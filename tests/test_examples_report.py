@@ -30,13 +30,25 @@ def normalised(value):
     return value
 
 
-def test_the_examples_report_is_unchanged(tmp_path):
+def readme_excerpts():
+    """The README's failure excerpts from the examples: each line but the `...` elisions."""
+    blocks = re.findall(r"```text\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    return [[line for line in block.splitlines() if line.strip() != "..."]
+            for block in blocks if block.startswith("lossguard: ") and "examples/" in block]
+
+
+def test_the_examples_report_is_unchanged_and_the_readme_quotes_it(tmp_path):
     path = tmp_path / "examples.json"
-    subprocess.run([sys.executable, "-m", "pytest", "--lossguard", "examples/", "-q",
-                    "-p", "no:cacheprovider", f"--lossguard-report={path}"],
-                   cwd=ROOT, capture_output=True, check=False,
-                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    run = subprocess.run([sys.executable, "-m", "pytest", "--lossguard", "examples/", "-q",
+                          "-p", "no:cacheprovider", f"--lossguard-report={path}"],
+                         cwd=ROOT, capture_output=True, text=True, check=False,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     report = normalised(json.loads(path.read_text()))
     if os.environ.get("LOSSGUARD_REGOLD"):
         GOLDEN.write_text(json.dumps(report, indent=1) + "\n")
     assert report == json.loads(GOLDEN.read_text())
+    printed = set(run.stdout.splitlines())
+    excerpts = readme_excerpts()
+    assert len(excerpts) == 2
+    for excerpt in excerpts:
+        assert [line for line in excerpt if line not in printed] == [], excerpt[0]

@@ -89,6 +89,23 @@ def test_torch_losses_take_the_prediction_first_and_are_flagged(loss):
     assert "target = target.reshape(" in fix and "(input.shape)" in fix
 
 
+def first_minus_second(a, b):
+    return torch.mean((a - b) ** 2)
+
+
+@pytest.mark.parametrize(("order", "operation", "header"), [
+    ("auto", "sub (7,), (7, 1) -> (7, 7)", "labels first"),
+    ("prediction-first", "sub (7, 1), (7,) -> (7, 7)", "prediction first"),
+])
+def test_the_order_option_sets_which_argument_gets_the_prediction(order, operation, header):
+    """Names that say nothing, (a, b), read as labels first unless the option says otherwise;
+    the probe feeding labels (7,) against predictions (7, 1) shows which argument got which."""
+    report = check(first_minus_second, order=order)
+    first = report.failures[0]
+    assert first.probe == "labels-missing-unit-axis" and first.location.operation == operation
+    assert f"torch tensors, {header}, reference" in str(report)
+
+
 def test_poisson_nll_broadcasts_without_any_torch_warning():
     report = check(torch.nn.PoissonNLLLoss(log_input=False), domain="probability")
     assert report.counts()["broadcast"] == 4

@@ -72,5 +72,16 @@ class Torch(ArrayBackend):
     def growth(self, call: Callable[..., Any], arrays: Sequence[np.ndarray]) -> list[Growth]:
         return torch_growth(call, [self.to_tensor(a) for a in arrays])
 
+    def step(self, model: Any, method: str, data: Any) -> Any:
+        """A Lightning step, `training_step(batch, batch_idx)`, as the Trainer calls it."""
+        return getattr(model, method)(data, 0)
+
+    def read(self, variable: Any) -> np.ndarray:
+        return np.array(variable.detach().cpu().numpy())
+
+    def write(self, variable: Any, value: np.ndarray) -> None:
+        with torch.no_grad():
+            variable.copy_(torch.from_numpy(np.array(value)))
+
 
 BACKEND = Torch()

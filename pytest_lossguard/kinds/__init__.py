@@ -25,7 +25,8 @@ from pytest_lossguard.options import Options
 
 ACCEPTED = (
     "a loss or metric function fn(y_true, y_pred[, sample_weight]), a keras.losses.Loss, "
-    "keras.metrics.Metric or keras.Model class or instance, a torch.nn.Module loss, or a "
+    "keras.metrics.Metric or keras.Model class or instance, a torch.nn.Module loss, a "
+    "LightningModule, or a "
     "zero-argument factory returning one"
 )
 
@@ -71,6 +72,7 @@ def classify(obj: Any) -> TargetKind:
     __tracebackhide__ = True
     from pytest_lossguard.kinds.factory import Factory
     from pytest_lossguard.kinds.function import Function
+    from pytest_lossguard.kinds.lightning import LIGHTNING_ROOTS, LightningModule
     from pytest_lossguard.kinds.loss import LossObject
     from pytest_lossguard.kinds.metric import MetricObject
     from pytest_lossguard.kinds.model import ModelObject
@@ -82,6 +84,8 @@ def classify(obj: Any) -> TargetKind:
         for kind in objects:
             if keras_base(obj, kind.base):
                 return Factory(obj, name, kind)
+        if torch_base(obj, LightningModule.base, LIGHTNING_ROOTS):
+            return Factory(obj, name, LightningModule)
         if torch_base(obj, TorchModule.base):
             return Factory(obj, name, TorchModule)
         raise LossguardError(
@@ -90,6 +94,8 @@ def classify(obj: Any) -> TargetKind:
     for kind in objects:
         if keras_base(type(obj), kind.base):
             return kind(obj, name)
+    if torch_base(type(obj), LightningModule.base, LIGHTNING_ROOTS):
+        return LightningModule(obj, name)
     if torch_base(type(obj), TorchModule.base):
         return TorchModule(obj, name)
     if not callable(obj):

@@ -49,6 +49,7 @@ class Called(abc.ABC):
         self.name = name
         self.source = source
         self.inferred = backend
+        self.parameters: list[str] = []
 
     # What `call` calls, and whether it takes the prediction first (torch's order).
     callee: Callable[..., Any]
@@ -62,6 +63,7 @@ class Called(abc.ABC):
 
     def order(self, parameters: list[str], swapped: bool) -> None:
         """Take the argument order, and the names fix hints write, from the parameters."""
+        self.parameters = parameters
         self.swapped = swapped
         if len(parameters) >= 2:
             first, second = parameters[:2]
@@ -80,6 +82,8 @@ class Called(abc.ABC):
             raise LossguardError(
                 f"{' and '.join(model_only)} apply to models only, and {self.name} is a "
                 f"{self.label}; give it one value of each option and no batch=")
+        if options.order != "auto":
+            self.order(self.parameters, options.order == "prediction-first")
         self.backend = self._backend(options)
         self.reference = align.reference() if self.backend.keras else align.PORT
         self.meter = PathMeter(self, options, self.containers if self.backend.keras else ())

@@ -62,6 +62,9 @@ class Factory:
         if target.is_model:  # its layers' initialisers drew seeds: put back, not blamed
             changed[:] = [name for name in changed if name != PYTHON_RANDOM]
         report = target.check(options)
+        # torch modules draw their initial weights from torch's global generator: put back,
+        # but not blamed on the constructor.
+        changed[:] = [name for name in changed if name != "torch random state"]
         restored = tuple(dict.fromkeys([*changed, *report.restored]))
         return dataclasses.replace(report, restored=restored) if changed else report
 

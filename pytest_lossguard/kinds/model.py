@@ -49,7 +49,6 @@ from pytest_lossguard.tolerance import close, tolerances
 
 # What an uncompiled model is compiled with when the `compile` option is not given.
 DEFAULT_COMPILE: Mapping[str, Any] = {"optimizer": "sgd", "loss": "mean_squared_error"}
-PHASES = ("train", "test")
 # The backend whose tensors each Keras flavour's steps expect.
 _BACKENDS = {"keras": "keras", "tf_keras": "tensorflow"}
 MODEL_ERROR = ("make the model's steps work on labels shaped like its output, or set "
@@ -74,7 +73,18 @@ def _variables(owner: Any) -> list[Any]:
 
 
 class Harness:
-    """A compiled, built model whose state is snapshotted, so that every step starts alike."""
+    """A compiled, built model whose state is snapshotted, so that every step starts alike.
+
+    The judging below asks a harness only for its steps and their names, its heads and its
+    feed, so a Lightning module's harness (kinds/lightning.py) subclasses this one and reuses it.
+    """
+
+    # Each phase: the method that runs it, and the call path it stands for.
+    methods: Mapping[str, str] = {"train": "train_step", "test": "test_step"}
+    paths: Mapping[str, str] = {"train": FIT, "test": EVALUATE}
+    seeding: ClassVar[str] = "keras.random.SeedGenerator"
+    # The alignment rule of the reference labels: None for the installed Keras's own.
+    rule: ClassVar[align.Reference | None] = None
 
     def __init__(self, model: Any, name: str, backend: Backend, options: Options) -> None:
         self.model = model
@@ -97,7 +107,7 @@ class Harness:
                 ) from exc
             self.outputs = outputs
             self.heads = heads(model, outputs, options, name)
-            self.feed = Feed(model, outputs, options, name)
+            self.feed = Feed(model, outputs, options, name, self.methods)
             labels = pack(outputs, self.canonical(options.probe_batch).y)
             try:
                 _build_training_state(model, x, labels)
@@ -185,7 +195,7 @@ class Harness:
         before = [self.backend.read(v) for v in model.trainable_variables]
         try:
             data = rebuild([self.to_tensor(a) for a in arrays])
-            values = _logs(self.backend.step(model, f"{phase}_step", data), self.backend)
+            values = _logs(self.backend.step(model, self.methods[phase], data), self.backend)
         except Exception as exc:
             return Step(error=exc)
         update = tuple(self.backend.read(v) - b
@@ -199,7 +209,7 @@ class Harness:
         arrays, rebuild = flatten(self.feed.data(phase, batch))
 
         def call(*tensors: Any) -> Any:
-            return self.backend.step(self.model, f"{phase}_step", rebuild(tensors))
+            return self.backend.step(self.model, self.methods[phase], rebuild(tensors))
 
         return call, arrays
 
@@ -321,12 +331,13 @@ def _differ(differ: list[str], reference: str) -> str:
     return f"{', '.join(differ[:-1])} and {differ[-1]} differ from the {reference} run"
 
 
-def _method(cls: type, phase: str, differ: list[str]) -> Method:
+def _method(harness: Harness, phase: str, differ: list[str]) -> Method:
     """The user's code the difference comes from: a step, compute_loss, or a metric."""
+    cls = type(harness.model)
     metrics = [key for key in differ if key != "weight update" and not _is_loss(key)]
     if metrics and len(metrics) == len(differ):
         return Method(metrics[0], metric=True)
-    for method in (f"{phase}_step", "compute_loss"):
+    for method in (harness.methods[phase], "compute_loss"):
         if user_defines(cls, method):
             return Method(method)
     return Method("compiled loss")
@@ -342,9 +353,8 @@ def _error(
 
 def _check_canonical(harness: Harness, batch: Batch) -> Finding | None:
     """An error finding when the model cannot be probed from its own canonical labels."""
-    for phase in PHASES:
+    for phase, method in harness.methods.items():
         first = harness.step(phase, batch)
-        method = f"{phase}_step"
         if isinstance(first.error, LossguardError):
             return _error(f"{method} {first.error}", batch, harness)
         if first.error is not None:
@@ -369,21 +379,20 @@ def _nonfinite(step: Step) -> dict[str, float]:
 def _nondeterministic(harness: Harness, batch: Batch) -> Finding | None:
     """An error finding when a step gives two results from identical state. Asked only once a
     probe differs, since only then could randomness pass for a broadcast."""
-    for phase in PHASES:
+    for phase, method in harness.methods.items():
         first = harness.step(phase, batch)
         again = harness.run(phase, batch)
         if again.error is not None or _differences(again, first, harness.options)[0]:
-            return _error(f"{phase}_step is not deterministic: two runs from identical weights "
-                          "and optimizer state differ; seed its randomness "
-                          "(keras.random.SeedGenerator) or probe a model without it", batch,
-                          harness)
+            return _error(f"{method} is not deterministic: two runs from identical weights "
+                          f"and optimizer state differ; seed its randomness ({harness.seeding}) "
+                          "or probe a model without it", batch, harness)
     return None
 
 
 def _model_cases(harness: Harness) -> Iterator[tuple[int, Case]]:
     """The label probes of every head, and the weighting probe once for the model when its
     steps take sample weights: the model makes the predictions, so only labels vary."""
-    weighted = any(map(harness.feed.takes_weights, PHASES))
+    weighted = any(map(harness.feed.takes_weights, harness.methods))
     for index, head in enumerate(harness.heads):
         for case in probes.cases(head.options, takes_weights=weighted and index == 0):
             if case.inputs.y_pred.shape == case.canonical.y_pred.shape:
@@ -401,7 +410,7 @@ def _batches(harness: Harness, index: int, case: Case) -> tuple[Batch, Batch, st
         return (dataclasses.replace(canonical, weights=weights),
                 dataclasses.replace(canonical, weights=flat), f"sample_weight {flat.shape}")
     output = (size, *harness.heads[index].shape)
-    true_shape, _ = align.aligned_shapes(labels.shape, output)
+    true_shape, _ = align.aligned_shapes(labels.shape, output, harness.rule)
     if true_shape != labels.shape:
         reference, name = labels.reshape(true_shape), "Keras-aligned"
     else:
@@ -430,13 +439,12 @@ def _judge(harness: Harness, index: int, case: Case, phase: str) -> Finding | No
     batch = probe.y[index].shape[0]
     y_true, y_pred = probe.y[index].shape, (batch, *head.shape)
     weights = None if probe.weights is None else probe.weights.shape
-    cls = type(harness.model)
     if got.error is not None:
         return Finding(label, Verdict.RAISES, y_true, y_pred, weights,
-                       method=_method(cls, phase, []), message=one_line(got.error),
+                       method=_method(harness, phase, []), message=one_line(got.error),
                        output=output)
     differ, difference, size = _differences(got, ref, harness.options)
-    method = _method(cls, phase, differ)
+    method = _method(harness, phase, differ)
     shown = next((k for k in differ if k != "weight update"), "loss")
     return Finding(
         label, judge.verdict(not differ, False, None), y_true, y_pred, weights,
@@ -495,14 +503,16 @@ def _findings(harness: Harness) -> list[Finding]:
     findings: list[Finding] = []
     deterministic = False
     for index, case in _model_cases(harness):
-        judged = [_judge(harness, index, case, phase) for phase in PHASES]
-        present = [(phase, f) for phase, f in zip(PHASES, judged, strict=True) if f is not None]
+        judged = [_judge(harness, index, case, phase) for phase in harness.methods]
+        present = [(phase, f) for phase, f in zip(harness.methods, judged, strict=True)
+                   if f is not None]
         if not deterministic and any(f.verdict is not Verdict.SAFE for _, f in present):
             error = _nondeterministic(harness, canonical)
             if error is not None:
                 return [error]
             deterministic = True
-        paths = tuple((path, _status(f)) for path, f in zip((FIT, EVALUATE), judged, strict=True))
+        paths = tuple((harness.paths[phase], _status(f))
+                      for phase, f in zip(harness.methods, judged, strict=True))
         seen: set[Method | None] = set()
         for number, (phase, finding) in enumerate(present):
             if finding.verdict is Verdict.SAFE:

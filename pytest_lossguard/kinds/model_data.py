@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 
 from pytest_lossguard.errors import LossguardError, OptionNeeded
-from pytest_lossguard.introspect import binds, describe, signature, unpacks_weights, user_defines
+from pytest_lossguard.introspect import (
+    KERAS_ROOTS,
+    binds,
+    describe,
+    signature,
+    unpacks_weights,
+    user_defines,
+)
 from pytest_lossguard.options import PER_OUTPUT, InputShape, Options, OutputKey, Shape
 from pytest_lossguard.text import one_line
 
@@ -186,10 +193,13 @@ class Feed:
     """What a model's steps are handed: `(x, y)` or `(x, y, sample_weight)` as fit() hands
     them, or what `batch(x, y)` builds from them for the steps the user wrote."""
 
-    def __init__(self, model: Any, outputs: Any, options: Options, target: str) -> None:
+    def __init__(self, model: Any, outputs: Any, options: Options, target: str,
+                 methods: Mapping[str, str], library: tuple[str, ...] = KERAS_ROOTS) -> None:
         self.cls = type(model)
         self.outputs = outputs
         self.target = target
+        self.methods = methods
+        self.library = library
         self.batch = options.batch
         self.weighted = False
         if self.batch is not None:
@@ -203,14 +213,15 @@ class Feed:
 
     def _built(self, phase: str) -> bool:
         """Whether `batch=` builds this phase's data: the step is the user's."""
-        return self.batch is not None and user_defines(self.cls, f"{phase}_step")
+        return self.batch is not None and user_defines(self.cls, self.methods[phase],
+                                                       self.library)
 
     def takes_weights(self, phase: str) -> bool:
         """Whether a phase's step takes sample weights: Keras's own steps do; a step of the
         user's does when `batch=` takes a `sample_weight` parameter, or without `batch=`, when
         its code unpacks them (introspect.unpacks_weights)."""
-        method = f"{phase}_step"
-        if not user_defines(self.cls, method):
+        method = self.methods[phase]
+        if not user_defines(self.cls, method, self.library):
             return True
         return self.weighted if self.batch is not None else unpacks_weights(
             getattr(self.cls, method))

@@ -1,0 +1,255 @@
+"""PyTorch Lightning modules: `training_step` / `validation_step`, probed like a Keras model.
+
+A `training_step` that computes its loss by hand, `torch.mean((y - self(x)) ** 2)`, broadcasts
+labels (B,) against a (B, 1) prediction as silently as a Keras `train_step` does. Each probe
+runs the step, as the Trainer would call it, with the probe labels and with the labels Keras's
+rule aligns them to, from identical weights, and compares the returned loss, every value the
+step logs and the gradients of the loss, shown as the weight update of one plain SGD step
+(learning rate 1), so that the module's own optimizer does not matter. No Trainer is
+attached: `self.log` is recorded, not sent. Keras is never imported: the reference is the
+NumPy port of its rule.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from pytest_lossguard import align, backends, judge
+from pytest_lossguard.advice import advised, fix_code
+from pytest_lossguard.conventions import LIGHTNING_STEPS
+from pytest_lossguard.errors import LossguardError, OptionNeeded, stage
+from pytest_lossguard.findings import Finding, Fix, Method, Report, Verdict
+from pytest_lossguard.introspect import source, user_defines
+from pytest_lossguard.kinds import BuiltKind
+from pytest_lossguard.kinds.model import MODEL_ERROR, Harness, Step, _findings, _logs
+from pytest_lossguard.kinds.model_data import (
+    Batch,
+    Feed,
+    describe_inputs,
+    flatten,
+    heads,
+    leaves,
+    pack,
+)
+from pytest_lossguard.locate import Locator
+from pytest_lossguard.options import InputShape, Options
+from pytest_lossguard.state import preserved
+from pytest_lossguard.text import one_line
+
+LIGHTNING_ROOTS = ("lightning", "pytorch_lightning")
+# The call path each step stands for.
+_PATHS = {"training_step": "trainer.fit()", "validation_step": "trainer.validate()"}
+
+
+def _input_shapes(module: Any, options: Options, name: str) -> InputShape:
+    """Per-sample input shapes: the option, else the module's `example_input_array`."""
+    if options.input_shape is not None:
+        return options.input_shape
+    example: Any = getattr(module, "example_input_array", None)
+    if hasattr(example, "shape") and len(example.shape) > 0:
+        return tuple(example.shape)[1:]
+    arrays: list[Any] = list(example or ())
+    if arrays and all(len(getattr(a, "shape", ())) > 0 for a in arrays):
+        return tuple(tuple(a.shape)[1:] for a in arrays)
+    raise OptionNeeded(f"cannot tell the input shape of LightningModule {name} (it sets no "
+                       "example_input_array)", "input_shape")
+
+
+def _returned_loss(result: Any) -> Any:
+    """The loss a step returned: a tensor, or a dict's "loss" (Lightning's two forms)."""
+    if isinstance(result, Mapping):
+        return result.get("loss")
+    return result
+
+
+class LightningHarness(Harness):
+    """A LightningModule whose parameters and buffers are snapshotted, so that every step
+    starts alike; the judging of `model.py` runs on it unchanged."""
+
+    seeding: ClassVar[str] = "a torch.Generator seeded in the module"
+    rule: ClassVar[align.Reference | None] = align.PORT
+
+    def __init__(self, module: Any, name: str, options: Options) -> None:
+        import torch
+
+        self.torch = torch
+        self.model = module
+        self.backend = backends.load("torch")
+        self.to_tensor = self.backend.to_tensor
+        self.options = options
+        self.uncompile = lambda: None
+        self.methods = {phase: method for phase, method in zip(("train", "test"), LIGHTNING_STEPS,
+                                                              strict=True)
+                        if user_defines(type(module), method, LIGHTNING_ROOTS)}
+        self.paths = {phase: _PATHS[method] for phase, method in self.methods.items()}
+        self.input_shapes = _input_shapes(module, options, name)
+        try:
+            with self.attached("test"):
+                outputs = module(self.tensors(self.inputs(options.probe_batch)))
+        except Exception as exc:
+            raise LossguardError(
+                f"{name} raised on inputs of per-sample shape "
+                f"{describe_inputs(self.input_shapes)}: {one_line(exc)}; set input_shape= "
+                "(or example_input_array) to what the module expects"
+            ) from exc
+        self.outputs = outputs
+        self.heads = heads(module, outputs, options, name)
+        self.feed = Feed(module, outputs, options, name, self.methods, LIGHTNING_ROOTS)
+        self.original = []
+        self.state = []
+        self.locate = Locator(self.backend)
+        self.memo = judge.Memo(lambda run: self.run(*run), lambda run: (run[0], run[1].key))
+
+    def tensors(self, x: Any) -> Any:
+        """Inputs as torch tensors, laid out as given."""
+        return pack(x, [self.to_tensor(a) for _, a in leaves(x)])
+
+    def variables(self) -> list[Any]:
+        """Parameters and buffers (BatchNorm's running statistics move in training mode)."""
+        return [*self.model.parameters(), *self.model.buffers()]
+
+    def prepare(self) -> None:
+        """Seeded weights, so that every run and every xdist worker gives the same numbers:
+        each layer's own `reset_parameters` (torch's initialisation), drawn from the seed."""
+        self.original = self.snapshot()
+        torch = self.torch
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(self.options.seed)
+            for submodule in self.model.modules():
+                reset = getattr(submodule, "reset_parameters", None)
+                if callable(reset):
+                    reset()
+        self.state = self.snapshot()
+
+    @contextlib.contextmanager
+    def attached(self, phase: str) -> Iterator[dict[str, Any]]:
+        """The module as the Trainer runs a phase: training or eval mode, gradients on only
+        to train, seeded torch randomness, and `self.log` recorded into the yielded dict."""
+        module, torch = self.model, self.torch
+        modes = [(m, m.training) for m in module.modules()]
+        logged: dict[str, Any] = {}
+
+        def log(name: str, value: Any, *args: Any, **kwargs: Any) -> None:
+            logged[name] = value
+
+        def log_dict(values: Mapping[str, Any], *args: Any, **kwargs: Any) -> None:
+            logged.update(values)
+
+        module.train(phase == "train")
+        vars(module).update(log=log, log_dict=log_dict)
+        try:
+            with torch.random.fork_rng(devices=[]), torch.set_grad_enabled(phase == "train"), \
+                    warnings.catch_warnings():
+                torch.manual_seed(self.options.seed)
+                warnings.simplefilter("ignore")  # "not attached to a Trainer" and the like
+                yield logged
+        finally:
+            vars(module).pop("log", None)
+            vars(module).pop("log_dict", None)
+            for submodule, training in modes:
+                submodule.training = training
+
+    def run(self, phase: str, batch: Batch) -> Step:
+        """One step from the snapshot: what it logs and returns, and the loss's gradients."""
+        __tracebackhide__ = True
+        arrays, rebuild = flatten(self.feed.data(phase, batch))  # batch= errors are the user's
+        self.restore()
+        parameters = [p for p in self.model.parameters() if p.requires_grad]
+        try:
+            data = rebuild([self.to_tensor(a) for a in arrays])
+            with self.attached(phase) as logged:
+                loss = _returned_loss(self.backend.step(self.model, self.methods[phase], data))
+                gradients: tuple[Any, ...] = ()
+                if loss is not None and loss.requires_grad and parameters:
+                    gradients = self.torch.autograd.grad(loss, parameters, allow_unused=True)
+            values = _logs({**logged, **({} if loss is None else {"loss": loss})},
+                           self.backend)
+        except Exception as exc:
+            return Step(error=exc)
+        update = tuple(np.zeros(tuple(p.shape), np.float32) if g is None
+                       else -self.backend.to_numpy(g)
+                       for p, g in zip(parameters, gradients, strict=False))
+        itemsize = min((u.dtype.itemsize for u in update), default=4)
+        return Step(values, update, itemsize)
+
+    def traced(self, phase: str, batch: Batch) -> tuple[Callable[..., Any], list[np.ndarray]]:
+        """The step as a function of the positional tensors of its data, for tracing, and the
+        arrays of the batch's data in that order."""
+        arrays, rebuild = flatten(self.feed.data(phase, batch))
+
+        def call(*tensors: Any) -> Any:
+            with self.attached(phase):
+                return self.backend.step(self.model, self.methods[phase], rebuild(tensors))
+
+        return call, arrays
+
+
+class LightningModule:
+    """A LightningModule instance; a class is built by `Factory` first."""
+
+    label: ClassVar[str] = "lightning module"
+    base = "LightningModule"
+    is_model: ClassVar[bool | None] = True
+    judged_by_keras: ClassVar[bool] = False
+
+    def __init__(self, module: Any, name: str) -> None:
+        self.obj = module
+        self.name = name
+        self.source = source(type(module))
+        self.backend = backends.load("torch")
+
+    def check(self, options: Options) -> Report:
+        """Every label probe of the module; its weights and modes are put back on the way out."""
+        __tracebackhide__ = True
+        started = time.perf_counter()
+        with preserved() as restored:
+            with stage("preparing the module"):
+                harness = LightningHarness(self.obj, self.name, options)
+                if not harness.methods:
+                    raise LossguardError(f"{self.name} defines no training_step or "
+                                         "validation_step; there is nothing to probe")
+            try:
+                with stage("preparing the module's weights"):
+                    harness.prepare()
+                with stage("stepping the module"):
+                    findings = _findings(harness)
+            finally:
+                with stage("restoring the module"):
+                    harness.restore(original=True)
+        restored[:] = dict.fromkeys(restored)  # each named once
+        first = harness.heads[0].options
+        header = judge.Header("torch", "torch", align.PORT.name, first.true_shape,
+                              first.pred_shape)
+        with stage("writing the report"):
+            return judge.report(self, header, findings, options, started, restored)
+
+    def advise(self, report: Report, finding: Finding) -> Fix:
+        code = fix_code(finding, report.true_shape, report.pred_shape, self.backend,
+                        ("y", "y_hat"))
+        if finding.verdict is Verdict.ERROR:
+            return advised(finding, code, MODEL_ERROR)
+        method = finding.method or Method("training_step")
+        return advised(finding, code, f"in {method}, align the labels to the prediction before "
+                                      f"the loss, e.g. y_hat = self(x); {code}: torch "
+                                      "broadcasts the two silently")
+
+    def needs_keras(self, options: Options) -> bool:
+        return False
+
+    def reason(self, name: str, metrics: set[str]) -> str | None:
+        return self.class_reason(type(self.obj))
+
+    @staticmethod
+    def class_reason(cls: type) -> str | None:
+        """Why discovery picks a LightningModule: it defines a step."""
+        steps = [step for step in LIGHTNING_STEPS if user_defines(cls, step, LIGHTNING_ROOTS)]
+        return f"a LightningModule defining {', '.join(steps)}" if steps else None
+
+    def from_factory(self, build: Callable[[], Any]) -> BuiltKind:
+        return self

@@ -1,0 +1,139 @@
+"""LightningModules: training_step / validation_step probed like a Keras model's steps, with
+no Trainer and without importing Keras."""
+
+import inspect
+import subprocess
+import sys
+
+import lightning as L
+import pytest
+import torch
+
+from pytest_lossguard import LossguardError, check
+from pytest_lossguard.errors import OptionNeeded
+
+
+class Regression(L.LightningModule):
+    """The seed case: a Linear(3, 1) whose training_step broadcasts (B,) labels to (B, B)."""
+
+    def __init__(self, example=True):
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 1)
+        if example:
+            self.example_input_array = torch.zeros(8, 3)
+
+    def forward(self, x):
+        return self.linear(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = torch.mean((y - self(x)) ** 2)
+        self.log("train_loss", loss)
+        return loss
+
+
+class AlignedRegression(Regression):
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        y_hat = self(x)
+        return {"loss": torch.mean((y.reshape(y_hat.shape) - y_hat) ** 2)}
+
+
+class ValidatedRegression(AlignedRegression):
+    """Trains aligned, but validates by hand with the broadcast."""
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", torch.mean((y - self(x)) ** 2))
+
+
+def test_the_broadcast_that_lossguard_reports_is_real():
+    """The differential computation behind the verdicts below: (B,) labels against (B, 1)
+    predictions give another loss than the aligned labels do."""
+    torch.manual_seed(0)
+    y_hat, y = torch.randn(7, 1), torch.randn(7)
+    assert not torch.isclose(torch.mean((y - y_hat) ** 2),
+                             torch.mean((y.reshape(y_hat.shape) - y_hat) ** 2))
+
+
+def test_the_seed_case_is_flagged_at_its_line_in_training_step():
+    report = check(Regression)
+    assert report.kind == "lightning module" and report.alignment == "numpy port of keras 3"
+    assert not report.ok and report.counts()["broadcast"] == 2
+    first = report.failures[0]
+    line = Regression.training_step.__code__.co_firstlineno + 2
+    assert str(first.method) == "training_step"
+    assert first.location.where.endswith(f"test_lightning.py:{line}")
+    assert first.location.operation == "sub (7,), (7, 1) -> (7, 7)"
+    assert "weight update" in first.message
+    assert dict(first.paths) == {"trainer.fit()": "affected"}
+    assert "y = y.reshape(y_hat.shape)" in first.fix.text
+
+
+def test_its_aligned_twin_passes():
+    report = check(AlignedRegression)
+    assert report.ok and report.counts()["safe"] == 2
+
+
+def test_a_broadcast_in_validation_step_names_that_step_and_trainer_validate():
+    report = check(ValidatedRegression)
+    assert {str(f.method) for f in report.failures} == {"validation_step"}
+    assert all(dict(f.paths) == {"trainer.fit()": "protected", "trainer.validate()": "affected"}
+               for f in report.failures)
+
+
+def test_the_module_comes_back_exactly_as_it_was():
+    module = Regression()
+    module.eval()
+    module.linear.weight.grad = torch.ones(1, 3)
+    weights = [p.detach().clone() for p in module.parameters()]
+    rng = torch.random.get_rng_state()
+    report = check(module)
+    assert not report.ok and not report.restored
+    assert all(torch.equal(p, w) for p, w in zip(module.parameters(), weights, strict=True))
+    assert torch.equal(module.linear.weight.grad, torch.ones(1, 3))
+    assert not module.training and not module.linear.training
+    assert "log" not in vars(module) and torch.equal(torch.random.get_rng_state(), rng)
+
+
+def test_verdicts_do_not_depend_on_the_module_s_initial_weights():
+    torch.manual_seed(1)
+    first = check(Regression())
+    torch.manual_seed(2)
+    second = check(Regression())
+    assert [f.value for f in first.findings] == [f.value for f in second.findings]
+
+
+def test_without_example_input_array_the_input_shape_option_is_needed():
+    with pytest.raises(OptionNeeded, match="input_shape"):
+        check(Regression(example=False))
+    assert not check(Regression(example=False), input_shape=(3,)).ok
+
+
+def test_a_module_that_cannot_run_on_its_inputs_is_a_clear_error():
+    with pytest.raises(LossguardError, match=r"Regression raised on inputs .*set input_shape="):
+        check(Regression(example=False), input_shape=(4,))
+
+
+def test_lightning_modules_never_import_keras_and_a_keras_session_can_check_them(pytester):
+    """Keras first, then Lightning, in one session: the order that crashes with some torch
+    builds. The session ends with its report, and Lightning alone never loads Keras."""
+    module = f"import lightning as L\nimport torch\n\n\n{inspect.getsource(Regression)}"
+    pytester.makepyfile(
+        test_a_keras=(
+            "import keras\nimport pytest\n\n\n@pytest.mark.lossguard\n"
+            "def keras_mse(y_true, y_pred):\n    return keras.ops.mean((y_true - y_pred) ** 2)\n"
+        ),
+        test_b_lightning=f"import pytest\n{module}\npytestmark = pytest.mark.lossguard("
+                         "targets=[Regression])\n",
+    )
+    result = pytester.runpytest_subprocess("--lossguard", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*2 target(s)*"])
+    script = (f"import sys\nfrom pytest_lossguard import check\n{module}\n"
+              "print(check(Regression).counts()['broadcast'])\n"
+              "print(sorted(m for m in ('tensorflow', 'keras', 'tf_keras') if m in sys.modules))\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["2", "[]"]
