@@ -17,8 +17,9 @@ from pytest_lossguard.text import prefixed
 MARKER = "lossguard"
 # Marker kwargs that may also be given as ini defaults: lossguard_<key>.
 INI_DEFAULTS = {
-    "output_shape": "per-sample output shape of losses, e.g. (1,)",
-    "domain": "label domain: real, probability, binary, one-hot or sparse",
+    "output_shape": "per-sample output shape of losses, e.g. (1,), or per model output",
+    "domain": "label domain: real, probability, binary, one-hot or sparse, or per model "
+              "output, e.g. {1: 'sparse'}",
     "batch_size": "probe batch size (> 1, differing from every per-sample axis)",
     "probes": "probes to run: default, label-dtype, coincident-batch, ... (space separated)",
     "rtol": "relative tolerance of the value comparison (default: by dtype)",
@@ -80,7 +81,7 @@ def _ini(config: pytest.Config) -> dict[str, Any]:
         raw = config.getini(f"lossguard_{key}")
         if not raw:
             continue
-        if key in _WORDS:
+        if key in _WORDS and not str(raw).startswith("{"):  # a dict: the domain per output
             values[key] = raw
             continue
         try:

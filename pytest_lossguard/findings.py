@@ -127,6 +127,8 @@ class Finding:
     method: Method | None = None
     update_difference: float | None = None
     update_size: float | None = None
+    # The model output the probe's labels were fed to, named when a model has several.
+    output: str = ""
     fix: Fix | None = None
     # What the target warned on this probe (torch's "Using a target size ..."): shown, never
     # part of the verdict.
@@ -151,8 +153,8 @@ class Finding:
             "internals": where.internals,
             "paths": {path: status.value for path, status in self.paths},
             "method": str(self.method or ""), "update_difference": self.update_difference,
-            "update_size": self.update_size, "fix": self.fix.text if self.fix else None,
-            "notes": self.notes,
+            "update_size": self.update_size, "output": self.output,
+            "fix": self.fix.text if self.fix else None, "notes": self.notes,
         }
 
 

@@ -4,9 +4,11 @@ asks the same questions of every target many times."""
 
 from __future__ import annotations
 
+import ast
 import functools
 import inspect
 import sys
+import textwrap
 import types
 from typing import Any
 
@@ -38,6 +40,48 @@ def user_defines(cls: type, attribute: str, library: tuple[str, ...] = KERAS_ROO
     for klass in cls.__mro__:
         if attribute in vars(klass):
             return klass.__module__.partition(".")[0] not in library
+    return False
+
+
+def from_keras(cls: type) -> bool:
+    """Whether `cls` is Keras's own class (a functional model, a built-in loss), not the
+    user's."""
+    return cls.__module__.partition(".")[0] in KERAS_ROOTS
+
+
+def unpacks_weights(step: Any) -> bool:
+    """Whether a model step's own code takes sample weights out of its data: it calls Keras's
+    `unpack_x_y_sample_weight`, unpacks its data argument into three names, or hands the data
+    to Keras's own step through `super()`."""
+    return bool(memo(_unpacks_weights, unwrap(step)))
+
+
+@cached()
+def _unpacks_weights(inner: Any) -> bool:
+    """Cached: read off the step's source once per session."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(inner)))
+    except (TypeError, OSError, SyntaxError):
+        return False
+    function = tree.body[0] if tree.body else None
+    if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return False
+    parameters = [*function.args.posonlyargs, *function.args.args]
+    data = parameters[-1].arg if parameters else ""
+    for node in ast.walk(function):
+        if isinstance(node, ast.Call) and isinstance(node.func, (ast.Attribute, ast.Name)):
+            called = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
+            through_super = (called in ("train_step", "test_step")
+                             and isinstance(node.func, ast.Attribute)
+                             and isinstance(node.func.value, ast.Call)
+                             and getattr(node.func.value.func, "id", "") == "super")
+            if called == "unpack_x_y_sample_weight" or through_super:
+                return True
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) \
+                and node.value.id == data and any(
+                    isinstance(t, (ast.Tuple, ast.List)) and len(t.elts) == 3
+                    for t in node.targets):
+            return True
     return False
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pytest_lossguard.errors import LossguardError
@@ -21,6 +21,12 @@ MAX_ELEMENTS = 1_000_000
 MAX_TIMEOUT = 3e7
 
 Shape = tuple[int, ...]
+# A model's inputs: one shape, several (a list), or named ones (a dict).
+InputShape = Shape | tuple[Shape, ...] | Mapping[str, Shape]
+# An output of a model, as a per-output option names it: its name, or its index.
+OutputKey = str | int
+# The options a model may be given per output, keyed by output name or index.
+PER_OUTPUT = ("output_shape", "y_true_shape", "domain")
 
 
 def _shape(name: str, value: Any) -> Shape:
@@ -36,6 +42,32 @@ def _shape(name: str, value: Any) -> Shape:
     if any(v < 1 for v in shape):
         raise LossguardError(f"{name}={value!r} has an axis < 1: every axis must be positive")
     return shape
+
+
+def _input_shape(value: Any) -> InputShape:
+    """One shape, a list of shapes (several inputs) or a dict of them (named inputs)."""
+    if isinstance(value, Mapping):
+        return {str(key): _shape(f"input_shape[{key!r}]", shape) for key, shape in value.items()}
+    if isinstance(value, (tuple, list)) and any(isinstance(v, (tuple, list)) for v in value):
+        return tuple(_shape(f"input_shape[{i}]", shape) for i, shape in enumerate(value))
+    return _shape("input_shape", value)
+
+
+def _per_output(name: str, table: Mapping[Any, Any]) -> dict[OutputKey, Any]:
+    """A per-output option's {output name or index: value}, each value checked alone."""
+    checked: dict[OutputKey, Any] = {}
+    for key, value in table.items():
+        if not isinstance(key, str) and not _is_int(key):
+            raise LossguardError(
+                f"{name}={dict(table)!r} keys {key!r}, which names no output: key it by output "
+                f"name or index, e.g. {name}={{'reg': ..., 1: ...}}")
+        where = f"{name}[{key!r}]"
+        if name == "domain" and value not in DOMAINS:
+            raise LossguardError(f"{where}={value!r} is not known; use one of {', '.join(DOMAINS)}")
+        if name != "domain" and not (name == "y_true_shape" and value is None):
+            value = _shape(where, value)
+        checked[key if isinstance(key, str) else int(key)] = value
+    return checked
 
 
 def _is_int(value: Any) -> bool:
@@ -61,14 +93,23 @@ class Options:
     backend: str = "auto"
     order: str = "auto"
     init: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    input_shape: Shape | None = None
+    input_shape: InputShape | None = None
     compile: Mapping[str, Any] | None = None
     timeout: float | None = 60.0
+    batch: Callable[..., Any] | None = None
+    # Per-output values of PER_OUTPUT options, {option: {output name or index: value}}: given
+    # as a dict in place of the option's value, over the plain value as every other output's.
+    per_output: Mapping[str, Mapping[OutputKey, Any]] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def names(cls) -> frozenset[str]:
+        """The options a user may give (per_output is how per-output values are kept)."""
+        return frozenset(f.name for f in dataclasses.fields(cls)) - {"per_output"}
 
     @classmethod
     def build(cls, base: Options | None = None, **kwargs: Any) -> Options:
         """Validate kwargs on top of `base`; unknown or malformed keys raise LossguardError."""
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = cls.names()
         unknown = sorted(set(kwargs) - known)
         if unknown:
             raise LossguardError(
@@ -76,10 +117,18 @@ class Options:
                 f"known options are {', '.join(sorted(known))}"
             )
         fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)} if base else {}
-        fields.update(kwargs)
-        for key in ("output_shape", "y_true_shape", "y_pred_shape", "input_shape"):
+        per_output = dict(fields.get("per_output", {}))
+        for key in PER_OUTPUT:
+            if isinstance(kwargs.get(key), Mapping):  # the plain value beneath stays
+                per_output[key] = _per_output(key, kwargs.pop(key))
+            elif key in kwargs:  # a plain value replaces an earlier layer's per-output one
+                per_output.pop(key, None)
+        fields.update(kwargs, per_output=per_output)
+        for key in ("output_shape", "y_true_shape", "y_pred_shape"):
             if fields.get(key) is not None:
                 fields[key] = _shape(key, fields[key])
+        if fields.get("input_shape") is not None:
+            fields["input_shape"] = _input_shape(fields["input_shape"])
         if isinstance(fields.get("probes"), str):
             fields["probes"] = (fields["probes"],)
         if "probes" in fields:
@@ -133,11 +182,11 @@ class Options:
                     f"{self.true_shape} and {self.pred_shape}, or an outer broadcast can hide; "
                     "a prime such as 7 or 11 works"
                 )
-        size = self.batch * max(math.prod(self.true_shape), math.prod(self.pred_shape))
+        size = self.probe_batch * max(math.prod(self.true_shape), math.prod(self.pred_shape))
         if size > MAX_ELEMENTS:
             raise LossguardError(
-                f"canonical shapes {self.true_shape} / {self.pred_shape} at batch {self.batch} "
-                f"need {size} elements, over the limit of {MAX_ELEMENTS}; "
+                f"canonical shapes {self.true_shape} / {self.pred_shape} at batch "
+                f"{self.probe_batch} need {size} elements, over the limit of {MAX_ELEMENTS}; "
                 "probe a smaller output_shape: broadcasting does not depend on size"
             )
         examples = {"init": "init={'units': 4}",
@@ -148,6 +197,11 @@ class Options:
                 raise LossguardError(
                     f"{name}={value!r} must be a dict of keyword arguments, e.g. {example}"
                 )
+        if self.batch is not None and (isinstance(self.batch, type) or not callable(self.batch)):
+            raise LossguardError(
+                f"batch={self.batch!r} must be a function batch(x, y) -> data that builds a "
+                "model step's data from lossguard's inputs and labels, e.g. "
+                "batch=lambda x, y: {'obs': x, 'target': y}")
         for name in ("rtol", "atol", "timeout"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and value >= 0):
@@ -174,8 +228,9 @@ class Options:
         return set(self.true_shape) | set(self.pred_shape)
 
     @property
-    def batch(self) -> int:
+    def probe_batch(self) -> int:
         """The batch size in use: given, or the first prime that no axis equals."""
         if self.batch_size is not None:
             return self.batch_size
         return next(b for b in BATCH_CANDIDATES if b not in self.axes)
+

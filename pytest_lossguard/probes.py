@@ -181,7 +181,7 @@ def _inputs(y_true: np.ndarray, y_pred: np.ndarray) -> Inputs:
 def cases(options: Options, takes_weights: bool) -> Iterator[Case]:
     """Every applicable probe of the selected set, built from the canonical draw."""
     selected = select(options.probes)
-    batch = options.batch
+    batch = options.probe_batch
     canonical = draw(options, batch)
     for probe in selected:
         if probe.weights:

@@ -100,7 +100,9 @@ def _result_lines(finding: Finding) -> list[str]:
         return [row("result", f"{result:<27}{reference}")]
     quantity = finding.method.quantity
     result = f"{quantity} {number(finding.value)}"
-    lines = [row("method", f"{finding.method}: {finding.message}"),
+    output = finding.output if finding.output.isdigit() else repr(finding.output)
+    head = f" on output {output}" if finding.output else ""
+    lines = [row("method", f"{finding.method}{head}: {finding.message}"),
              row("result", f"{result:<27}reference ({finding.reference}) {quantity} "
                            f"{number(finding.reference_value)}")]
     if finding.update_difference is not None:

@@ -28,9 +28,6 @@ else:
     import tomli as tomllib
 
 
-_FIELDS = frozenset(f.name for f in dataclasses.fields(Options))
-
-
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """The `[tool.lossguard]` table, split into its parts."""
@@ -71,7 +68,7 @@ def load(start: Path) -> Settings:
     targets = table.get("targets", {})
     for key, entry in targets.items():
         try:  # each entry's keys; its values are checked layered, for the target they apply to
-            Options.build(**{name: None for name in entry if name not in _FIELDS})
+            Options.build(**{name: None for name in entry if name not in Options.names()})
         except LossguardError as exc:
             raise LossguardError(f'{where} [tool.lossguard.targets."{key}"]: {exc}') from None
     scan = table.get("scan", [])

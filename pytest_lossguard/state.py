@@ -75,6 +75,10 @@ def _keras_seed(keras_global: Any) -> tuple[Getter, Setter]:
     return get, put
 
 
+# Keras's unseeded initialisers draw their seeds from it whenever a layer is made.
+PYTHON_RANDOM = "python random state"
+
+
 def _keras_equal(a: Any, b: Any) -> bool:
     return bool(a[0] == b[0] and a[1] is b[1]
                 and (a[2] is None or b[2] is None or np.array_equal(a[2], b[2])))
@@ -84,7 +88,7 @@ def _slots() -> list[Slot]:
     """Every restorable piece of state, for the frameworks that are already imported."""
     same: Callable[[Any, Any], bool] = lambda a, b: bool(a == b)  # noqa: E731
     slots: list[Slot] = [
-        ("python random state", random.getstate, random.setstate, same),
+        (PYTHON_RANDOM, random.getstate, random.setstate, same),
         ("numpy random state", np.random.get_state, np.random.set_state, _numpy_equal),
         ("KERAS_BACKEND", *_environ("KERAS_BACKEND"), same),
     ]

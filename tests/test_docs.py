@@ -74,3 +74,18 @@ def test_the_quick_start_prints_what_the_readme_shows(tmp_path):
         return re.sub(r"reference: keras [\w.]+", "reference: keras X", text)
 
     assert version_free(printed.group()) == version_free(shown)
+
+
+def test_the_readme_s_models_example_runs_and_its_models_pass():
+    import keras
+    import zoo
+
+    from pytest_lossguard import check
+
+    reports = []
+    namespace = {"keras": keras, "Critic": zoo.AlignedCritic,
+                 "check": lambda *args, **kwargs: reports.append(check(*args, **kwargs))}
+    exec(block((ROOT / "README.md").read_text(), "python", "## Models"), namespace)
+    assert len(reports) == 2 and all(report.ok for report in reports), reports
+    assert [f.probe for f in reports[0].findings if f.output == "cls"] == [
+        "labels-extra-unit-axis [cls]"]

@@ -370,11 +370,39 @@ def test_unknown_options_and_probes_are_refused_with_the_known_ones():
     ({"y_pred_shape": (2.9,)}, "y_pred_shape=(2.9,) is not a shape"),
     ({"input_shape": 3.0}, "input_shape=3.0 is not a shape"),
     ({"output_shape": (True,)}, "output_shape=(True,) is not a shape"),
+    ({"input_shape": [(3,), "1"]}, "input_shape[1]='1' is not a shape"),
+    ({"input_shape": {"state": (3,), "action": 1.0}}, "input_shape['action']=1.0 is not a shape"),
+    ({"domain": {"cls": "classes"}}, "domain['cls']='classes' is not known; use one of"),
+    ({"y_true_shape": {0: "3"}}, "y_true_shape[0]='3' is not a shape"),
+    ({"output_shape": {(0,): (1,)}}, "output_shape={(0,): (1,)} keys (0,), which names no "
+                                     "output: key it by output name or index"),
+    ({"batch": "pkg.data:batch"}, "batch='pkg.data:batch' must be a function batch(x, y) -> data"),
 ])
 def test_malformed_option_values_are_refused_before_any_probe(options, message):
     with pytest.raises(LossguardError, match=re.escape(message)):
         Options.build(**options)
     assert Options.build(seed=3, strict=True, probes=["default"]).seed == 3
+
+
+def test_input_shape_is_one_shape_a_list_of_shapes_or_a_dict_of_them():
+    assert Options.build(input_shape=[3]).input_shape == (3,)
+    assert Options.build(input_shape=[(3,), [1]]).input_shape == ((3,), (1,))
+    assert Options.build(input_shape={"state": [3], "action": 1}).input_shape == {
+        "state": (3,), "action": (1,)}
+
+
+def test_a_per_output_value_layers_over_the_plain_value_beneath_it():
+    start = Options.build(domain="probability", y_true_shape=(1,))
+    heads = Options.build(start, domain={"cls": "sparse", 1: "one-hot"})
+    # The plain value stays, for every output the dict does not name.
+    assert (heads.domain, heads.per_output) == ("probability",
+                                                {"domain": {"cls": "sparse", 1: "one-hot"}})
+    assert Options.build(heads, y_true_shape={"cls": []}).per_output == {
+        "domain": {"cls": "sparse", 1: "one-hot"}, "y_true_shape": {"cls": ()}}
+    # A later plain value is every output's again.
+    assert Options.build(heads, domain="binary").per_output == {}
+    with pytest.raises(LossguardError, match="unknown lossguard option"):
+        Options.build(per_output={})
 
 
 def test_verdicts_are_deterministic():

@@ -3,7 +3,8 @@ torch. These tests are backend-neutral: they run here under the session's KERAS_
 `test_every_backend` reruns this module under the other two (as test_legacy does for tf_keras).
 
 The targets are examples/keras_ops: keras.ops losses, a Loss, a Metric, and the seed model
-written as the Keras guide writes a custom train_step for each backend.
+written as the Keras guide writes a custom train_step for each backend; and models with two
+heads, two inputs and sample weights, written once for every backend.
 """
 
 import importlib.util
@@ -67,6 +68,53 @@ else:
         def test_step(self, data):
             x, y = data
             return {"loss": mse(y, self(x, training=False))}
+
+
+def two_heads():
+    """A regression head and a 4-class head on integer ids, a compiled loss for each."""
+    inputs = keras.Input((3,))
+    reg = keras.layers.Dense(1, name="reg")(inputs)
+    cls = keras.layers.Dense(4, activation="softmax", name="cls")(inputs)
+    model = keras.Model(inputs, [reg, cls])
+    model.compile(optimizer="sgd", loss=["mean_squared_error", "sparse_categorical_crossentropy"])
+    return model
+
+
+class HandHeads(keras.Model):
+    """The two heads, with the regression head's loss written by hand in compute_loss."""
+
+    def __init__(self, **kwargs):
+        inputs = keras.Input((3,))
+        reg = keras.layers.Dense(1, name="reg")(inputs)
+        cls = keras.layers.Dense(4, activation="softmax", name="cls")(inputs)
+        super().__init__(inputs, [reg, cls], **kwargs)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        classes = keras.losses.sparse_categorical_crossentropy(y[1], y_pred[1])
+        return mse(y[0], y_pred[0]) + keras.ops.mean(classes)
+
+
+class TwoInputs(Linear):
+    """Called as call([state, action])."""
+
+    def call(self, inputs, training=None):
+        return self.layer(keras.ops.concatenate(inputs, axis=-1))
+
+
+class TwoInputsHandWritten(TwoInputs, HandWrittenLoss):
+    """The seed bug in a two-input model's train_step."""
+
+
+class TwoInputsComputeLoss(TwoInputs, ComputeLoss):
+    """Its twin that lets Keras compute the loss."""
+
+
+class WeightedComputeLoss(Linear):
+    """Weights a (B, 1) error by Keras's (B,) sample weights, in Keras's own steps."""
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        error = keras.ops.square(keras.ops.reshape(y, keras.ops.shape(y_pred)) - y_pred)
+        return keras.ops.mean(error if sample_weight is None else error * sample_weight)
 
 
 def failing_methods(report):
@@ -135,6 +183,26 @@ def test_a_model_instance_keeps_its_weights():
     after = [read(v) for v in model.weights]
     assert len(before) == len(after) == 2
     assert all((a == b).all() for a, b in zip(before, after, strict=True))
+
+
+def test_a_hand_written_loss_on_one_of_two_heads_is_flagged_naming_that_head():
+    assert check(two_heads, domain={"cls": "sparse"}).ok
+    report = check(HandHeads, domain={"cls": "sparse"}, compile={"optimizer": "sgd"})
+    assert {(f.output, str(f.method)) for f in report.failures} == {("reg", "compute_loss")}
+    assert report.failures[0].location.where == line_of("keras.ops.square(y_true - y_pred)")
+
+
+def test_a_two_input_model_is_flagged_in_train_step_and_its_twin_passes():
+    report = check(TwoInputsHandWritten, input_shape=[(3,), (1,)], compile=MODEL["compile"])
+    assert failing_methods(report) == {"train_step"}
+    assert check(TwoInputsComputeLoss, input_shape=[(3,), (1,)], compile=MODEL["compile"]).ok
+
+
+def test_sample_weights_reach_compute_loss_through_keras_s_own_steps():
+    report = check(WeightedComputeLoss, input_shape=(3,))
+    assert [(f.probe, str(f.method)) for f in report.failures] == [
+        ("sample-weight-rank", "compute_loss")]
+    assert dict(report.failures[0].paths) == {"fit()": "affected", "evaluate()": "affected"}
 
 
 @pytest.mark.parametrize("backend", [b for b in ("tensorflow", "jax", "torch") if b != BACKEND])

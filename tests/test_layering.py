@@ -87,3 +87,38 @@ def test_pytest_reports_a_config_error_with_its_table(pytester):
     result = pytester.runpytest("--lossguard")
     result.stderr.fnmatch_lines(
         ["*lossguard: pyproject.toml [[]tool.lossguard[]]: strict='yes' must be True or False"])
+
+
+HEADS = """
+import pytest
+import zoo
+
+
+@pytest.mark.lossguard(domain={"cls": "sparse"})
+def marked():
+    return zoo.two_heads()
+
+
+@pytest.mark.lossguard
+def configured():
+    return zoo.two_heads()
+
+
+@pytest.mark.lossguard
+def plain():
+    return zoo.two_heads()
+"""
+
+
+def test_a_per_output_option_is_taken_alike_from_a_mark_pyproject_and_the_ini(zoo_pytester):
+    zoo_pytester.makepyfile(test_heads=HEADS)
+    # TOML keys are strings: "1" names the second output, as the index 1 does in Python.
+    zoo_pytester.makefile(".toml", pyproject='[tool.lossguard.targets."test_heads:configured"]\n'
+                                             'domain = {"1" = "sparse"}\n')
+    zoo_pytester.syspathinsert()
+    result = zoo_pytester.runpytest("--lossguard", "-p", "no:randomly")
+    # Without a layer that names the class head, its loss refuses real-valued labels.
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["ERROR test_heads.py::plain*"])
+    zoo_pytester.makeini('[pytest]\nlossguard_domain = {"cls": "sparse"}\n')
+    zoo_pytester.runpytest("--lossguard", "-p", "no:randomly").assert_outcomes(passed=3)

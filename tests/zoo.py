@@ -274,3 +274,123 @@ def two_outputs():
     model = keras.Model(inputs, outputs)
     model.compile(optimizer="sgd", loss={"price": "mean_squared_error", "count": ElementwiseAbs()})
     return model
+
+
+# Models with several heads or inputs, sample weights and their own batches (issue 14).
+
+
+def two_heads():
+    """A regression head (B, 1) and a 4-class head trained on integer ids, compiled with a loss
+    per head: Keras's own steps compute (and align) both."""
+    inputs = keras.Input((3,))
+    reg = keras.layers.Dense(1, name="reg")(inputs)
+    cls = keras.layers.Dense(4, activation="softmax", name="cls")(inputs)
+    model = keras.Model(inputs, [reg, cls])
+    model.compile(**HEADS_COMPILE)
+    return model
+
+
+HEADS_COMPILE = {"optimizer": "sgd",
+                 "loss": ["mean_squared_error", "sparse_categorical_crossentropy"]}
+
+
+class HandHeads(keras.Model):
+    """The two heads, with both losses written by hand in train_step (evaluate() computes
+    them from HEADS_COMPILE)."""
+
+    regression = staticmethod(mse)
+
+    def __init__(self, **kwargs):
+        inputs = keras.Input((3,))
+        reg = keras.layers.Dense(1, name="reg")(inputs)
+        cls = keras.layers.Dense(4, activation="softmax", name="cls")(inputs)
+        super().__init__(inputs, [reg, cls], **kwargs)
+
+    def train_step(self, data):
+        x, (reg, cls) = data
+        with tf.GradientTape() as tape:
+            reg_pred, cls_pred = self(x, training=True)
+            loss = self.regression(reg, reg_pred) + tf.reduce_mean(
+                keras.losses.sparse_categorical_crossentropy(cls, cls_pred))
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables, strict=True))
+        return {"loss": loss}
+
+
+class AlignedHeads(HandHeads):
+    regression = staticmethod(aligned_mse)
+
+
+class Critic(Linear):
+    """Two inputs, called as call([state, action]); the loss by hand in train_step."""
+
+    def call(self, inputs, training=None):
+        state, action = inputs
+        return self.layer(tf.concat([state, action], axis=-1))
+
+    def train_step(self, data):
+        return self.fit_step(data, lambda x, y, y_pred: mse(y, y_pred))
+
+
+class AlignedCritic(Critic):
+    def train_step(self, data):
+        return self.fit_step(data, lambda x, y, y_pred: aligned_mse(y, y_pred))
+
+
+def two_inputs():
+    """A functional model with two inputs, whose shapes it knows."""
+    state, action = keras.Input((3,)), keras.Input((1,))
+    output = keras.layers.Dense(1)(keras.layers.Concatenate()([state, action]))
+    model = keras.Model([state, action], output)
+    model.compile(**COMPILE)
+    return model
+
+
+class WeightedStep(Linear):
+    """Unpacks sample weights as Keras's own steps do, and weights a (B, 1) error by them."""
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = tf.reduce_mean(self.weighted(tf.square(aligned_error(y, y_pred)),
+                                                sample_weight))
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables, strict=True))
+        return {"loss": loss}
+
+    @staticmethod
+    def weighted(error, sample_weight):
+        return error if sample_weight is None else error * sample_weight
+
+
+class AlignedWeightStep(WeightedStep):
+    @staticmethod
+    def weighted(error, sample_weight):
+        return error if sample_weight is None else error * tf.reshape(sample_weight, (-1, 1))
+
+
+def aligned_error(y_true, y_pred):
+    return tf.reshape(y_true, tf.shape(y_pred)) - y_pred
+
+
+class DictStep(Linear):
+    """A train_step fed a dict, as fit() would be given one by a tf.data pipeline."""
+
+    def train_step(self, data):
+        return self.fit_step((data["obs"], data["target"]), lambda x, y, y_pred: mse(y, y_pred))
+
+
+class AlignedDictStep(Linear):
+    def train_step(self, data):
+        return self.fit_step((data["obs"], data["target"]),
+                             lambda x, y, y_pred: aligned_mse(y, y_pred))
+
+
+class Transitions(Linear):
+    """A train_step fed (obs, target, done, weight), which weights a (B, 1) error by them."""
+
+    def train_step(self, data):
+        obs, target, done, weight = data
+        return self.fit_step((obs, target), lambda x, y, y_pred: tf.reduce_mean(
+            tf.square(aligned_error(y, y_pred)) * (1.0 - done) * weight))

@@ -19,6 +19,7 @@ from pytest_lossguard.advice import (
 )
 from pytest_lossguard.align import Reference
 from pytest_lossguard.backends import Backend
+from pytest_lossguard.errors import LossguardError
 from pytest_lossguard.findings import Finding, Fix, Paths, Report, Verdict
 from pytest_lossguard.kinds import BuiltKind
 from pytest_lossguard.options import Options
@@ -82,6 +83,12 @@ class Called(abc.ABC):
         return self._backend(options).keras
 
     def check(self, options: Options) -> Report:
+        model_only = [f"{key}= per output" for key in options.per_output]
+        model_only += ["batch="] if options.batch is not None else []
+        if model_only:
+            raise LossguardError(
+                f"{' and '.join(model_only)} apply to models only, and {self.name} is a "
+                f"{self.label}; give it one value of each option and no batch=")
         if options.order != "auto":
             self.order(self.parameters, options.order == "prediction-first")
         self.backend = self._backend(options)

@@ -8,9 +8,10 @@ from typing import Any, Protocol
 
 from pytest_lossguard.errors import LossguardError
 from pytest_lossguard.findings import Report
+from pytest_lossguard.introspect import from_keras, source
 from pytest_lossguard.kinds import BuiltKind
 from pytest_lossguard.options import Options
-from pytest_lossguard.state import preserved
+from pytest_lossguard.state import PYTHON_RANDOM, preserved
 
 
 class Product(Protocol):
@@ -56,6 +57,10 @@ class Factory:
         target: BuiltKind = kind  # type: ignore[assignment]  # every kind but Factory is built
         target = target.from_factory(build)
         target.name = self.name
+        if from_keras(type(built)):  # a functional model, a built-in loss: the factory is theirs
+            target.source = source(self.obj)
+        if target.is_model:  # its layers' initialisers drew seeds: put back, not blamed
+            changed[:] = [name for name in changed if name != PYTHON_RANDOM]
         report = target.check(options)
         # torch modules draw their initial weights from torch's global generator: put back,
         # but not blamed on the constructor.

@@ -27,18 +27,18 @@ from pytest_lossguard.errors import LossguardError, OptionNeeded, stage
 from pytest_lossguard.findings import Finding, Fix, Method, Report, Verdict
 from pytest_lossguard.introspect import source, user_defines
 from pytest_lossguard.kinds import BuiltKind
-from pytest_lossguard.kinds.model import (
-    MODEL_ERROR,
+from pytest_lossguard.kinds.model import MODEL_ERROR, Harness, Step, _findings, _logs
+from pytest_lossguard.kinds.model_data import (
     Batch,
-    Harness,
-    Step,
-    _findings,
-    _leaves,
-    _logs,
-    _pack,
+    Feed,
+    describe_inputs,
+    flatten,
+    heads,
+    leaves,
+    pack,
 )
 from pytest_lossguard.locate import Locator
-from pytest_lossguard.options import Options, Shape
+from pytest_lossguard.options import InputShape, Options
 from pytest_lossguard.state import preserved
 from pytest_lossguard.text import one_line
 
@@ -47,14 +47,16 @@ LIGHTNING_ROOTS = ("lightning", "pytorch_lightning")
 _PATHS = {"training_step": "trainer.fit()", "validation_step": "trainer.validate()"}
 
 
-def _input_shapes(module: Any, options: Options, name: str) -> list[Shape]:
+def _input_shapes(module: Any, options: Options, name: str) -> InputShape:
     """Per-sample input shapes: the option, else the module's `example_input_array`."""
     if options.input_shape is not None:
-        return [options.input_shape]
+        return options.input_shape
     example: Any = getattr(module, "example_input_array", None)
-    arrays: list[Any] = [example] if hasattr(example, "shape") else list(example or ())
+    if hasattr(example, "shape") and len(example.shape) > 0:
+        return tuple(example.shape)[1:]
+    arrays: list[Any] = list(example or ())
     if arrays and all(len(getattr(a, "shape", ())) > 0 for a in arrays):
-        return [tuple(a.shape)[1:] for a in arrays]
+        return tuple(tuple(a.shape)[1:] for a in arrays)
     raise OptionNeeded(f"cannot tell the input shape of LightningModule {name} (it sets no "
                        "example_input_array)", "input_shape")
 
@@ -89,15 +91,16 @@ class LightningHarness(Harness):
         self.input_shapes = _input_shapes(module, options, name)
         try:
             with self.attached("test"):
-                outputs = module(self.tensors(self.inputs(options.batch)))
+                outputs = module(self.tensors(self.inputs(options.probe_batch)))
         except Exception as exc:
             raise LossguardError(
                 f"{name} raised on inputs of per-sample shape "
-                f"{', '.join(map(str, self.input_shapes))}: {one_line(exc)}; set input_shape= "
+                f"{describe_inputs(self.input_shapes)}: {one_line(exc)}; set input_shape= "
                 "(or example_input_array) to what the module expects"
             ) from exc
         self.outputs = outputs
-        self.output_shapes = [(key, tuple(value.shape)[1:]) for key, value in _leaves(outputs)]
+        self.heads = heads(module, outputs, options, name)
+        self.feed = Feed(module, outputs, options, name, self.methods, LIGHTNING_ROOTS)
         self.original = []
         self.state = []
         self.locate = Locator(self.backend)
@@ -105,7 +108,7 @@ class LightningHarness(Harness):
 
     def tensors(self, x: Any) -> Any:
         """Inputs as torch tensors, laid out as given."""
-        return _pack(x, [self.to_tensor(a) for _, a in _leaves(x)])
+        return pack(x, [self.to_tensor(a) for _, a in leaves(x)])
 
     def variables(self) -> list[Any]:
         """Parameters and buffers (BatchNorm's running statistics move in training mode)."""
@@ -155,11 +158,11 @@ class LightningHarness(Harness):
     def run(self, phase: str, batch: Batch) -> Step:
         """One step from the snapshot: what it logs and returns, and the loss's gradients."""
         __tracebackhide__ = True
+        arrays, rebuild = flatten(self.feed.data(phase, batch))  # batch= errors are the user's
         self.restore()
         parameters = [p for p in self.model.parameters() if p.requires_grad]
         try:
-            data = (self.tensors(batch.x), _pack(self.outputs,
-                                                 [self.to_tensor(a) for a in batch.y]))
+            data = rebuild([self.to_tensor(a) for a in arrays])
             with self.attached(phase) as logged:
                 loss = _returned_loss(self.backend.step(self.model, self.methods[phase], data))
                 gradients: tuple[Any, ...] = ()
@@ -175,17 +178,16 @@ class LightningHarness(Harness):
         itemsize = min((u.dtype.itemsize for u in update), default=4)
         return Step(values, update, itemsize)
 
-    def traced(self, phase: str) -> Callable[..., Any]:
-        """The step as a function of positional tensors (inputs, then labels), for tracing."""
-        count = len(self.input_shapes)
+    def traced(self, phase: str, batch: Batch) -> tuple[Callable[..., Any], list[np.ndarray]]:
+        """The step as a function of the positional tensors of its data, for tracing, and the
+        arrays of the batch's data in that order."""
+        arrays, rebuild = flatten(self.feed.data(phase, batch))
 
         def call(*tensors: Any) -> Any:
-            x = tensors[0] if count == 1 else list(tensors[:count])
             with self.attached(phase):
-                return self.backend.step(self.model, self.methods[phase],
-                                         (x, _pack(self.outputs, list(tensors[count:]))))
+                return self.backend.step(self.model, self.methods[phase], rebuild(tensors))
 
-        return call
+        return call, arrays
 
 
 class LightningModule:
@@ -221,7 +223,7 @@ class LightningModule:
                 with stage("restoring the module"):
                     harness.restore(original=True)
         restored[:] = dict.fromkeys(restored)  # each named once
-        first = harness.output_options(0)
+        first = harness.heads[0].options
         header = judge.Header("torch", "torch", align.PORT.name, first.true_shape,
                               first.pred_shape)
         with stage("writing the report"):

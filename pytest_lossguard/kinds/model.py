@@ -24,15 +24,26 @@ from pytest_lossguard.advice import advised, fix_code, weights_hint
 from pytest_lossguard.backends import Backend
 from pytest_lossguard.conventions import STEPS
 from pytest_lossguard.deadline import shielded
-from pytest_lossguard.errors import LossguardError, OptionNeeded, stage
+from pytest_lossguard.errors import LossguardError, stage
 from pytest_lossguard.findings import Finding, Fix, Method, PathStatus, Report, Verdict
 from pytest_lossguard.introspect import keras_base, source, user_defines
 from pytest_lossguard.kinds import BuiltKind
+from pytest_lossguard.kinds.model_data import (
+    Batch,
+    Feed,
+    describe_inputs,
+    draw_inputs,
+    flatten,
+    heads,
+    input_shapes,
+    leaves,
+    pack,
+)
 from pytest_lossguard.locate import Locator
-from pytest_lossguard.options import Options, Shape
+from pytest_lossguard.options import Options
 from pytest_lossguard.paths import EVALUATE, FIT
 from pytest_lossguard.probes import Case
-from pytest_lossguard.state import preserved
+from pytest_lossguard.state import PYTHON_RANDOM, preserved
 from pytest_lossguard.text import one_line
 from pytest_lossguard.tolerance import close, tolerances
 
@@ -56,37 +67,6 @@ class Step:
     error: BaseException | None = None
 
 
-@dataclasses.dataclass(frozen=True)
-class Batch:
-    """One step's data: inputs, labels, and the label layout's cache key."""
-
-    x: Any
-    y: list[np.ndarray]
-
-    @property
-    def key(self) -> tuple[object, ...]:
-        """Values come from one seeded draw per batch size, so shapes and dtypes identify it."""
-        return tuple((a.shape, str(a.dtype)) for a in self.y)
-
-
-def _leaves(structure: Any) -> list[tuple[str, Any]]:
-    """(name, leaf) pairs of a model's outputs or inputs: one tensor, a list or a dict."""
-    if isinstance(structure, Mapping):
-        return [(str(key), value) for key, value in structure.items()]
-    if isinstance(structure, (list, tuple)):
-        return [(str(index), value) for index, value in enumerate(structure)]
-    return [("", structure)]
-
-
-def _pack(structure: Any, values: list[Any]) -> Any:
-    """`values` laid out as `structure` is, the inverse of _leaves."""
-    if isinstance(structure, Mapping):
-        return dict(zip(structure, values, strict=True))
-    if isinstance(structure, (list, tuple)):
-        return list(values)
-    return values[0]
-
-
 def _variables(owner: Any) -> list[Any]:
     found = getattr(owner, "variables", [])
     return list(found() if inspect.ismethod(found) else found)
@@ -95,8 +75,8 @@ def _variables(owner: Any) -> list[Any]:
 class Harness:
     """A compiled, built model whose state is snapshotted, so that every step starts alike.
 
-    The judging below asks a harness only for its steps and their names, so a Lightning
-    module's harness (kinds/lightning.py) subclasses this one and reuses it.
+    The judging below asks a harness only for its steps and their names, its heads and its
+    feed, so a Lightning module's harness (kinds/lightning.py) subclasses this one and reuses it.
     """
 
     # Each phase: the method that runs it, and the call path it stands for.
@@ -114,22 +94,23 @@ class Harness:
         self.uncompile = _compile(model, options, name)
         with _undone_on_error(self.uncompile):  # every failure, the time limit too
             try:
-                self.input_shapes = _input_shapes(model, options, name)
-                x = self.inputs(options.batch)
+                self.input_shapes = input_shapes(model, options, name)
+                x = self.inputs(options.probe_batch)
                 outputs = model(x, training=False)
             except LossguardError:
                 raise
             except Exception as exc:
                 raise LossguardError(
                     f"{name} raised on inputs of per-sample shape "
-                    f"{', '.join(map(str, self.input_shapes))}: "
+                    f"{describe_inputs(self.input_shapes)}: "
                     f"{one_line(exc)}; set input_shape= to what the model expects"
                 ) from exc
             self.outputs = outputs
-            self.output_shapes = [(key, tuple(value.shape)[1:])
-                                  for key, value in _leaves(outputs)]
+            self.heads = heads(model, outputs, options, name)
+            self.feed = Feed(model, outputs, options, name, self.methods)
+            labels = pack(outputs, self.canonical(options.probe_batch).y)
             try:
-                _build_training_state(model, x, outputs)
+                _build_training_state(model, x, labels)
             except Exception as exc:
                 raise LossguardError(
                     f"cannot build the compiled loss, metrics or optimizer of {name}: "
@@ -141,24 +122,13 @@ class Harness:
         self.memo: judge.Memo[tuple[str, Batch], Step] = judge.Memo(
             lambda run: self.run(*run), lambda run: (run[0], run[1].key))
 
-    def output_options(self, index: int) -> Options:
-        """The options of one output: its shape from the model, the rest from the user."""
-        shape = self.output_shapes[index][1]
-        single = len(self.output_shapes) == 1
-        return Options.build(self.options, output_shape=shape, y_pred_shape=None,
-                             y_true_shape=self.options.y_true_shape if single else None)
-
     def inputs(self, batch: int) -> Any:
-        """Seeded inputs of the given batch size, one array per model input."""
-        rng = np.random.default_rng([self.options.seed, batch, 2])
-        arrays = [rng.normal(size=(batch, *shape)).astype(np.float32)
-                  for shape in self.input_shapes]
-        return arrays[0] if len(arrays) == 1 else arrays
+        """Seeded inputs of the given batch size, laid out as the model's inputs."""
+        return draw_inputs(self.input_shapes, batch, self.options.seed)
 
     def canonical(self, batch: int) -> Batch:
         """Inputs and the labels each output was meant to get, at this batch size."""
-        labels = [probes.draw(self.output_options(i), batch).y_true
-                  for i in range(len(self.output_shapes))]
+        labels = [probes.draw(head.options, batch).y_true for head in self.heads]
         return Batch(self.inputs(batch), labels)
 
     def variables(self) -> list[Any]:
@@ -195,9 +165,9 @@ class Harness:
                 fresh = np.zeros_like(value)
                 fresh.flat[0] = seeds.integers(1, 2**31 - 1)
                 self.backend.write(variable, fresh)
-        x = self.inputs(self.options.batch)
+        x = self.inputs(self.options.probe_batch)
         constant = all(np.ptp(self.backend.to_numpy(value), axis=0).max() == 0
-                       for _, value in _leaves(self.model(x, training=False)))
+                       for _, value in leaves(self.model(x, training=False)))
         if constant:
             rng = np.random.default_rng([self.options.seed, 3])
             for variable in self.model.trainable_variables:
@@ -219,13 +189,13 @@ class Harness:
         """One train_step or test_step from the snapshot, as fit() / evaluate() would call it."""
         __tracebackhide__ = True
         model = self.model
+        arrays, rebuild = flatten(self.feed.data(phase, batch))  # batch= errors are the user's
         self.restore()
         model.reset_metrics()
         before = [self.backend.read(v) for v in model.trainable_variables]
         try:
-            x = _pack(batch.x, [self.to_tensor(a) for _, a in _leaves(batch.x)])
-            y = _pack(self.outputs, [self.to_tensor(a) for a in batch.y])
-            values = _logs(self.backend.step(model, self.methods[phase], (x, y)), self.backend)
+            data = rebuild([self.to_tensor(a) for a in arrays])
+            values = _logs(self.backend.step(model, self.methods[phase], data), self.backend)
         except Exception as exc:
             return Step(error=exc)
         update = tuple(self.backend.read(v) - b
@@ -233,16 +203,15 @@ class Harness:
         itemsize = min((u.dtype.itemsize for u in update if u.dtype.kind == "f"), default=4)
         return Step(values, update, itemsize)
 
-    def traced(self, phase: str) -> Callable[..., Any]:
-        """The step as a function of positional tensors (inputs, then labels), for tracing."""
-        count = len(self.input_shapes)
+    def traced(self, phase: str, batch: Batch) -> tuple[Callable[..., Any], list[np.ndarray]]:
+        """The step as a function of the positional tensors of its data, for tracing, and the
+        arrays of the batch's data in that order."""
+        arrays, rebuild = flatten(self.feed.data(phase, batch))
 
         def call(*tensors: Any) -> Any:
-            x = tensors[0] if count == 1 else list(tensors[:count])
-            data = (x, _pack(self.outputs, list(tensors[count:])))
-            return self.backend.step(self.model, self.methods[phase], data)
+            return self.backend.step(self.model, self.methods[phase], rebuild(tensors))
 
-        return call
+        return call, arrays
 
 
 @contextlib.contextmanager
@@ -257,7 +226,7 @@ def _undone_on_error(undo: Callable[[], None]) -> Iterator[None]:
         raise
 
 
-def _build_training_state(model: Any, x: Any, outputs: Any) -> None:
+def _build_training_state(model: Any, x: Any, labels: Any) -> None:
     """Build what a step needs before the snapshot is taken: the optimizer's variables and,
     for a JAX trainer, the compiled loss and metrics.
 
@@ -266,7 +235,7 @@ def _build_training_state(model: Any, x: Any, outputs: Any) -> None:
     call, and the symbolic pass would cost about a step and a half.
     """
     if hasattr(model, "jax_state_sync"):
-        model._symbolic_build(data_batch=(x, outputs))
+        model._symbolic_build(data_batch=(x, labels))
     optimizer = getattr(model, "optimizer", None)
     built = getattr(optimizer, "built", False) or getattr(optimizer, "_built", False)
     if optimizer is not None and hasattr(optimizer, "build") and not built:
@@ -316,20 +285,6 @@ def _compile(model: Any, options: Options, name: str) -> Callable[[], None]:
             before[key][:] = contents[key]
 
     return undo
-
-
-def _input_shapes(model: Any, options: Options, name: str) -> list[Shape]:
-    """Per-sample input shapes: the option, else the model's own symbolic inputs."""
-    if options.input_shape is not None:
-        return [options.input_shape]
-    try:
-        inputs = list(model.inputs or [])
-    except (AttributeError, ValueError):
-        inputs = []
-    shapes = [tuple(tensor.shape)[1:] for tensor in inputs]
-    if shapes and all(None not in shape for shape in shapes):
-        return shapes
-    raise OptionNeeded(f"cannot tell the input shape of model {name}", "input_shape")
 
 
 def _logs(logs: Any, backend: Backend) -> dict[str, float]:
@@ -392,7 +347,7 @@ def _error(
     message: str, batch: Batch, harness: Harness, exception: BaseException | None = None,
 ) -> Finding:
     return judge.canonical_error(batch.y[0].shape,
-                                 (batch.y[0].shape[0], *harness.output_shapes[0][1]), message,
+                                 (batch.y[0].shape[0], *harness.heads[0].shape), message,
                                  exception=exception)
 
 
@@ -405,7 +360,7 @@ def _check_canonical(harness: Harness, batch: Batch) -> Finding | None:
         if first.error is not None:
             return _error(f"{method} raised on canonical labels: {one_line(first.error)}",
                           batch, harness, first.error)
-        bad = {k: v for k, v in first.logs.items() if not math.isfinite(v)}
+        bad = _nonfinite(first)
         if bad:
             return _error(f"{method} reported {bad} on canonical labels; check domain= and the "
                           "model's loss", batch, harness)
@@ -415,6 +370,10 @@ def _check_canonical(harness: Harness, batch: Batch) -> Finding | None:
                           "to compare; return {'loss': loss} and apply the gradients", batch,
                           harness)
     return None
+
+
+def _nonfinite(step: Step) -> dict[str, float]:
+    return {key: value for key, value in step.logs.items() if not math.isfinite(value)}
 
 
 def _nondeterministic(harness: Harness, batch: Batch) -> Finding | None:
@@ -431,9 +390,11 @@ def _nondeterministic(harness: Harness, batch: Batch) -> Finding | None:
 
 
 def _model_cases(harness: Harness) -> Iterator[tuple[int, Case]]:
-    """The label probes of every output: the model makes the predictions, so only labels vary."""
-    for index in range(len(harness.output_shapes)):
-        for case in probes.cases(harness.output_options(index), takes_weights=False):
+    """The label probes of every head, and the weighting probe once for the model when its
+    steps take sample weights: the model makes the predictions, so only labels vary."""
+    weighted = any(map(harness.feed.takes_weights, harness.methods))
+    for index, head in enumerate(harness.heads):
+        for case in probes.cases(head.options, takes_weights=weighted and index == 0):
             if case.inputs.y_pred.shape == case.canonical.y_pred.shape:
                 yield index, case
 
@@ -443,7 +404,12 @@ def _batches(harness: Harness, index: int, case: Case) -> tuple[Batch, Batch, st
     labels = case.inputs.y_true
     size = labels.shape[0]
     canonical = harness.canonical(size)
-    output = (size, *harness.output_shapes[index][1])
+    if case.probe.weights:  # (B, 1) weights against (B,): Keras treats the two alike
+        weights, flat = case.inputs.sample_weight, case.canonical.sample_weight
+        assert weights is not None and flat is not None
+        return (dataclasses.replace(canonical, weights=weights),
+                dataclasses.replace(canonical, weights=flat), f"sample_weight {flat.shape}")
+    output = (size, *harness.heads[index].shape)
     true_shape, _ = align.aligned_shapes(labels.shape, output, harness.rule)
     if true_shape != labels.shape:
         reference, name = labels.reshape(true_shape), "Keras-aligned"
@@ -457,25 +423,35 @@ def _batches(harness: Harness, index: int, case: Case) -> tuple[Batch, Batch, st
     return probe, Batch(canonical.x, swap), name
 
 
-def _judge(harness: Harness, index: int, case: Case, phase: str) -> Finding:
+def _judge(harness: Harness, index: int, case: Case, phase: str) -> Finding | None:
+    """One phase's verdict on one probe; None when the phase does not take the probe (a step
+    that takes no sample weights, or fails on the (B,) weights alone)."""
     probe, reference, name = _batches(harness, index, case)
-    got, ref = harness.step(phase, probe), harness.step(phase, reference)
-    key, shape = harness.output_shapes[index]
-    label = f"{case.label} [{key}]" if len(harness.output_shapes) > 1 else case.label
+    if case.probe.weights and not harness.feed.takes_weights(phase):
+        return None
+    ref = harness.step(phase, reference)
+    if case.probe.weights and (ref.error is not None or _nonfinite(ref)):
+        return None
+    got = harness.step(phase, probe)
+    head = harness.heads[index]
+    output = head.name if len(harness.heads) > 1 and not case.probe.weights else ""
+    label = f"{case.label} [{output}]" if output else case.label
     batch = probe.y[index].shape[0]
-    y_true, y_pred = probe.y[index].shape, (batch, *shape)
+    y_true, y_pred = probe.y[index].shape, (batch, *head.shape)
+    weights = None if probe.weights is None else probe.weights.shape
     if got.error is not None:
-        return Finding(label, Verdict.RAISES, y_true, y_pred, method=_method(harness, phase, []),
-                       message=one_line(got.error))
+        return Finding(label, Verdict.RAISES, y_true, y_pred, weights,
+                       method=_method(harness, phase, []), message=one_line(got.error),
+                       output=output)
     differ, difference, size = _differences(got, ref, harness.options)
     method = _method(harness, phase, differ)
     shown = next((k for k in differ if k != "weight update"), "loss")
     return Finding(
-        label, judge.verdict(not differ, False, None), y_true, y_pred,
+        label, judge.verdict(not differ, False, None), y_true, y_pred, weights,
         value=got.logs.get(shown), reference=name, reference_value=ref.logs.get(shown),
         message=_differ(differ, name), method=method,
         update_difference=difference if phase == "train" else None,
-        update_size=size if phase == "train" else None,
+        update_size=size if phase == "train" else None, output=output,
     )
 
 
@@ -486,22 +462,41 @@ def _located(harness: Harness, index: int, case: Case, phase: str, finding: Find
     if finding.verdict is not Verdict.MISMATCH:
         return finding
     probe, reference, _ = _batches(harness, index, case)
-    flat = [a for _, a in _leaves(probe.x)]
-    where = harness.locate(harness.traced(phase), [*flat, *probe.y], [*flat, *reference.y],
-                           tag=phase)
+    call, arrays = harness.traced(phase, probe)
+    _, references = harness.traced(phase, reference)
+    where = harness.locate(call, arrays, references, tag=phase)
+    if where is None and case.symmetric:
+        # Neither weighting is the intended one: the one whose step grew is the broadcast.
+        where = harness.locate(call, references, arrays, tag=phase)
+        if where is not None:
+            finding = _swapped(finding, probe, reference)
     return dataclasses.replace(finding, verdict=judge.verdict(False, False, where),
                                location=where)
 
 
-def _status(finding: Finding) -> PathStatus:
-    """A phase's call-path status; n/a when its step reported no loss and moved no weight."""
+def _swapped(finding: Finding, probe: Batch, reference: Batch) -> Finding:
+    """A weighting finding told from the reference's side, when that is the weighting that
+    grew: its weights and value shown, the probe's as the reference."""
+    assert probe.weights is not None and reference.weights is not None
+    return dataclasses.replace(
+        finding, sample_weight=reference.weights.shape, value=finding.reference_value,
+        reference=f"sample_weight {probe.weights.shape}", reference_value=finding.value,
+        message=finding.message.replace(str(finding.reference),
+                                        f"sample_weight {probe.weights.shape}"))
+
+
+def _status(finding: Finding | None) -> PathStatus:
+    """A phase's call-path status; n/a when its step does not take the probe, or reported no
+    loss and moved no weight."""
+    if finding is None:
+        return PathStatus.NA
     if finding.verdict is Verdict.SAFE and finding.reference_value is None:
         return PathStatus.NA if finding.update_difference is None else PathStatus.PROTECTED
     return PathStatus.of(finding.verdict)
 
 
 def _findings(harness: Harness) -> list[Finding]:
-    canonical = harness.canonical(harness.options.batch)
+    canonical = harness.canonical(harness.options.probe_batch)
     error = _check_canonical(harness, canonical)
     if error is not None:
         return [error]
@@ -509,7 +504,9 @@ def _findings(harness: Harness) -> list[Finding]:
     deterministic = False
     for index, case in _model_cases(harness):
         judged = [_judge(harness, index, case, phase) for phase in harness.methods]
-        if not deterministic and any(f.verdict is not Verdict.SAFE for f in judged):
+        present = [(phase, f) for phase, f in zip(harness.methods, judged, strict=True)
+                   if f is not None]
+        if not deterministic and any(f.verdict is not Verdict.SAFE for _, f in present):
             error = _nondeterministic(harness, canonical)
             if error is not None:
                 return [error]
@@ -517,9 +514,9 @@ def _findings(harness: Harness) -> list[Finding]:
         paths = tuple((harness.paths[phase], _status(f))
                       for phase, f in zip(harness.methods, judged, strict=True))
         seen: set[Method | None] = set()
-        for phase, finding in zip(harness.methods, judged, strict=True):
+        for number, (phase, finding) in enumerate(present):
             if finding.verdict is Verdict.SAFE:
-                findings.extend([finding] if phase == "train" else [])
+                findings.extend([finding] if number == 0 else [])
             elif finding.method not in seen:
                 seen.add(finding.method)
                 located = _located(harness, index, case, phase, finding)
@@ -552,7 +549,7 @@ class ModelObject:
                 harness = Harness(self.obj, self.name, self.backend, options)
             # Keras's unseeded initialisers draw seeds from Python's random state while
             # lossguard builds the model: put back, but not blamed on the target.
-            restored.extend(name for name in built if name != "python random state")
+            restored.extend(name for name in built if name != PYTHON_RANDOM)
             try:  # every exit puts the user's weights, metrics and compile state back
                 with stage("preparing the model's weights"):
                     harness.prepare()
@@ -564,7 +561,7 @@ class ModelObject:
                     harness.restore(original=True)
                     harness.uncompile()
         restored[:] = dict.fromkeys(restored)  # each named once
-        first = harness.output_options(0)
+        first = harness.heads[0].options
         header = judge.Header(self.flavour, self.flavour, align.reference().name,
                               first.true_shape, first.pred_shape)
         with stage("writing the report"):
