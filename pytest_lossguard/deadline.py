@@ -7,7 +7,8 @@ A target that catches the interruption (`except BaseException:`, a bare `except:
 interrupted again every `REARM` seconds until it returns; one that goes on catching it
 `STRIKES` times in a row cannot be stopped from Python, and the process ends with a message
 saying so (`GIVE_UP` writes it where the user sees it: the pytest plugin replaces it so that
-the message passes output capturing).
+the message passes output capturing). A tick never lands inside a context manager's
+`__enter__` or `__exit__`, so that whatever it holds is released as the interruption unwinds.
 """
 
 from __future__ import annotations
@@ -57,6 +58,20 @@ def _own(frame: Any) -> bool:
     return filename.startswith(_OWN) or filename == contextlib.__file__
 
 
+# Frames the limit never lands in: a context manager half entered or half exited keeps its
+# resource (a TensorFlow GradientTape left on the tape stack breaks every later fit()).
+_CLEANUP = frozenset({"__enter__", "__exit__", "__aenter__", "__aexit__"})
+
+
+def _cleaning_up(frame: Any) -> bool:
+    """True while any frame on the stack is a context manager's enter or exit."""
+    while frame is not None:
+        if frame.f_code.co_name in _CLEANUP:
+            return True
+        frame = frame.f_back
+    return False
+
+
 class _Expired(BaseException):
     """Raised into the target when time is up; a BaseException, so `except Exception` in the
     user's code (or lossguard's own) cannot swallow it."""
@@ -78,7 +93,7 @@ def deadline(seconds: float | None, name: str) -> Iterator[None]:
 
     def expire(signum: int, frame: Any) -> None:
         nonlocal strikes
-        if _SHIELDS[0] or _own(frame):
+        if _SHIELDS[0] or _own(frame) or _cleaning_up(frame):
             return  # putting state back, or already leaving: the next tick will do
         strikes += 1
         if strikes > STRIKES:

@@ -49,6 +49,6 @@ def test_the_examples_report_is_unchanged_and_the_readme_quotes_it(tmp_path):
     assert report == json.loads(GOLDEN.read_text())
     printed = set(run.stdout.splitlines())
     excerpts = readme_excerpts()
-    assert len(excerpts) == 2
+    assert len(excerpts) == 4
     for excerpt in excerpts:
         assert [line for line in excerpt if line not in printed] == [], excerpt[0]

@@ -79,6 +79,35 @@ def test_a_hanging_loss_hits_the_timeout_and_state_is_restored():
         check(hangs, timeout=-1)
 
 
+class Resource:
+    """A context manager whose release takes longer than the time limit's re-arm interval."""
+
+    released = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(0.3)
+        Resource.released += 1
+
+
+def holds_a_resource(y_true, y_pred):
+    with Resource():
+        time.sleep(30)
+
+
+def test_the_time_limit_lets_a_context_manager_release_what_it_holds(monkeypatch):
+    """Interrupting an __exit__ half way leaves its resource held: a TensorFlow GradientTape
+    left on the tape stack breaks every later fit() in the process."""
+    from pytest_lossguard import deadline
+
+    monkeypatch.setattr(deadline, "REARM", 0.02)  # ticks all through the slow __exit__
+    with pytest.raises(LossguardError, match="holds_a_resource did not finish"):
+        check(holds_a_resource, timeout=0.2)
+    assert Resource.released == 1
+
+
 def test_a_factory_that_hangs_while_building_hits_the_timeout_too():
     def slow_factory():
         while True:

@@ -387,6 +387,9 @@ def test_the_weighting_probe_runs_through_a_step_that_unpacks_sample_weights():
         "broadcast", (7,), "sample_weight (7, 1)")
     assert "error * sample_weight" in first.location.source
     assert dict(first.paths) == {"fit()": "affected", "evaluate()": "protected"}
+    # The fix names the step's own variable, at its line, as a loss's fix does.
+    assert first.fix.text.startswith(f"sample_weight (7,) meets error (7, 1) at "
+                                     f"{first.location.where}")
     assert check(zoo.AlignedWeightStep, **SHAPE).ok
 
 

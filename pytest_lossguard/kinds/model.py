@@ -576,7 +576,7 @@ class ModelObject:
         if finding.verdict is Verdict.ERROR:
             return MODEL_ERROR
         if finding.sample_weight is not None:
-            return weights_hint(self.backend)
+            return weights_hint(self.backend, finding.location, finding.sample_weight)
         method = finding.method or Method("compiled loss")
         if method.metric:
             return (f"align ranks inside the {method}, e.g. {align_code}: compile(metrics=...) "
