@@ -519,9 +519,17 @@ def _findings(harness: Harness) -> list[Finding]:
                 findings.extend([finding] if number == 0 else [])
             elif finding.method not in seen:
                 seen.add(finding.method)
-                located = _located(harness, index, case, phase, finding)
+                located = _located(harness, index, case, _traced_phase(present, finding),
+                                   finding)
                 findings.append(dataclasses.replace(located, paths=paths))
     return findings
+
+
+def _traced_phase(present: list[tuple[str, Finding]], finding: Finding) -> str:
+    """The phase whose step is traced to locate `finding`: the last one (test_step) where the
+    same code differs too, since its graph holds no gradients or optimizer update to build."""
+    return next(phase for phase, other in reversed(present)
+                if other.method == finding.method and other.verdict is finding.verdict)
 
 
 class ModelObject:
