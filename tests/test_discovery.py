@@ -492,32 +492,14 @@ def test_scan_and_the_cli_check_torch_loss_modules(pytester, torch_package):
         in out
 
 
-LIGHTNING_MODULES = '''
-import lightning as L
-import torch
-
-
-class Regression(L.LightningModule):
-    def __init__(self):
-        super().__init__()
-        self.linear = torch.nn.Linear(3, 1)
-        self.example_input_array = torch.zeros(4, 3)
-
-    def forward(self, x):
-        return self.linear(x)
-
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        return torch.mean((y - self(x)) ** 2)
-
+# The bundled seed case (a module with training_step, and its aligned twin), and a backbone
+# that defines no step.
+LIGHTNING_MODULES = (Path(__file__).resolve().parent.parent / "examples" / "pytorch" /
+                     "lightning_regression.py").read_text() + '''
 
 class Backbone(L.LightningModule):
-    def __init__(self):
-        super().__init__()
-        self.linear = torch.nn.Linear(3, 1)
-
     def forward(self, x):
-        return self.linear(x)
+        return x
 '''
 
 
@@ -528,9 +510,12 @@ def lightning_package(tmp_path, monkeypatch):
 
 
 def test_lightning_modules_with_a_step_are_found_and_a_backbone_is_not(lightning_package):
-    assert scan_source(LIGHTNING_MODULES) == ["Regression: subclasses LightningModule"]
+    assert scan_source(LIGHTNING_MODULES) == [
+        "LinearRegression: subclasses LightningModule",
+        "AlignedLinearRegression: subclasses LinearRegression"]
     assert {c.id: c.reason for c in discover(["ltpkg"])} == {
-        "ltpkg.modules:Regression": "a LightningModule defining training_step"}
+        "ltpkg.modules:LinearRegression": "a LightningModule defining training_step",
+        "ltpkg.modules:AlignedLinearRegression": "a LightningModule defining training_step"}
     code, out, _ = lossguard_here("ltpkg/modules.py", cwd=lightning_package)
-    assert code == 1 and "1 target(s)" in out
+    assert code == 1 and "2 target(s)" in out
     assert "(lightning module, torch, reference: numpy port of keras 3)" in out

@@ -1,36 +1,34 @@
 """LightningModules: training_step / validation_step probed like a Keras model's steps, with
 no Trainer and without importing Keras."""
 
-import inspect
+import importlib.util
+from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 
 from pytest_lossguard import LossguardError, check
 from pytest_lossguard.errors import OptionNeeded
 
+# The seed case, a Linear(3, 1) whose training_step broadcasts (B,) labels to (B, B), as the
+# bundled example writes it.
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "pytorch" / \
+    "lightning_regression.py"
+_spec = importlib.util.spec_from_file_location("lightning_regression", EXAMPLE)
+example = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(example)
+Regression = example.LinearRegression
 
-class Regression(L.LightningModule):
-    """The seed case: a Linear(3, 1) whose training_step broadcasts (B,) labels to (B, B)."""
 
-    def __init__(self, example=True):
-        super().__init__()
-        self.linear = torch.nn.Linear(3, 1)
-        if example:
-            self.example_input_array = torch.zeros(8, 3)
-
-    def forward(self, x):
-        return self.linear(x)
-
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        loss = torch.mean((y - self(x)) ** 2)
-        self.log("train_loss", loss)
-        return loss
+def without_example_input():
+    module = Regression()
+    module.example_input_array = None
+    return module
 
 
 class AlignedRegression(Regression):
+    """Aligned, and returning Lightning's other form: a dict holding the loss."""
+
     def training_step(self, batch, batch_idx):
         x, y = batch
         y_hat = self(x)
@@ -61,7 +59,7 @@ def test_the_seed_case_is_flagged_at_its_line_in_training_step():
     first = report.failures[0]
     line = Regression.training_step.__code__.co_firstlineno + 2
     assert str(first.method) == "training_step"
-    assert first.location.where.endswith(f"test_lightning.py:{line}")
+    assert first.location.where.endswith(f"lightning_regression.py:{line}")
     assert first.location.operation == "sub (7,), (7, 1) -> (7, 7)"
     assert "weight update" in first.message
     assert dict(first.paths) == {"trainer.fit()": "affected"}
@@ -104,27 +102,27 @@ def test_verdicts_do_not_depend_on_the_module_s_initial_weights():
 
 def test_without_example_input_array_the_input_shape_option_is_needed():
     with pytest.raises(OptionNeeded, match="input_shape"):
-        check(Regression(example=False))
-    assert not check(Regression(example=False), input_shape=(3,)).ok
+        check(without_example_input())
+    assert not check(without_example_input(), input_shape=(3,)).ok
 
 
 def test_a_module_that_cannot_run_on_its_inputs_is_a_clear_error():
     with pytest.raises(LossguardError, match=r"Regression raised on inputs .*set input_shape="):
-        check(Regression(example=False), input_shape=(4,))
+        check(without_example_input(), input_shape=(4,))
 
 
 def test_a_session_that_checks_keras_then_lightning_ends_with_its_report(pytester):
     """Keras first, then Lightning, in one session: the order that crashes with some torch
     builds. The session ends with its report (test_native checks that Lightning alone never
     loads Keras)."""
-    module = f"import lightning as L\nimport torch\n\n\n{inspect.getsource(Regression)}"
+    module = EXAMPLE.read_text()
     pytester.makepyfile(
         test_a_keras=(
             "import keras\nimport pytest\n\n\n@pytest.mark.lossguard\n"
             "def keras_mse(y_true, y_pred):\n    return keras.ops.mean((y_true - y_pred) ** 2)\n"
         ),
         test_b_lightning=f"import pytest\n{module}\npytestmark = pytest.mark.lossguard("
-                         "targets=[Regression])\n",
+                         "targets=[LinearRegression])\n",
     )
     result = pytester.runpytest_subprocess("--lossguard", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=2)
