@@ -12,6 +12,7 @@ import numpy as np
 import optax
 import pytest
 import torch
+from differential import agree
 
 from pytest_lossguard import check
 
@@ -262,3 +263,46 @@ def test_a_user_directory_named_like_a_framework_is_still_user_code(tmp_path, mo
     location = check(mae).failures[0].location
     assert location.where.endswith(f"torch{os.sep}jax{os.sep}framework_named_losses.py:4")
     assert location.internals == ""
+
+
+def on_torch(loss, prediction_first=False):
+    """`loss` as the differential calls it, on NumPy arrays turned into torch tensors."""
+    def fn(y_true, y_pred):
+        y_true, y_pred = torch.from_numpy(y_true), torch.from_numpy(y_pred)
+        with warnings.catch_warnings():  # torch's own size warning, for four of them
+            warnings.simplefilter("ignore")
+            return loss(y_pred, y_true) if prediction_first else loss(y_true, y_pred)
+
+    return fn
+
+
+def on_jax(loss):
+    return lambda y_true, y_pred: loss(jnp.asarray(y_true), jnp.asarray(y_pred))
+
+
+NATIVE = [
+    ("torch_mse", torch_mse, on_torch(torch_mse), "real"),
+    ("torch_aligned_mse", torch_aligned_mse, on_torch(torch_aligned_mse), "real"),
+    ("SquaredError", SquaredError(), on_torch(SquaredError(), True), "real"),
+    ("AlignedSquaredError", AlignedSquaredError(), on_torch(AlignedSquaredError(), True), "real"),
+    ("MSELoss", torch.nn.MSELoss(), on_torch(torch.nn.MSELoss(), True), "real"),
+    ("L1Loss", torch.nn.L1Loss(), on_torch(torch.nn.L1Loss(), True), "real"),
+    ("HuberLoss", torch.nn.HuberLoss(), on_torch(torch.nn.HuberLoss(), True), "real"),
+    ("PoissonNLLLoss", torch.nn.PoissonNLLLoss(log_input=False),
+     on_torch(torch.nn.PoissonNLLLoss(log_input=False), True), "probability"),
+    ("functional_mse", functional_mse, on_torch(functional_mse, True), "real"),
+    ("functional_aligned_mse", functional_aligned_mse, on_torch(functional_aligned_mse, True),
+     "real"),
+    ("jax_mse", jax_mse, on_jax(jax_mse), "real"),
+    ("jax_aligned_mse", jax_aligned_mse, on_jax(jax_aligned_mse), "real"),
+    ("optax_huber", optax_huber, on_jax(optax_huber), "real"),
+    ("optax_aligned_huber", optax_aligned_huber, on_jax(optax_aligned_huber), "real"),
+]
+
+
+@pytest.mark.parametrize(("target", "fn", "domain"), [n[1:] for n in NATIVE],
+                         ids=[n[0] for n in NATIVE])
+def test_native_verdicts_agree_with_the_differential(target, fn, domain):
+    """Each verdict is what the library itself computes: the same function on the probe's
+    layout against the canonical one, on values drawn in the test."""
+    agree(target, fn, domain, {})
