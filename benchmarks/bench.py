@@ -262,9 +262,9 @@ def recorded_calls(loss, **options):
     made = []
     original = engine._call
 
-    def counted(target, inputs):
+    def counted(target, inputs, *log):
         made.append((inputs.y_true, inputs.y_pred))
-        return original(target, inputs)
+        return original(target, inputs, *log)
 
     engine._call = counted
     try:
