@@ -514,7 +514,7 @@ def _findings(harness: Harness) -> list[Finding]:
         paths = tuple((harness.paths[phase], _status(f))
                       for phase, f in zip(harness.methods, judged, strict=True))
         seen: set[Method | None] = set()
-        for number, (phase, finding) in enumerate(present):
+        for number, (_, finding) in enumerate(present):
             if finding.verdict is Verdict.SAFE:
                 findings.extend([finding] if number == 0 else [])
             elif finding.method not in seen:
