@@ -67,7 +67,9 @@ def _unpacks_weights(inner: Any) -> bool:
     if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
         return False
     parameters = [*function.args.posonlyargs, *function.args.args]
-    data = parameters[-1].arg if parameters else ""
+    # The data is the first parameter after self: train_step(self, data), and Lightning's
+    # training_step(self, batch, batch_idx).
+    data = parameters[1].arg if len(parameters) > 1 else ""
     for node in ast.walk(function):
         if isinstance(node, ast.Call) and isinstance(node.func, (ast.Attribute, ast.Name)):
             called = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id

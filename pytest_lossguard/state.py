@@ -77,6 +77,7 @@ def _keras_seed(keras_global: Any) -> tuple[Getter, Setter]:
 
 # Keras's unseeded initialisers draw their seeds from it whenever a layer is made.
 PYTHON_RANDOM = "python random state"
+TORCH_RANDOM = "torch random state"
 
 
 def _keras_equal(a: Any, b: Any) -> bool:
@@ -100,7 +101,7 @@ def _slots() -> list[Slot]:
         slots.append(("keras global seed generator", *_keras_seed(keras_global), _keras_equal))
     torch = sys.modules.get("torch")
     if torch is not None and hasattr(torch, "random"):
-        slots.append(("torch random state", torch.random.get_rng_state,
+        slots.append((TORCH_RANDOM, torch.random.get_rng_state,
                       torch.random.set_rng_state, lambda a, b: bool(torch.equal(a, b))))
     tf = sys.modules.get("tensorflow")
     if tf is not None:

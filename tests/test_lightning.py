@@ -127,3 +127,84 @@ def test_a_session_that_checks_keras_then_lightning_ends_with_its_report(pyteste
     result = pytester.runpytest_subprocess("--lossguard", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*2 target(s)*"])
+
+
+class Weighted(Regression):
+    """Aligned labels, but (B,) weights against a (B, 1) error broadcast to (B, B)."""
+
+    def training_step(self, batch, batch_idx):
+        x, y, *weights = batch  # (x, y) or (x, y, sample_weight), as Keras's steps take them
+        y_hat = self(x)
+        error = (y.reshape(y_hat.shape) - y_hat) ** 2
+        return torch.mean(error * weights[0]) if weights else torch.mean(error)
+
+
+class AlignedWeights(Regression):
+    def training_step(self, batch, batch_idx):
+        x, y, *weights = batch
+        y_hat = self(x)
+        error = (y.reshape(y_hat.shape) - y_hat) ** 2
+        return torch.mean(error * weights[0].reshape(-1, 1)) if weights else torch.mean(error)
+
+
+def test_a_step_that_unpacks_sample_weights_gets_the_weighting_probe():
+    report = check(Weighted)
+    assert [f.probe for f in report.failures] == ["sample-weight-rank"]
+    assert "(7,) meets error (7, 1) at " in report.failures[0].fix.text
+    assert check(AlignedWeights).ok
+
+
+class TwoInputs(Regression):
+    """forward(x, z), called by Lightning as module(*example_input_array)."""
+
+    def __init__(self):
+        super().__init__()
+        self.example_input_array = (torch.zeros(8, 3), torch.zeros(8, 2))
+        self.other = torch.nn.Linear(2, 1)
+
+    def forward(self, x, z):
+        return self.linear(x) + self.other(z)
+
+    def training_step(self, batch, batch_idx):
+        (x, z), y = batch
+        return torch.mean((y - self(x, z)) ** 2)
+
+
+class OwnParameter(Regression):
+    """A parameter no layer resets: lossguard seeds it too."""
+
+    def __init__(self):
+        super().__init__()
+        self.shift = torch.nn.Parameter(torch.rand(2))
+
+    def forward(self, x):
+        return self.linear(x) + self.shift.sum()
+
+
+def test_a_forward_of_several_inputs_a_bfloat16_module_and_own_parameters_are_checked():
+    assert check(TwoInputs).counts()["broadcast"] == 2
+    assert check(Regression().to(torch.bfloat16)).counts()["broadcast"] == 2
+    torch.manual_seed(1)
+    first = check(OwnParameter())
+    torch.manual_seed(2)
+    assert [f.value for f in first.findings] == [f.value for f in check(OwnParameter()).findings]
+
+
+class Manual(Regression):
+    def __init__(self):
+        super().__init__()
+        self.automatic_optimization = False
+
+
+class ReturnsFeatures(Regression):
+    def forward(self, x):
+        return self.linear(x), None
+
+
+def test_modules_lossguard_cannot_step_are_clear_errors():
+    with pytest.raises(LossguardError, match="manual-optimization training_step"):
+        check(Manual)
+    assert [str(f.method) for f in check(type("ManualValidated", (Manual, ValidatedRegression),
+                                              {})).failures] == ["validation_step"] * 2
+    with pytest.raises(LossguardError, match="is NoneType, not a tensor"):
+        check(ReturnsFeatures)

@@ -28,7 +28,7 @@ def test_a_failure_inside_lossguard_is_a_lossguard_error_naming_target_stage_and
 def test_a_model_stage_is_named_too(monkeypatch):
     import zoo
 
-    monkeypatch.setattr(model_kind, "_findings", lambda harness: 1 / 0)
+    monkeypatch.setattr(model_kind, "judge_steps", lambda harness: 1 / 0)
     with pytest.raises(LossguardError, match="HandMSE: lossguard failed while stepping the model: "
                                              "ZeroDivisionError"):
         check(zoo.HandMSE, input_shape=(3,))

@@ -77,11 +77,13 @@ class Torch(ArrayBackend):
         return getattr(model, method)(data, 0)
 
     def read(self, variable: Any) -> np.ndarray:
-        return np.array(variable.detach().cpu().numpy())
+        return np.array(self.to_numpy(variable))
 
     def write(self, variable: Any, value: np.ndarray) -> None:
+        # NumPy's bfloat16 (ml_dtypes) has no torch twin: it goes over as float32.
+        plain = value.astype(np.float32) if value.dtype.name == "bfloat16" else np.array(value)
         with torch.no_grad():
-            variable.copy_(torch.from_numpy(np.array(value)))
+            variable.copy_(torch.from_numpy(plain).to(variable.dtype))
 
 
 BACKEND = Torch()

@@ -11,7 +11,7 @@ from pytest_lossguard.findings import Report
 from pytest_lossguard.introspect import from_keras, source
 from pytest_lossguard.kinds import BuiltKind
 from pytest_lossguard.options import Options
-from pytest_lossguard.state import PYTHON_RANDOM, preserved
+from pytest_lossguard.state import PYTHON_RANDOM, TORCH_RANDOM, preserved
 
 
 class Product(Protocol):
@@ -64,7 +64,7 @@ class Factory:
         report = target.check(options)
         # torch modules draw their initial weights from torch's global generator: put back,
         # but not blamed on the constructor.
-        changed[:] = [name for name in changed if name != "torch random state"]
+        changed[:] = [name for name in changed if name != TORCH_RANDOM]
         restored = tuple(dict.fromkeys([*changed, *report.restored]))
         return dataclasses.replace(report, restored=restored) if changed else report
 

@@ -21,13 +21,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pytest_lossguard import align, backends, judge
-from pytest_lossguard.advice import advised, fix_code
+from pytest_lossguard.advice import advised, fix_code, weights_hint
 from pytest_lossguard.conventions import LIGHTNING_STEPS
+from pytest_lossguard.deadline import shielded
 from pytest_lossguard.errors import LossguardError, OptionNeeded, stage
 from pytest_lossguard.findings import Finding, Fix, Method, Report, Verdict
 from pytest_lossguard.introspect import source, user_defines
 from pytest_lossguard.kinds import BuiltKind
-from pytest_lossguard.kinds.model import MODEL_ERROR, Harness, Step, _findings, _logs
+from pytest_lossguard.kinds.model import Harness, Step, judge_steps, redraw, step_logs
 from pytest_lossguard.kinds.model_data import (
     Batch,
     Feed,
@@ -43,6 +44,8 @@ from pytest_lossguard.state import preserved
 from pytest_lossguard.text import one_line
 
 LIGHTNING_ROOTS = ("lightning", "pytorch_lightning")
+LIGHTNING_ERROR = ("make the module's steps work on labels shaped like its output, or set "
+                   "input_shape= / domain= / batch= to what the module expects")
 # The call path each step stands for.
 _PATHS = {"training_step": "trainer.fit()", "validation_step": "trainer.validate()"}
 
@@ -54,6 +57,9 @@ def _input_shapes(module: Any, options: Options, name: str) -> InputShape:
     example: Any = getattr(module, "example_input_array", None)
     if hasattr(example, "shape") and len(example.shape) > 0:
         return tuple(example.shape)[1:]
+    if isinstance(example, Mapping) and all(len(getattr(a, "shape", ())) > 0
+                                            for a in example.values()):
+        return {key: tuple(a.shape)[1:] for key, a in example.items()}
     arrays: list[Any] = list(example or ())
     if arrays and all(len(getattr(a, "shape", ())) > 0 for a in arrays):
         return tuple(tuple(a.shape)[1:] for a in arrays)
@@ -81,17 +87,23 @@ class LightningHarness(Harness):
         self.torch = torch
         self.model = module
         self.backend = backends.load("torch")
-        self.to_tensor = self.backend.to_tensor
         self.options = options
-        self.uncompile = lambda: None
+        # Inputs and labels take the module's float dtype, as a DataLoader of its data would.
+        self.dtype = next((p.dtype for p in module.parameters() if p.dtype.is_floating_point),
+                          torch.float32)
+        # A manual-optimization training_step needs the Trainer's optimizers: not probed.
+        manual = getattr(module, "automatic_optimization", True) is False
         self.methods = {phase: method for phase, method in zip(("train", "test"), LIGHTNING_STEPS,
                                                               strict=True)
-                        if user_defines(type(module), method, LIGHTNING_ROOTS)}
+                        if user_defines(type(module), method, LIGHTNING_ROOTS)
+                        and not (manual and phase == "train")}
         self.paths = {phase: _PATHS[method] for phase, method in self.methods.items()}
         self.input_shapes = _input_shapes(module, options, name)
         try:
-            with self.attached("test"):
-                outputs = module(self.tensors(self.inputs(options.probe_batch)))
+            x = self.tensors(self.inputs(options.probe_batch))
+            with self.attached("test"):  # called as Lightning calls it on example_input_array
+                outputs = (module(**x) if isinstance(x, Mapping) else
+                           module(*x) if isinstance(x, list) else module(x))
         except Exception as exc:
             raise LossguardError(
                 f"{name} raised on inputs of per-sample shape "
@@ -106,6 +118,11 @@ class LightningHarness(Harness):
         self.locate = Locator(self.backend)
         self.memo = judge.Memo(lambda run: self.run(*run), lambda run: (run[0], run[1].key))
 
+    def to_tensor(self, array: np.ndarray) -> Any:
+        """A torch tensor of `array`, in the module's float dtype when it holds floats."""
+        tensor = self.backend.to_tensor(array)
+        return tensor.to(self.dtype) if tensor.is_floating_point() else tensor
+
     def tensors(self, x: Any) -> Any:
         """Inputs as torch tensors, laid out as given."""
         return pack(x, [self.to_tensor(a) for _, a in leaves(x)])
@@ -116,15 +133,21 @@ class LightningHarness(Harness):
 
     def prepare(self) -> None:
         """Seeded weights, so that every run and every xdist worker gives the same numbers:
-        each layer's own `reset_parameters` (torch's initialisation), drawn from the seed."""
+        each layer's own `reset_parameters` (torch's initialisation) drawn from the seed, and
+        parameters no layer resets (an `nn.Parameter` of the module itself) redrawn as a Keras
+        model's are."""
         self.original = self.snapshot()
         torch = self.torch
+        reset: set[int] = set()
         with torch.random.fork_rng(devices=[]), torch.no_grad():
-            torch.manual_seed(self.options.seed)
+            torch.default_generator.manual_seed(self.options.seed)
             for submodule in self.model.modules():
-                reset = getattr(submodule, "reset_parameters", None)
-                if callable(reset):
-                    reset()
+                if callable(getattr(submodule, "reset_parameters", None)):
+                    submodule.reset_parameters()
+                    reset.update(id(p) for p in submodule.parameters(recurse=False))
+        rest = [p for p in self.model.parameters()
+                if id(p) not in reset and p.dtype.is_floating_point]
+        redraw(self.backend, rest, np.random.default_rng([self.options.seed, 4]))
         self.state = self.snapshot()
 
     @contextlib.contextmanager
@@ -146,7 +169,7 @@ class LightningHarness(Harness):
         try:
             with torch.random.fork_rng(devices=[]), torch.set_grad_enabled(phase == "train"), \
                     warnings.catch_warnings():
-                torch.manual_seed(self.options.seed)
+                torch.default_generator.manual_seed(self.options.seed)
                 warnings.simplefilter("ignore")  # "not attached to a Trainer" and the like
                 yield logged
         finally:
@@ -168,7 +191,7 @@ class LightningHarness(Harness):
                 gradients: tuple[Any, ...] = ()
                 if loss is not None and loss.requires_grad and parameters:
                     gradients = self.torch.autograd.grad(loss, parameters, allow_unused=True)
-            values = _logs({**logged, **({} if loss is None else {"loss": loss})},
+            values = step_logs({**logged, **({} if loss is None else {"loss": loss})},
                            self.backend)
         except Exception as exc:
             return Step(error=exc)
@@ -184,8 +207,9 @@ class LightningHarness(Harness):
         arrays, rebuild = flatten(self.feed.data(phase, batch))
 
         def call(*tensors: Any) -> Any:
+            cast = [t.to(self.dtype) if t.is_floating_point() else t for t in tensors]
             with self.attached(phase):
-                return self.backend.step(self.model, self.methods[phase], rebuild(tensors))
+                return self.backend.step(self.model, self.methods[phase], rebuild(cast))
 
         return call, arrays
 
@@ -212,15 +236,18 @@ class LightningModule:
             with stage("preparing the module"):
                 harness = LightningHarness(self.obj, self.name, options)
                 if not harness.methods:
-                    raise LossguardError(f"{self.name} defines no training_step or "
-                                         "validation_step; there is nothing to probe")
+                    raise LossguardError(
+                        f"{self.name} defines no training_step or validation_step that runs "
+                        "without a Trainer (a manual-optimization training_step needs the "
+                        "Trainer's optimizers); there is nothing to probe: define a "
+                        "validation_step, or check the loss function it calls instead")
             try:
                 with stage("preparing the module's weights"):
                     harness.prepare()
                 with stage("stepping the module"):
-                    findings = _findings(harness)
+                    findings = judge_steps(harness)
             finally:
-                with stage("restoring the module"):
+                with stage("restoring the module"), shielded():  # the time limit waits
                     harness.restore(original=True)
         restored[:] = dict.fromkeys(restored)  # each named once
         first = harness.heads[0].options
@@ -233,11 +260,15 @@ class LightningModule:
         code = fix_code(finding, report.true_shape, report.pred_shape, self.backend,
                         ("y", "y_hat"))
         if finding.verdict is Verdict.ERROR:
-            return advised(finding, code, MODEL_ERROR)
+            return advised(finding, code, LIGHTNING_ERROR)
+        if finding.sample_weight is not None:
+            return advised(finding, code, weights_hint(self.backend, finding.location,
+                                                       finding.sample_weight))
         method = finding.method or Method("training_step")
-        return advised(finding, code, f"in {method}, align the labels to the prediction before "
-                                      f"the loss, e.g. y_hat = self(x); {code}: torch "
-                                      "broadcasts the two silently")
+        where = f"where {method} is computed" if method.metric else f"in {method}"
+        return advised(finding, code, f"{where}, align the labels to the prediction first, "
+                                      f"e.g. y_hat = self(x); {code}: torch broadcasts the two "
+                                      "silently")
 
     def needs_keras(self, options: Options) -> bool:
         return False

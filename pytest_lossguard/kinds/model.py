@@ -154,7 +154,7 @@ class Harness:
         seeded noise. An instance gets its own values back in `restore(original=True)`.
         """
         self.original = self.snapshot()
-        _redraw(self.backend, self.model.trainable_variables,
+        redraw(self.backend, self.model.trainable_variables,
                 np.random.default_rng([self.options.seed, 4]))
         # Dropout's SeedGenerator starts from an unseeded draw too: seed its state likewise.
         seeds = np.random.default_rng([self.options.seed, 5])
@@ -195,7 +195,7 @@ class Harness:
         before = [self.backend.read(v) for v in model.trainable_variables]
         try:
             data = rebuild([self.to_tensor(a) for a in arrays])
-            values = _logs(self.backend.step(model, self.methods[phase], data), self.backend)
+            values = step_logs(self.backend.step(model, self.methods[phase], data), self.backend)
         except Exception as exc:
             return Step(error=exc)
         update = tuple(self.backend.read(v) - b
@@ -242,7 +242,7 @@ def _build_training_state(model: Any, x: Any, labels: Any) -> None:
         optimizer.build(model.trainable_variables)
 
 
-def _redraw(backend: Backend, variables: list[Any], rng: np.random.Generator) -> None:
+def redraw(backend: Backend, variables: list[Any], rng: np.random.Generator) -> None:
     """Glorot-uniform values from `rng` for every variable that was randomly initialised;
     constant initialisations (zeros, ones) are deterministic already and stay."""
     for variable in variables:
@@ -287,7 +287,7 @@ def _compile(model: Any, options: Options, name: str) -> Callable[[], None]:
     return undo
 
 
-def _logs(logs: Any, backend: Backend) -> dict[str, float]:
+def step_logs(logs: Any, backend: Backend) -> dict[str, float]:
     """Scalar entries of the logs a step returned; a bare scalar counts as the loss."""
     if logs is None:
         raise LossguardError("returned None; return a dict of logs such as {'loss': loss}, "
@@ -495,7 +495,7 @@ def _status(finding: Finding | None) -> PathStatus:
     return PathStatus.of(finding.verdict)
 
 
-def _findings(harness: Harness) -> list[Finding]:
+def judge_steps(harness: Harness) -> list[Finding]:
     canonical = harness.canonical(harness.options.probe_batch)
     error = _check_canonical(harness, canonical)
     if error is not None:
@@ -562,7 +562,7 @@ class ModelObject:
                 with stage("preparing the model's weights"):
                     harness.prepare()
                 with stage("stepping the model"):
-                    findings = _findings(harness)
+                    findings = judge_steps(harness)
             finally:
                 with stage("restoring the model"), shielded():  # the time limit waits
                     harness.model.reset_metrics()  # metrics first built while probing start empty

@@ -95,8 +95,13 @@ def heads(model: Any, outputs: Any, options: Options, target: str) -> list[Head]
     found = []
     plain = dataclasses.replace(options, per_output={})
     for name, (_, tensor), own in zip(names, leaves(outputs), given, strict=True):
-        shape = tuple(tensor.shape)[1:]
         what = f"output {name!r} of {target}" if len(names) > 1 else target
+        if not hasattr(tensor, "shape"):
+            raise LossguardError(
+                f"{what} is {type(tensor).__name__}, not a tensor: lossguard probes models "
+                "whose outputs are tensors (one, a list or a dict); return only tensors from "
+                "the forward pass")
+        shape = tuple(tensor.shape)[1:]
         if own.get("output_shape", shape) != shape:
             raise LossguardError(
                 f"{what} predicts per-sample shape {shape}, not output_shape "
