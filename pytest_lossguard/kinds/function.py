@@ -20,10 +20,10 @@ class Function(Called):
         super().__init__(fn, name, source(fn), function_backend(fn))
         sig = signature(fn)
         self.takes_weights = sig is not None and "sample_weight" in sig.parameters
-        self.parameters = list(sig.parameters) if sig is not None else []
+        parameters = list(sig.parameters) if sig is not None else []
         self.callee = fn
         # Names such as (input, target) put the prediction first, as torch does.
-        self.order(self.parameters, tuple(self.parameters[:2]) in PREDICTION_FIRST)
+        self.order(parameters, tuple(parameters[:2]) in PREDICTION_FIRST)
 
     def hint(self, align: str, finding: Finding) -> str:
         inside = finding.location is not None and not finding.location.where

@@ -110,7 +110,6 @@ class LightningHarness(Harness):
                 f"{describe_inputs(self.input_shapes)}: {one_line(exc)}; set input_shape= "
                 "(or example_input_array) to what the module expects"
             ) from exc
-        self.outputs = outputs
         self.heads = heads(module, outputs, options, name)
         self.feed = Feed(module, outputs, options, name, self.methods, LIGHTNING_ROOTS)
         self.original = []
@@ -120,8 +119,7 @@ class LightningHarness(Harness):
 
     def to_tensor(self, array: np.ndarray) -> Any:
         """A torch tensor of `array`, in the module's float dtype when it holds floats."""
-        tensor = self.backend.to_tensor(array)
-        return tensor.to(self.dtype) if tensor.is_floating_point() else tensor
+        return self.retyped(self.backend.to_tensor(array))
 
     def tensors(self, x: Any) -> Any:
         """Inputs as torch tensors, laid out as given."""
@@ -201,17 +199,9 @@ class LightningHarness(Harness):
         itemsize = min((u.dtype.itemsize for u in update), default=4)
         return Step(values, update, itemsize)
 
-    def traced(self, phase: str, batch: Batch) -> tuple[Callable[..., Any], list[np.ndarray]]:
-        """The step as a function of the positional tensors of its data, for tracing, and the
-        arrays of the batch's data in that order."""
-        arrays, rebuild = flatten(self.feed.data(phase, batch))
-
-        def call(*tensors: Any) -> Any:
-            cast = [t.to(self.dtype) if t.is_floating_point() else t for t in tensors]
-            with self.attached(phase):
-                return self.backend.step(self.model, self.methods[phase], rebuild(cast))
-
-        return call, arrays
+    def retyped(self, tensor: Any) -> Any:
+        """A traced tensor in the module's float dtype, as `to_tensor` feeds its steps."""
+        return tensor.to(self.dtype) if tensor.is_floating_point() else tensor
 
 
 class LightningModule:

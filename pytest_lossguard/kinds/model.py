@@ -105,7 +105,6 @@ class Harness:
                     f"{describe_inputs(self.input_shapes)}: "
                     f"{one_line(exc)}; set input_shape= to what the model expects"
                 ) from exc
-            self.outputs = outputs
             self.heads = heads(model, outputs, options, name)
             self.feed = Feed(model, outputs, options, name, self.methods)
             labels = pack(outputs, self.canonical(options.probe_batch).y)
@@ -209,9 +208,20 @@ class Harness:
         arrays, rebuild = flatten(self.feed.data(phase, batch))
 
         def call(*tensors: Any) -> Any:
-            return self.backend.step(self.model, self.methods[phase], rebuild(tensors))
+            with self.attached(phase):
+                return self.backend.step(self.model, self.methods[phase],
+                                         rebuild([self.retyped(t) for t in tensors]))
 
         return call, arrays
+
+    def attached(self, phase: str) -> contextlib.AbstractContextManager[Any]:
+        """What a phase's step runs inside: nothing for a Keras model; a Lightning module is
+        attached to what its Trainer would give it."""
+        return contextlib.nullcontext()
+
+    def retyped(self, tensor: Any) -> Any:
+        """A traced tensor as the step takes it: as the tracer made it, for a Keras model."""
+        return tensor
 
 
 @contextlib.contextmanager
