@@ -23,7 +23,7 @@ from pytest_lossguard.findings import Finding, Fix, Paths, Report, Verdict
 from pytest_lossguard.locate import Locator
 from pytest_lossguard.options import Options, Shape
 from pytest_lossguard.probes import Case, Inputs
-from pytest_lossguard.state import preserved, warnings_recorded
+from pytest_lossguard.state import notes_of, preserved, warnings_recorded
 from pytest_lossguard.text import number, one_line
 from pytest_lossguard.tolerance import close
 
@@ -73,13 +73,8 @@ def _call(target: Callee, inputs: Inputs, log: list[warnings.WarningMessage]) ->
     __tracebackhide__ = True
     start = len(log)
     outcome = _outcome(target, inputs)
-    notes = tuple(dict.fromkeys(_note(warning) for warning in log[start:]))
+    notes = notes_of(log[start:])
     return dataclasses.replace(outcome, notes=notes) if notes else outcome
-
-
-def _note(warning: warnings.WarningMessage) -> str:
-    lines = str(warning.message).strip().splitlines()
-    return f"the target warned: {warning.category.__name__}: {lines[0] if lines else ''}"
 
 
 def _outcome(target: Callee, inputs: Inputs) -> Outcome:

@@ -149,3 +149,12 @@ def warnings_recorded() -> Iterator[list[warnings.WarningMessage]]:
     with warnings.catch_warnings(record=True) as log:
         warnings.simplefilter("always")
         yield log
+
+
+def notes_of(log: list[warnings.WarningMessage]) -> tuple[str, ...]:
+    """Recorded warnings as a finding's notes, each once."""
+    def note(warning: warnings.WarningMessage) -> str:
+        lines = str(warning.message).strip().splitlines()
+        return f"the target warned: {warning.category.__name__}: {lines[0] if lines else ''}"
+
+    return tuple(dict.fromkeys(map(note, log)))

@@ -208,3 +208,16 @@ def test_modules_lossguard_cannot_step_are_clear_errors():
                                               {})).failures] == ["validation_step"] * 2
     with pytest.raises(LossguardError, match="is NoneType, not a tensor"):
         check(ReturnsFeatures)
+
+
+class FunctionalLoss(Regression):
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return torch.nn.functional.mse_loss(self(x), y)
+
+
+def test_torch_s_size_warning_in_a_step_is_a_note_on_its_finding(recwarn):
+    report = check(FunctionalLoss)
+    assert report.counts()["broadcast"] == 2
+    assert all(any("Using a target size" in note for note in f.notes) for f in report.failures)
+    assert not [w for w in recwarn if "target size" in str(w.message)]

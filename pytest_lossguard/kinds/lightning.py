@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -40,7 +39,7 @@ from pytest_lossguard.kinds.model_data import (
 )
 from pytest_lossguard.locate import Locator
 from pytest_lossguard.options import InputShape, Options
-from pytest_lossguard.state import preserved
+from pytest_lossguard.state import notes_of, preserved, warnings_recorded
 from pytest_lossguard.text import one_line
 
 LIGHTNING_ROOTS = ("lightning", "pytorch_lightning")
@@ -149,9 +148,10 @@ class LightningHarness(Harness):
         self.state = self.snapshot()
 
     @contextlib.contextmanager
-    def attached(self, phase: str) -> Iterator[dict[str, Any]]:
+    def attached(self, phase: str) -> Iterator[tuple[dict[str, Any], list[Any]]]:
         """The module as the Trainer runs a phase: training or eval mode, gradients on only
-        to train, seeded torch randomness, and `self.log` recorded into the yielded dict."""
+        to train, seeded torch randomness; yields what `self.log` records and what the step
+        warns (torch's size warning becomes a note, as a loss's does)."""
         module, torch = self.model, self.torch
         modes = [(m, m.training) for m in module.modules()]
         logged: dict[str, Any] = {}
@@ -166,10 +166,9 @@ class LightningHarness(Harness):
         vars(module).update(log=log, log_dict=log_dict)
         try:
             with torch.random.fork_rng(devices=[]), torch.set_grad_enabled(phase == "train"), \
-                    warnings.catch_warnings():
+                    warnings_recorded() as warned:
                 torch.default_generator.manual_seed(self.options.seed)
-                warnings.simplefilter("ignore")  # "not attached to a Trainer" and the like
-                yield logged
+                yield logged, warned
         finally:
             vars(module).pop("log", None)
             vars(module).pop("log_dict", None)
@@ -184,7 +183,7 @@ class LightningHarness(Harness):
         parameters = [p for p in self.model.parameters() if p.requires_grad]
         try:
             data = rebuild([self.to_tensor(a) for a in arrays])
-            with self.attached(phase) as logged:
+            with self.attached(phase) as (logged, warned):
                 loss = _returned_loss(self.backend.step(self.model, self.methods[phase], data))
                 gradients: tuple[Any, ...] = ()
                 if loss is not None and loss.requires_grad and parameters:
@@ -197,7 +196,7 @@ class LightningHarness(Harness):
                        else -self.backend.to_numpy(g)
                        for p, g in zip(parameters, gradients, strict=False))
         itemsize = min((u.dtype.itemsize for u in update), default=4)
-        return Step(values, update, itemsize)
+        return Step(values, update, itemsize, notes=notes_of(warned))
 
     def retyped(self, tensor: Any) -> Any:
         """A traced tensor in the module's float dtype, as `to_tensor` feeds its steps."""

@@ -65,6 +65,8 @@ class Step:
     update: tuple[np.ndarray, ...] = ()
     itemsize: int = 4
     error: BaseException | None = None
+    # What the step warned (a Lightning module's torch size warning), as a finding's notes.
+    notes: tuple[str, ...] = ()
 
 
 def _variables(owner: Any) -> list[Any]:
@@ -452,7 +454,7 @@ def _judge(harness: Harness, index: int, case: Case, phase: str) -> Finding | No
     if got.error is not None:
         return Finding(label, Verdict.RAISES, y_true, y_pred, weights,
                        method=_method(harness, phase, []), message=one_line(got.error),
-                       output=output)
+                       output=output, notes=got.notes)
     differ, difference, size = _differences(got, ref, harness.options)
     method = _method(harness, phase, differ)
     shown = next((k for k in differ if k != "weight update"), "loss")
@@ -461,7 +463,7 @@ def _judge(harness: Harness, index: int, case: Case, phase: str) -> Finding | No
         value=got.logs.get(shown), reference=name, reference_value=ref.logs.get(shown),
         message=_differ(differ, name), method=method,
         update_difference=difference if phase == "train" else None,
-        update_size=size if phase == "train" else None, output=output,
+        update_size=size if phase == "train" else None, output=output, notes=got.notes,
     )
 
 
