@@ -150,7 +150,7 @@ class Finding:
             "reference_shape": self.reference_shape, "reference_value": self.reference_value,
             "message": self.message, "edits": self.edits, "location": where.where,
             "source": where.source, "operation": where.operation, "chain": where.chain,
-            "internals": where.internals,
+            "internals": where.internals, "layout": where.layout,
             "paths": {path: status.value for path, status in self.paths},
             "method": str(self.method or ""), "update_difference": self.update_difference,
             "update_size": self.update_size, "output": self.output,

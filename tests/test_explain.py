@@ -120,6 +120,7 @@ def test_a_canonical_layout_that_broadcasts_is_named_and_not_advised(broken, fin
     assert finding.verdict == "broadcast"
     assert finding.location.where == line_of(broken, line)
     assert finding.location.layout == "canonical"
+    assert finding.as_dict()["layout"] == "canonical"  # machines reading the JSON see it too
     assert finding.location.operation.endswith("(7, 1), (7,) -> (7, 7)")
     text = flat(report)
     assert "canonical" in text.split(" target ")[0]  # the headline says where it grows
