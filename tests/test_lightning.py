@@ -221,3 +221,9 @@ def test_torch_s_size_warning_in_a_step_is_a_note_on_its_finding(recwarn):
     assert report.counts()["broadcast"] == 2
     assert all(any("Using a target size" in note for note in f.notes) for f in report.failures)
     assert not [w for w in recwarn if "target size" in str(w.message)]
+
+
+def test_options_that_do_not_apply_to_a_lightning_module_are_refused():
+    with pytest.raises(LossguardError, match=r"compile= and order= do not apply to LinearRegression"):
+        check(Regression(), compile={"optimizer": "sgd"}, order="prediction-first")
+    assert not check(Regression(), backend="torch").ok

@@ -220,6 +220,14 @@ class LightningModule:
     def check(self, options: Options) -> Report:
         """Every label probe of the module; its weights and modes are put back on the way out."""
         __tracebackhide__ = True
+        foreign = [f"{key}=" for key, given in (
+            ("compile", options.compile is not None), ("order", options.order != "auto"),
+            ("backend", options.backend not in ("auto", "torch"))) if given]
+        if foreign:
+            raise LossguardError(
+                f"{' and '.join(foreign)} do not apply to {self.name}, a LightningModule: "
+                "nothing compiles it, its steps take (batch, batch_idx) and torch tensors; "
+                "drop them")
         started = time.perf_counter()
         with preserved() as restored:
             with stage("preparing the module"):
