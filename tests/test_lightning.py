@@ -224,6 +224,7 @@ def test_torch_s_size_warning_in_a_step_is_a_note_on_its_finding(recwarn):
 
 
 def test_options_that_do_not_apply_to_a_lightning_module_are_refused():
-    with pytest.raises(LossguardError, match=r"compile= and order= do not apply to LinearRegression"):
+    with pytest.raises(LossguardError,
+                       match=r"compile= and order= do not apply to LinearRegression"):
         check(Regression(), compile={"optimizer": "sgd"}, order="prediction-first")
     assert not check(Regression(), backend="torch").ok
