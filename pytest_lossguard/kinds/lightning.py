@@ -30,14 +30,11 @@ from pytest_lossguard.kinds import BuiltKind
 from pytest_lossguard.kinds.model import Harness, Step, judge_steps, redraw, step_logs
 from pytest_lossguard.kinds.model_data import (
     Batch,
-    Feed,
     describe_inputs,
     flatten,
-    heads,
     leaves,
     pack,
 )
-from pytest_lossguard.locate import Locator
 from pytest_lossguard.options import InputShape, Options
 from pytest_lossguard.state import notes_of, preserved, warnings_recorded
 from pytest_lossguard.text import one_line
@@ -109,12 +106,7 @@ class LightningHarness(Harness):
                 f"{describe_inputs(self.input_shapes)}: {one_line(exc)}; set input_shape= "
                 "(or example_input_array) to what the module expects"
             ) from exc
-        self.heads = heads(module, outputs, options, name)
-        self.feed = Feed(module, outputs, options, name, self.methods, LIGHTNING_ROOTS)
-        self.original = []
-        self.state = []
-        self.locate = Locator(self.backend)
-        self.memo = judge.Memo(lambda run: self.run(*run), lambda run: (run[0], run[1].key))
+        self.judged(outputs, name, LIGHTNING_ROOTS)
 
     def to_tensor(self, array: np.ndarray) -> Any:
         """A torch tensor of `array`, in the module's float dtype when it holds floats."""

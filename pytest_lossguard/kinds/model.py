@@ -26,7 +26,7 @@ from pytest_lossguard.conventions import STEPS
 from pytest_lossguard.deadline import shielded
 from pytest_lossguard.errors import LossguardError, stage
 from pytest_lossguard.findings import Finding, Fix, Method, PathStatus, Report, Verdict
-from pytest_lossguard.introspect import keras_base, source, user_defines
+from pytest_lossguard.introspect import KERAS_ROOTS, keras_base, source, user_defines
 from pytest_lossguard.kinds import BuiltKind
 from pytest_lossguard.kinds.model_data import (
     Batch,
@@ -107,8 +107,7 @@ class Harness:
                     f"{describe_inputs(self.input_shapes)}: "
                     f"{one_line(exc)}; set input_shape= to what the model expects"
                 ) from exc
-            self.heads = heads(model, outputs, options, name)
-            self.feed = Feed(model, outputs, options, name, self.methods)
+            self.judged(outputs, name)
             labels = pack(outputs, self.canonical(options.probe_batch).y)
             try:
                 _build_training_state(model, x, labels)
@@ -117,9 +116,16 @@ class Harness:
                     f"cannot build the compiled loss, metrics or optimizer of {name}: "
                     f"{one_line(exc)}; fix the compile= option"
                 ) from exc
+
+    def judged(self, outputs: Any, name: str, library: tuple[str, ...] = KERAS_ROOTS) -> None:
+        """What the step judging needs once the model has run on its inputs: its heads, its
+        feed (steps the user wrote are told from `library`'s, Keras's by default), the empty
+        snapshots, the locator and the memo of runs. Every harness's constructor ends here."""
+        self.heads = heads(self.model, outputs, self.options, name)
+        self.feed = Feed(self.model, outputs, self.options, name, self.methods, library)
         self.original: list[tuple[Any, np.ndarray]] = []
         self.state: list[tuple[Any, np.ndarray]] = []
-        self.locate = Locator(backend)
+        self.locate = Locator(self.backend)
         self.memo: judge.Memo[tuple[str, Batch], Step] = judge.Memo(
             lambda run: self.run(*run), lambda run: (run[0], run[1].key))
 
