@@ -18,6 +18,7 @@ from pytest_lossguard import LossguardError, Options, check, check_loss, check_m
 from pytest_lossguard.advice import fix_code
 from pytest_lossguard.backends import load
 from pytest_lossguard.introspect import unpacks_weights
+from pytest_lossguard.kinds import model as model_kind
 
 SHAPE = {"input_shape": (3,)}
 
@@ -239,6 +240,28 @@ def test_model_findings_say_whether_fit_or_evaluate_is_affected(model, paths):
     report = check(model, **SHAPE)
     assert report.failures and all(dict(f.paths) == paths for f in report.failures)
     assert "paths       affected: " in str(report)
+
+
+@pytest.mark.parametrize(("model", "mirrored"), [
+    (zoo.BrokenComputeLoss, True),  # Keras wrote both steps
+    # Keras's steps, but training changes the predictions; tf_keras's steps report no logs
+    # once compute_loss is overridden, so evaluate() is n/a however they are run.
+    (zoo.TrainingScaled, zoo.LEGACY),
+    (zoo.BrokenTestStep, False),  # the user wrote test_step
+])
+def test_evaluate_reads_fit_s_runs_only_where_both_steps_are_keras_s_and_agree(
+        model, mirrored, monkeypatch):
+    phases = []
+    run = model_kind.Harness.run
+    monkeypatch.setattr(model_kind.Harness, "run",
+                        lambda self, phase, batch: phases.append(phase) or run(self, phase, batch))
+    report = check(model, **SHAPE)
+    assert (phases.count("test") == 1) is mirrored, phases
+    monkeypatch.setattr(model_kind, "_mirrors",
+                        lambda harness, batch: {phase: phase for phase in harness.methods})
+    unmirrored = check(model, **SHAPE)
+    assert report.failures
+    assert [f.as_dict() for f in report.findings] == [f.as_dict() for f in unmirrored.findings]
 
 
 def with_first_statement(fn, code):

@@ -68,6 +68,10 @@ class Step:
     # What the step warned (a Lightning module's torch size warning), as a finding's notes.
     notes: tuple[str, ...] = ()
 
+    def logs_only(self) -> Step:
+        """This step as a phase that moves no weight would report it."""
+        return dataclasses.replace(self, update=())
+
 
 def _variables(owner: Any) -> list[Any]:
     found = getattr(owner, "variables", [])
@@ -394,10 +398,14 @@ def _nonfinite(step: Step) -> dict[str, float]:
     return {key: value for key, value in step.logs.items() if not math.isfinite(value)}
 
 
-def _nondeterministic(harness: Harness, batch: Batch) -> Finding | None:
+def _nondeterministic(harness: Harness, batch: Batch,
+                      mirrors: Mapping[str, str]) -> Finding | None:
     """An error finding when a step gives two results from identical state. Asked only once a
-    probe differs, since only then could randomness pass for a broadcast."""
+    probe differs, since only then could randomness pass for a broadcast; a mirrored phase
+    has no runs of its own to repeat."""
     for phase, method in harness.methods.items():
+        if mirrors[phase] != phase:
+            continue
         first = harness.step(phase, batch)
         again = harness.run(phase, batch)
         if again.error is not None or _differences(again, first, harness.options)[0]:
@@ -441,16 +449,45 @@ def _batches(harness: Harness, index: int, case: Case) -> tuple[Batch, Batch, st
     return probe, Batch(canonical.x, swap), name
 
 
-def _judge(harness: Harness, index: int, case: Case, phase: str) -> Finding | None:
+def _mirrors(harness: Harness, batch: Batch) -> dict[str, str]:
+    """The phase whose runs stand for each phase's: its own, or the first phase's when the
+    library wrote every step and both report the same logs on the canonical labels.
+
+    Keras's own train_step and test_step hand the labels to the same compute_loss and
+    compute_metrics, so with the same predictions (logs equal on the canonical batch: no
+    dropout or batch statistics in between) the test phase gives the train phase's verdicts
+    on every probe, without its own runs."""
+    first, *others = harness.methods
+    mirrors = {phase: phase for phase in harness.methods}
+    if any(user_defines(type(harness.model), method, harness.feed.library)
+           for method in harness.methods.values()):
+        return mirrors
+    lead = harness.step(first, batch).logs_only()
+    for phase in others:
+        own = harness.step(phase, batch).logs_only()
+        if own.logs.keys() == lead.logs.keys() and not _differences(own, lead,
+                                                                    harness.options)[0]:
+            mirrors[phase] = first
+    return mirrors
+
+
+def _judge(harness: Harness, index: int, case: Case, phase: str,
+           mirrors: Mapping[str, str]) -> Finding | None:
     """One phase's verdict on one probe; None when the phase does not take the probe (a step
     that takes no sample weights, or fails on the (B,) weights alone)."""
     probe, reference, name = _batches(harness, index, case)
     if case.probe.weights and not harness.feed.takes_weights(phase):
         return None
-    ref = harness.step(phase, reference)
+    source = mirrors[phase]
+
+    def step(batch: Batch) -> Step:
+        ran = harness.step(source, batch)
+        return ran if source == phase else ran.logs_only()
+
+    ref = step(reference)
     if case.probe.weights and (ref.error is not None or _nonfinite(ref)):
         return None
-    got = harness.step(phase, probe)
+    got = step(probe)
     head = harness.heads[index]
     output = head.name if len(harness.heads) > 1 and not case.probe.weights else ""
     label = f"{case.label} [{output}]" if output else case.label
@@ -518,14 +555,15 @@ def judge_steps(harness: Harness) -> list[Finding]:
     error = _check_canonical(harness, canonical)
     if error is not None:
         return [error]
+    mirrors = _mirrors(harness, canonical)
     findings: list[Finding] = []
     deterministic = False
     for index, case in _model_cases(harness):
-        judged = [_judge(harness, index, case, phase) for phase in harness.methods]
+        judged = [_judge(harness, index, case, phase, mirrors) for phase in harness.methods]
         present = [(phase, f) for phase, f in zip(harness.methods, judged, strict=True)
                    if f is not None]
         if not deterministic and any(f.verdict is not Verdict.SAFE for _, f in present):
-            error = _nondeterministic(harness, canonical)
+            error = _nondeterministic(harness, canonical, mirrors)
             if error is not None:
                 return [error]
             deterministic = True
