@@ -48,6 +48,11 @@ def numpy_r2(y_true, y_pred):
     return 1.0 - residual / np.sum((y_true - np.mean(y_true)) ** 2)
 
 
+def numpy_r2_of_values(y_true, y_pred):
+    """r2 computed by NumPy on the tensors' values: TensorFlow runs none of its ops."""
+    return numpy_r2(y_true.numpy(), y_pred.numpy())
+
+
 def where_picked(y_true, y_pred):
     picked = tf.where(y_pred > 0.0, y_true, tf.zeros_like(y_true))
     return tf.reduce_mean(tf.abs(picked))
@@ -121,10 +126,18 @@ def test_a_rank_mix_without_growth_is_located_but_stays_a_mismatch():
 
 
 def test_an_untraceable_difference_says_it_was_not_located():
-    report = check(numpy_r2, backend="tensorflow")
+    report = check(numpy_r2_of_values, backend="tensorflow")
     assert not report.ok
     assert all(f.location is None for f in report.failures)
     assert "not located: no single op grew or mixed ranks" in str(report)
+
+
+def test_tensorflow_ops_that_numpy_functions_run_are_located():
+    """The same r2 handed TF tensors: `y_true - y_pred` is a TF op, and the eager run sees it."""
+    report = check(numpy_r2, backend="tensorflow")
+    assert report.failures
+    assert all(f.location.where == line_of(numpy_r2, "y_true - y_pred")
+               for f in report.failures)
 
 
 @pytest.mark.parametrize("target", [zoo.aligned_mse, keras.losses.MeanSquaredError()])
