@@ -130,11 +130,18 @@ def source(obj: Any) -> str:
 
 @cached()
 def _defined_at(inner: Any) -> tuple[str, int]:
-    """Cached: reading the source file costs more than a clean loss's whole check."""
+    """Cached: reading the source file costs more than a clean loss's whole check. A
+    function's code object knows its first line (its first decorator's, as inspect says);
+    only a class needs its file searched."""
     try:
-        return inspect.getsourcefile(inner) or "", inspect.getsourcelines(inner)[1]
+        path = inspect.getsourcefile(inner)
+        if not path:
+            return "", 0
+        code = getattr(inspect.unwrap(inner), "__code__", None)  # getsourcelines unwraps
+        line = code.co_firstlineno if code is not None else inspect.getsourcelines(inner)[1]
     except (TypeError, OSError):
         return "", 0
+    return path, line
 
 
 def signature(fn: Any) -> inspect.Signature | None:

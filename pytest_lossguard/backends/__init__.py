@@ -22,6 +22,7 @@ Backend modules import only leaf modules (`text`, `findings`, `trace`, `errors`,
 from __future__ import annotations
 
 import importlib
+import sys
 import types
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
@@ -81,9 +82,13 @@ class Backend(Protocol):
 
 
 def load(name: str) -> Backend:
-    """Import a backend module on first use, so nothing heavy loads before a probe."""
-    with framework_import():
-        backend: Backend = importlib.import_module(_MODULES[name]).BACKEND
+    """Import a backend module on first use, so nothing heavy loads before a probe; once
+    loaded, it is looked up (every check asks, and the quiet import costs a file)."""
+    module = sys.modules.get(_MODULES[name])
+    if module is None:
+        with framework_import():
+            module = importlib.import_module(_MODULES[name])
+    backend: Backend = module.BACKEND
     return backend
 
 
