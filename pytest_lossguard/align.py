@@ -77,6 +77,11 @@ def _legacy_requested() -> bool:
     return os.environ.get("TF_USE_LEGACY_KERAS", "").lower() in ("1", "true", "yes")
 
 
+def loaded() -> bool:
+    """Whether the reference is known already, so that asking again imports nothing."""
+    return reference.cache_info().currsize > 0  # type: ignore[attr-defined]
+
+
 @cached(maxsize=None)
 def reference() -> Reference:
     """The alignment in force for the user's Keras."""

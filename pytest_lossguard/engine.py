@@ -25,7 +25,7 @@ def probe(obj: Any, options: Options) -> Report:
         with stage("classifying it"):
             kind = classify(obj)
             keras = kind.needs_keras(options)
-        if keras:
+        if keras and not align.loaded():
             # Importing Keras takes seconds and reseeds Python's random module: do it before
             # the time limit and the state snapshot start, so neither is charged to the first
             # target; loading it here keeps its C++ logs out of the output (quiet.py).
