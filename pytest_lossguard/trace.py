@@ -17,7 +17,8 @@ import os
 import site
 import sys
 import sysconfig
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from types import FrameType
 
 import numpy as np
 
@@ -160,6 +161,19 @@ def _split(frames: Iterable[Frame]) -> tuple[list[Frame], Frame | None]:
         elif kind == INTERNALS and not found and internals is None:
             internals = frame
     return found[::-1], internals
+
+
+def live_frames(frame: FrameType | None) -> Iterator[Frame]:
+    """The running Python stack from `frame` outwards, outermost first, for a tracer that sees
+    each op while it runs (TF's op callbacks, torch's function mode). Walked only when
+    iterated, which `grown` does only for an op that grew: reading the whole stack for every
+    op (`traceback.extract_stack`, which also reads each frame's source line) cost more than
+    the ops themselves."""
+    frames = []
+    while frame is not None:
+        frames.append((frame.f_code.co_filename, frame.f_lineno or 0, frame.f_code.co_name))
+        frame = frame.f_back
+    yield from reversed(frames)
 
 
 def grown(op: str, inputs: list[tuple[int, ...]], output: tuple[int, ...],

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from types import FrameType
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -12,17 +11,7 @@ import tensorflow as tf
 from tensorflow.python.framework import op_callbacks
 
 from pytest_lossguard.backends import KerasModels
-from pytest_lossguard.trace import Frame, Growth, grown
-
-
-def _stack(frame: FrameType | None) -> Iterator[Frame]:
-    """The live Python stack from `frame` outwards, outermost first; walked only when asked
-    (by an op that grew)."""
-    frames = []
-    while frame is not None:
-        frames.append((frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name))
-        frame = frame.f_back
-    yield from reversed(frames)
+from pytest_lossguard.trace import Growth, grown, live_frames
 
 
 def eager_growth(call: Callable[..., Any], arrays: Sequence[np.ndarray]) -> list[Growth]:
@@ -41,7 +30,7 @@ def eager_growth(call: Callable[..., Any], arrays: Sequence[np.ndarray]) -> list
         if graph is not None or not outputs:
             return  # an op built into a graph (a py_function's, say) has not run here
         floats = [tuple(t.shape) for t in inputs if t.dtype.is_floating or t.dtype.is_bool]
-        growth = grown(op_type, floats, tuple(outputs[0].shape), _stack(sys._getframe(1)))
+        growth = grown(op_type, floats, tuple(outputs[0].shape), live_frames(sys._getframe(1)))
         if growth is not None:
             found.append(growth)
 

@@ -3,7 +3,7 @@ tensor op with its arguments while the Python stack still names the user's line.
 
 from __future__ import annotations
 
-import traceback
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,7 +12,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from pytest_lossguard.backends import ArrayBackend
-from pytest_lossguard.trace import Growth, grown
+from pytest_lossguard.trace import Growth, grown, live_frames
 
 
 class _Recorder(TorchFunctionMode):
@@ -29,9 +29,9 @@ class _Recorder(TorchFunctionMode):
             tensors = [a for a in (*args, *(kwargs or {}).values())
                        if isinstance(a, torch.Tensor)
                        and (a.dtype.is_floating_point or a.dtype == torch.bool)]
-            frames = ((f.filename, f.lineno or 0, f.name) for f in traceback.extract_stack())
             name = getattr(func, "__name__", str(func)).strip("_")
-            growth = grown(name, [tuple(t.shape) for t in tensors], tuple(result.shape), frames)
+            growth = grown(name, [tuple(t.shape) for t in tensors], tuple(result.shape),
+                           live_frames(sys._getframe()))
             if growth is not None:
                 self.found.append(growth)
         return result
