@@ -1,9 +1,10 @@
 """Keras 3 tensors of whichever backend KERAS_BACKEND selects, and Keras 3 model steps.
 
-Location uses the tracer of the backend Keras runs on (TF graphs, jaxprs, torch function
+Location uses the tracer of the backend Keras runs on (TF op callbacks, jaxprs, torch function
 modes), chosen once when this module loads. Traces run in a `keras.StatelessScope`, so a
 metric or a step that assigns variables records the assignment instead of applying it (JAX
-traces cannot assign), and the user's variables are untouched.
+traces cannot assign; TF and torch run the step eagerly), and the user's variables are
+untouched.
 """
 
 from __future__ import annotations

@@ -583,7 +583,7 @@ def judge_steps(harness: Harness) -> list[Finding]:
 
 def _traced_phase(present: list[tuple[str, Finding]], finding: Finding) -> str:
     """The phase whose step is traced to locate `finding`: the last one (test_step) where the
-    same code differs too, since its graph holds no gradients or optimizer update to build."""
+    same code differs too, since it computes no gradients and applies no optimizer update."""
     return next(phase for phase, other in reversed(present)
                 if other.method == finding.method and other.verdict is finding.verdict)
 
