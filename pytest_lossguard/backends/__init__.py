@@ -11,7 +11,8 @@ the judge changes:
 3. `growth` traces `call(*tensors)` on the arrays' shapes and returns every op that grew,
    each made by `trace.grown` (which finds the user's frames). Raise if the call cannot be
    traced; `locate` treats that as "not located".
-4. `step`, `read` and `write` run a model's train / test step and read or set its variables.
+4. `step`, `read` and `write` run a model's train / test step and read or set its variables;
+   `held` gives a value in the form `write` takes fastest (a tensor, for Keras's variables).
 5. Add the name to `_MODULES` and to `options.BACKENDS`, and roots that identify its code to
    `_ROOTS` so `infer` picks it for targets written against it.
 
@@ -77,8 +78,12 @@ class Backend(Protocol):
     def read(self, variable: Any) -> np.ndarray:
         """A variable's current value, as a fresh NumPy array."""
 
-    def write(self, variable: Any, value: np.ndarray) -> None:
-        """Set a variable's value."""
+    def held(self, value: np.ndarray) -> Any:
+        """`value` in the form `write` takes fastest, for a value written again and again (a
+        model's snapshot, put back before every step)."""
+
+    def write(self, variable: Any, value: Any) -> None:
+        """Set a variable's value, from a NumPy array or from what `held` made of one."""
 
 
 def load(name: str) -> Backend:
@@ -131,6 +136,7 @@ class ArrayBackend:
 
     namespace: str
     keras = False
+    to_tensor: Callable[[np.ndarray], Any]  # each backend's own
 
     def reshape(self, value: str, shape: str) -> str:
         return f"{self.namespace}.reshape({value}, {shape})"
@@ -146,6 +152,9 @@ class ArrayBackend:
 
     step = read = write = _no_models
 
+    def held(self, value: np.ndarray) -> Any:
+        return value
+
 
 class KerasModels(ArrayBackend):
     """Model steps shared by every backend whose Keras steps are plain eager calls."""
@@ -158,5 +167,9 @@ class KerasModels(ArrayBackend):
     def read(self, variable: Any) -> np.ndarray:
         return np.array(variable.numpy())
 
-    def write(self, variable: Any, value: np.ndarray) -> None:
+    def held(self, value: np.ndarray) -> Any:
+        """A tensor: assigning one costs half of assigning the array it came from."""
+        return self.to_tensor(value)
+
+    def write(self, variable: Any, value: Any) -> None:
         variable.assign(value)

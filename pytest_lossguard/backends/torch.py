@@ -79,7 +79,7 @@ class Torch(ArrayBackend):
     def read(self, variable: Any) -> np.ndarray:
         return np.array(self.to_numpy(variable))
 
-    def write(self, variable: Any, value: np.ndarray) -> None:
+    def write(self, variable: Any, value: Any) -> None:
         # NumPy's bfloat16 (ml_dtypes) has no torch twin: it goes over as float32.
         plain = value.astype(np.float32) if value.dtype.name == "bfloat16" else np.array(value)
         with torch.no_grad():

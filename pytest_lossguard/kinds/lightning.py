@@ -137,7 +137,7 @@ class LightningHarness(Harness):
         rest = [p for p in self.model.parameters()
                 if id(p) not in reset and p.dtype.is_floating_point]
         redraw(self.backend, rest, np.random.default_rng([self.options.seed, 4]))
-        self.state = self.snapshot()
+        self.settle()
 
     @contextlib.contextmanager
     def attached(self, phase: str) -> Iterator[tuple[dict[str, Any], list[Any]]]:

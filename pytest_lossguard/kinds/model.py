@@ -128,7 +128,7 @@ class Harness:
         self.heads = heads(self.model, outputs, self.options, name)
         self.feed = Feed(self.model, outputs, self.options, name, self.methods, library)
         self.original: list[tuple[Any, np.ndarray]] = []
-        self.state: list[tuple[Any, np.ndarray]] = []
+        self.state: list[tuple[Any, Any]] = []
         self.locate = Locator(self.backend)
         self.memo: judge.Memo[tuple[str, Batch], Step] = judge.Memo(
             lambda run: self.run(*run), lambda run: (run[0], run[1].key))
@@ -185,7 +185,12 @@ class Harness:
                 value = self.backend.read(variable)
                 noise = rng.normal(scale=NUDGE, size=value.shape).astype(value.dtype)
                 self.backend.write(variable, value + noise)
-        self.state = self.snapshot()
+        self.settle()
+
+    def settle(self) -> None:
+        """Take the snapshot that every step starts from, held as the backend writes it
+        fastest: it is put back before every step."""
+        self.state = [(v, self.backend.held(value)) for v, value in self.snapshot()]
 
     def restore(self, original: bool = False) -> None:
         """Put every variable back: to the probing start, or to the user's own values."""
