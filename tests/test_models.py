@@ -322,6 +322,27 @@ def test_a_step_with_unseeded_randomness_is_an_error_not_a_verdict():
     assert check(zoo.ComputeLoss, **SHAPE).ok
 
 
+def test_a_difference_in_logs_shown_reproducible_needs_no_repeat_run(monkeypatch):
+    runs = []
+    run = model_kind.Harness.run
+    monkeypatch.setattr(model_kind.Harness, "run",
+                        lambda self, phase, batch: runs.append(phase) or run(self, phase, batch))
+    # Keras's steps report the same logs on the canonical labels, and the loss differs: five
+    # train runs (canonical, two label probes, two weightings) and no repeat. tf_keras's steps
+    # report no logs once compute_loss is overridden, so only the update differs: repeated.
+    report = check(zoo.BrokenComputeLoss, **SHAPE)
+    assert report.failures and report.error is None
+    assert runs.count("train") == (6 if zoo.LEGACY else 5), runs
+
+
+def test_randomness_in_the_weight_update_alone_is_still_an_error():
+    """The near miss: logs that repeat and agree on every probe, but an update that does not."""
+    report = check(zoo.Linear, **SHAPE,
+                   compile={"optimizer": zoo.NoisySGD(learning_rate=0.01), "loss": "mse"})
+    assert report.error is not None
+    assert "train_step is not deterministic" in report.error.message
+
+
 def test_a_compile_option_that_breaks_the_steps_leaves_the_instance_compiled_as_it_was():
     model = zoo.ComputeLoss()
     model.compile(**zoo.COMPILE)

@@ -241,6 +241,14 @@ class TrainingScaled(BrokenComputeLoss):
         return self.layer(x) * (2.0 if training else 1.0)
 
 
+class NoisySGD(keras.optimizers.SGD):
+    """Unseeded noise on every gradient: a step's logs repeat, its weight update does not."""
+
+    def apply_gradients(self, grads_and_vars, *args, **kwargs):
+        noisy = [(g + tf.random.normal(tf.shape(g)), v) for g, v in grads_and_vars]
+        return super().apply_gradients(noisy, *args, **kwargs)
+
+
 class Scaled(Linear):
     """Needs a constructor argument."""
 
