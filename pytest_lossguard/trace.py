@@ -134,8 +134,10 @@ def role(filename: str) -> str:
     return DISPATCH if any(part in path for part in _DISPATCH) else INTERNALS
 
 
+@cached(maxsize=4096)
 def _library_path(filename: str) -> str:
-    """A library file as its import path shows it, e.g. optax/losses/_regression.py."""
+    """A library file as its import path shows it, e.g. optax/losses/_regression.py. Cached:
+    every located op inside a library asks, and resolving sys.path costs a stat per entry."""
     path = os.path.realpath(filename)
     entries = sorted((os.path.realpath(p) for p in sys.path if p), key=len, reverse=True)
     root = next((e for e in entries if path.startswith(os.path.join(e, ""))), "")

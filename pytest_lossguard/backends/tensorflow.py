@@ -27,8 +27,8 @@ def eager_growth(call: Callable[..., Any], arrays: Sequence[np.ndarray]) -> list
 
     def record(op_type: str, inputs: Sequence[Any], attrs: Any, outputs: Sequence[Any],
                op_name: str | None = None, graph: Any = None) -> None:
-        if graph is not None or not outputs:
-            return  # an op built into a graph (a py_function's, say) has not run here
+        if graph is not None or not outputs or len(inputs) < 2:
+            return  # built into a graph (a py_function's, say), or nothing to combine
         floats = [tuple(t.shape) for t in inputs if t.dtype.is_floating or t.dtype.is_bool]
         growth = grown(op_type, floats, tuple(outputs[0].shape), live_frames(sys._getframe(1)))
         if growth is not None:
