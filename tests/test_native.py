@@ -250,6 +250,26 @@ def test_an_op_the_user_s_line_writes_has_no_library_internals(loss, internals):
     assert location.internals.startswith(internals) and bool(location.internals) == bool(internals)
 
 
+def jax_where_error(y_true, y_pred):
+    return jnp.mean(jnp.abs(jnp.where(y_pred > 0.0, y_true - 0.5, y_pred)))
+
+
+def jax_aligned_where_error(y_true, y_pred):
+    return jnp.mean(jnp.abs(jnp.where(y_pred > 0.0, y_true.reshape(y_pred.shape) - 0.5, y_pred)))
+
+
+def test_jnp_where_broadcasting_its_operands_is_located_at_the_user_s_line():
+    """jnp.where broadcasts its operands explicitly, then selects: the select is judged on the
+    shapes the user's line handed it."""
+    report = check(jax_where_error)
+    assert report.counts()["broadcast"] == 4
+    line = f"test_native.py:{jax_where_error.__code__.co_firstlineno + 1}"
+    assert all(f.location.where.endswith(line) and f.location.op == "select_n"
+               for f in report.failures)
+    assert report.failures[0].location.operation == "select_n (7, 1), (7, 1), (7,) -> (7, 7)"
+    assert check(jax_aligned_where_error).ok
+
+
 def test_a_user_directory_named_like_a_framework_is_still_user_code(tmp_path, monkeypatch):
     # The old rule matched path parts such as /jax/ or /torch/; a project folder may be named so.
     folder = tmp_path / "torch" / "jax"

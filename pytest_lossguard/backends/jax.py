@@ -18,6 +18,8 @@ import numpy as np
 from pytest_lossguard.backends import ArrayBackend
 from pytest_lossguard.trace import Frame, Growth, grown
 
+_SELECTS = {"select_n"}
+
 
 def _inner(params: dict[str, Any]) -> Iterator[Any]:
     """The jaxprs an equation calls (jit, custom derivatives, control flow)."""
@@ -28,29 +30,40 @@ def _inner(params: dict[str, Any]) -> Iterator[Any]:
                 yield jaxpr
 
 
-def _frames(eqn: Any) -> Iterator[Frame]:
-    """The equation's stack, outermost first; read only when asked (by an op that grew)."""
-    traceback = eqn.source_info.traceback
-    frames = traceback.frames if traceback is not None else []
-    for frame in reversed(frames):
-        yield frame.file_name, frame.line_num, frame.function_name
+def _frames(eqn: Any, outer: tuple[Any, ...]) -> Iterator[Frame]:
+    """The equation's stack, outermost first; read only when asked (by an op that grew).
+
+    An equation inside a jit (jnp.where's, say) records only the frames below that jit, so
+    the equations that called it (`outer`, outermost first) come first: their frames hold
+    the user's line."""
+    for caller in (*outer, eqn):
+        traceback = caller.source_info.traceback
+        frames = traceback.frames if traceback is not None else []
+        for frame in reversed(frames):
+            yield frame.file_name, frame.line_num, frame.function_name
 
 
-def _walk(jaxpr: Any, found: list[Growth]) -> None:
+def _walk(jaxpr: Any, found: list[Growth], outer: tuple[Any, ...] = ()) -> None:
     promoted: dict[int, tuple[int, ...]] = {}  # rank-promoted var -> its operand's shape
+    expanded: dict[int, tuple[int, ...]] = {}  # var broadcast to more elements -> likewise
     for eqn in jaxpr.eqns:
         for inner in _inner(eqn.params):
-            _walk(inner, found)
+            _walk(inner, found, (*outer, eqn))
         name = eqn.primitive.name
         avals = [v.aval for v in eqn.invars]
-        if name == "broadcast_in_dim" and math.prod(avals[0].shape) == math.prod(
-                eqn.outvars[0].aval.shape):
-            promoted[id(eqn.outvars[0])] = tuple(avals[0].shape)
-            continue
-        floats = [promoted.get(id(v), tuple(a.shape)) for v, a in zip(eqn.invars, avals,
-                                                                       strict=True)
+        if name == "broadcast_in_dim":
+            operand = tuple(avals[0].shape)
+            if math.prod(operand) == math.prod(eqn.outvars[0].aval.shape):
+                promoted[id(eqn.outvars[0])] = operand
+                continue
+            expanded[id(eqn.outvars[0])] = operand
+        # A select (jnp.where, jnp.select) gets its operands broadcast to its result first:
+        # it is judged on the shapes the user's code handed it.
+        widened = expanded if name in _SELECTS else {}
+        floats = [promoted.get(id(v), widened.get(id(v), tuple(a.shape)))
+                  for v, a in zip(eqn.invars, avals, strict=True)
                   if jnp.issubdtype(a.dtype, jnp.floating) or a.dtype == jnp.bool_]
-        growth = grown(name, floats, tuple(eqn.outvars[0].aval.shape), _frames(eqn))
+        growth = grown(name, floats, tuple(eqn.outvars[0].aval.shape), _frames(eqn, outer))
         if growth is not None:
             found.append(growth)
 
