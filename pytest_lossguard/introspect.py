@@ -53,23 +53,34 @@ def unpacks_weights(step: Any) -> bool:
     """Whether a model step's own code takes sample weights out of its data: it calls Keras's
     `unpack_x_y_sample_weight`, unpacks its data argument into three names, or hands the data
     to Keras's own step through `super()`."""
-    return bool(memo(_unpacks_weights, unwrap(step)))
+    return bool(memo(_unpacking, unwrap(step)))
+
+
+def requires_weights(step: Any) -> bool:
+    """Whether a model step cannot run without sample weights: it unpacks its data argument
+    into exactly three names (`x, y, w = data`), so `(x, y)` alone raises."""
+    return bool(memo(_unpacking, unwrap(step)) == REQUIRED)
+
+
+OPTIONAL, REQUIRED = "optional", "required"
 
 
 @cached()
-def _unpacks_weights(inner: Any) -> bool:
-    """Cached: read off the step's source once per session."""
+def _unpacking(inner: Any) -> str:
+    """How a step takes sample weights out of its data: "" (not at all), OPTIONAL or
+    REQUIRED. Cached: read off the step's source once per session."""
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(inner)))
     except (TypeError, OSError, SyntaxError):
-        return False
+        return ""
     function = tree.body[0] if tree.body else None
     if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
-        return False
+        return ""
     parameters = [*function.args.posonlyargs, *function.args.args]
     # The data is the first parameter after self: train_step(self, data), and Lightning's
     # training_step(self, batch, batch_idx).
     data = parameters[1].arg if len(parameters) > 1 else ""
+    found = ""
     for node in ast.walk(function):
         if isinstance(node, ast.Call) and isinstance(node.func, (ast.Attribute, ast.Name)):
             called = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
@@ -78,13 +89,14 @@ def _unpacks_weights(inner: Any) -> bool:
                              and isinstance(node.func.value, ast.Call)
                              and getattr(node.func.value.func, "id", "") == "super")
             if called == "unpack_x_y_sample_weight" or through_super:
-                return True
+                found = found or OPTIONAL
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) \
-                and node.value.id == data and any(
-                    isinstance(t, (ast.Tuple, ast.List)) and len(t.elts) == 3
-                    for t in node.targets):
-            return True
-    return False
+                and node.value.id == data:
+            for target in node.targets:
+                if isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) == 3:
+                    starred = any(isinstance(e, ast.Starred) for e in target.elts)
+                    found = OPTIONAL if starred and found != REQUIRED else REQUIRED
+    return found
 
 
 def unwrap(obj: Any) -> Any:

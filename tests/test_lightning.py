@@ -154,6 +154,29 @@ def test_a_step_that_unpacks_sample_weights_gets_the_weighting_probe():
     assert check(AlignedWeights).ok
 
 
+class StrictWeights(Regression):
+    """Unpacks exactly three values, so (x, y) alone raises; the mse is written by hand."""
+
+    def training_step(self, batch, batch_idx):
+        x, y, weights = batch
+        return torch.mean(weights.reshape(-1) * ((y - self(x)) ** 2).mean(dim=-1))
+
+
+class AlignedStrictWeights(Regression):
+    def training_step(self, batch, batch_idx):
+        x, y, weights = batch
+        y_hat = self(x)
+        return torch.mean(weights.reshape(-1) * ((y.reshape(y_hat.shape) - y_hat) ** 2).mean(-1))
+
+
+def test_a_step_that_needs_three_values_is_fed_weights_of_one_and_judged():
+    report = check(StrictWeights)
+    assert report.error is None
+    assert [f.probe for f in report.failures] == ["labels-missing-unit-axis",
+                                                  "labels-extra-unit-axis"]
+    assert check(AlignedStrictWeights).ok
+
+
 class TwoInputs(Regression):
     """forward(x, z), called by Lightning as module(*example_input_array)."""
 

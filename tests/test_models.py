@@ -17,7 +17,7 @@ import zoo
 from pytest_lossguard import LossguardError, Options, check, check_loss, check_model, probes
 from pytest_lossguard.advice import fix_code
 from pytest_lossguard.backends import load
-from pytest_lossguard.introspect import unpacks_weights
+from pytest_lossguard.introspect import requires_weights, unpacks_weights
 from pytest_lossguard.kinds import model as model_kind
 
 SHAPE = {"input_shape": (3,)}
@@ -464,11 +464,26 @@ def unpacks_two(self, data):
     return weights
 
 
-@pytest.mark.parametrize(("step", "takes"), [
-    (unpacks_by_name, True), (unpacks_by_keras, True), (passes_data_to_keras_s_own_step, True),
-    (unpacks_two, False), (zoo.HandMSE.train_step, False)])
-def test_a_step_takes_sample_weights_when_its_code_unpacks_them(step, takes):
+def unpacks_the_rest(self, data):
+    x, y, *weights = data
+    return x, y, weights
+
+
+@pytest.mark.parametrize(("step", "takes", "needs"), [
+    (unpacks_by_name, True, True), (unpacks_by_keras, True, False),
+    (passes_data_to_keras_s_own_step, True, False), (unpacks_the_rest, True, False),
+    (unpacks_two, False, False), (zoo.HandMSE.train_step, False, False)])
+def test_a_step_takes_sample_weights_when_its_code_unpacks_them(step, takes, needs):
     assert unpacks_weights(step) is takes
+    assert requires_weights(step) is needs
+
+
+def test_a_step_that_needs_three_values_is_fed_weights_of_one_and_judged():
+    report = check(zoo.StrictWeightsMSE, **SHAPE)
+    assert report.error is None
+    assert failing(report) == [("labels-missing-unit-axis", "train_step"),
+                               ("labels-extra-unit-axis", "train_step")]
+    assert check(zoo.AlignedStrictWeightsMSE, **SHAPE).ok
 
 
 def test_a_batch_option_builds_the_data_of_a_step_that_takes_a_dict():

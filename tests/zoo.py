@@ -241,6 +241,29 @@ class TrainingScaled(BrokenComputeLoss):
         return self.layer(x) * (2.0 if training else 1.0)
 
 
+class StrictWeightsMSE(Linear):
+    """Unpacks (x, y, sample_weight) strictly, as a pipeline of three would feed it, so that
+    (x, y) alone raises; the weighted mse is written by hand."""
+
+    def train_step(self, data):
+        x, y, sample_weight = data
+        return self.fit_step((x, y), lambda x, y, y_pred: weighted_mse(
+            y - y_pred, sample_weight))
+
+
+class AlignedStrictWeightsMSE(Linear):
+    def train_step(self, data):
+        x, y, sample_weight = data
+        return self.fit_step((x, y), lambda x, y, y_pred: weighted_mse(
+            aligned_error(y, y_pred), sample_weight))
+
+
+def weighted_mse(error, sample_weight):
+    """Per-sample squared error, weighted by (B,) or (B, 1) weights alike."""
+    per_sample = tf.reduce_mean(tf.square(error), axis=-1)
+    return tf.reduce_mean(tf.reshape(sample_weight, [-1]) * per_sample)
+
+
 class NoisySGD(keras.optimizers.SGD):
     """Unseeded noise on every gradient: a step's logs repeat, its weight update does not."""
 

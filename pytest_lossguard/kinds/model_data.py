@@ -20,6 +20,7 @@ from pytest_lossguard.introspect import (
     KERAS_ROOTS,
     binds,
     describe,
+    requires_weights,
     signature,
     unpacks_weights,
     user_defines,
@@ -221,6 +222,11 @@ class Feed:
         return self.batch is not None and user_defines(self.cls, self.methods[phase],
                                                        self.library)
 
+    def _requires_weights(self, phase: str) -> bool:
+        method = self.methods[phase]
+        return user_defines(self.cls, method, self.library) and requires_weights(
+            getattr(self.cls, method))
+
     def takes_weights(self, phase: str) -> bool:
         """Whether a phase's step takes sample weights: Keras's own steps do; a step of the
         user's does when `batch=` takes a `sample_weight` parameter, or without `batch=`, when
@@ -232,10 +238,15 @@ class Feed:
             getattr(self.cls, method))
 
     def data(self, phase: str, batch: Batch) -> Any:
-        """A phase's step data for one batch, as NumPy arrays."""
+        """A phase's step data for one batch, as NumPy arrays. A step of the user's that
+        cannot run without sample weights (`x, y, w = data`) gets weights of one where the
+        batch has none: they leave a mean-reduced loss as it was unweighted."""
         y = pack(self.outputs, batch.y)
         if self.batch is None or not self._built(phase):
-            return (batch.x, y) if batch.weights is None else (batch.x, y, batch.weights)
+            given = batch.weights
+            if given is None and self._requires_weights(phase):
+                given = np.ones(len(batch.y[0]), np.float32)
+            return (batch.x, y) if given is None else (batch.x, y, given)
         weights = {} if batch.weights is None else {"sample_weight": batch.weights}
         try:
             return self.batch(batch.x, y, **weights)
