@@ -3,10 +3,9 @@
 The backend traces (backends/*: TF op callbacks, jaxprs, torch function modes, NumPy ufunc
 recording). Growth that the reference layout also shows is intended (an outer product, a bias
 add) and is left out, so only the probe's own growth is reported, at the user's line that
-created it. Asked the other way round
-(the reference's growth that the probe does not show, mixing ranks), it finds a reference
-layout that is the broken one. Each layout is traced once per check: most probes share their
-reference.
+created it. Asked the other way round (the reference's growth that the probe does not show,
+mixing ranks), it finds a reference layout that is the broken one. Each layout is traced once
+per check: most probes share their reference.
 """
 
 from __future__ import annotations

@@ -426,9 +426,9 @@ def _logs_reproduced(harness: Harness, index: int, case: Case,
     run is needed to rule out randomness: a mirrored phase reported the lead phase's logs from
     a different step and identical state, and the lead phase's logs on this probe differ from
     its reference's. A difference in the weight update alone still needs the repeat run."""
-    lead = next(iter(harness.methods))
     if all(source == phase for phase, source in mirrors.items()):
         return False
+    lead = next(iter(harness.methods))
     probe, reference, _ = _batches(harness, index, case)
     got, ref = harness.step(lead, probe), harness.step(lead, reference)
     return got.error is None and ref.error is None and bool(
