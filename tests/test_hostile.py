@@ -108,6 +108,27 @@ def test_the_time_limit_lets_a_context_manager_release_what_it_holds(monkeypatch
     assert Resource.released == 1
 
 
+def test_the_time_limit_never_leaves_the_location_s_op_callback_behind(monkeypatch):
+    """TensorFlow location runs under an op callback: a tick while it is taken down must not
+    leave it on every later op in the process."""
+    from tensorflow.python.eager import context
+
+    from pytest_lossguard import deadline
+
+    monkeypatch.setattr(deadline, "REARM", 0.02)
+    remove = context.Context.remove_op_callback
+
+    def slow_remove(self, callback):  # ticks land all through the removal
+        time.sleep(0.3)
+        return remove(self, callback)
+
+    monkeypatch.setattr(context.Context, "remove_op_callback", slow_remove)
+    with pytest.raises(LossguardError, match="did not finish"):
+        check(zoo.mse, timeout=0.2)
+    assert context.context().op_callbacks == []
+    assert not tf.config.functions_run_eagerly()
+
+
 def test_a_factory_that_hangs_while_building_hits_the_timeout_too():
     def slow_factory():
         while True:

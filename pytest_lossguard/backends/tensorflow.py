@@ -14,6 +14,35 @@ from pytest_lossguard.backends import KerasModels
 from pytest_lossguard.trace import Growth, grown, live_frames
 
 
+class _Recording:
+    """An op callback that records every op that grew, with tf.functions run as Python so that
+    their ops show up too. Set up in `__enter__` and taken down in `__exit__`, where the time
+    limit never lands (deadline.py): a tick there would leave the callback on every later op."""
+
+    def __init__(self) -> None:
+        self.found: list[Growth] = []
+        self.eager = False
+
+    def record(self, op_type: str, inputs: Sequence[Any], attrs: Any, outputs: Sequence[Any],
+               op_name: str | None = None, graph: Any = None) -> None:
+        if graph is not None or not outputs or len(inputs) < 2:
+            return  # built into a graph (a py_function's, say), or nothing to combine
+        floats = [tuple(t.shape) for t in inputs if t.dtype.is_floating or t.dtype.is_bool]
+        growth = grown(op_type, floats, tuple(outputs[0].shape), live_frames(sys._getframe(1)))
+        if growth is not None:
+            self.found.append(growth)
+
+    def __enter__(self) -> _Recording:
+        self.eager = tf.config.functions_run_eagerly()
+        tf.config.run_functions_eagerly(True)
+        op_callbacks.add_op_callback(self.record)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        op_callbacks.remove_op_callback(self.record)
+        tf.config.run_functions_eagerly(self.eager)
+
+
 def eager_growth(call: Callable[..., Any], arrays: Sequence[np.ndarray]) -> list[Growth]:
     """Every growing op of `call(*tensors)`, run eagerly under a TF op callback.
 
@@ -23,29 +52,10 @@ def eager_growth(call: Callable[..., Any], arrays: Sequence[np.ndarray]) -> list
     against 1.8 ms for a three-op loss. A step that assigns variables does assign them: the
     model harness restores its snapshot before every run.
     """
-    found: list[Growth] = []
-
-    def record(op_type: str, inputs: Sequence[Any], attrs: Any, outputs: Sequence[Any],
-               op_name: str | None = None, graph: Any = None) -> None:
-        if graph is not None or not outputs or len(inputs) < 2:
-            return  # built into a graph (a py_function's, say), or nothing to combine
-        floats = [tuple(t.shape) for t in inputs if t.dtype.is_floating or t.dtype.is_bool]
-        growth = grown(op_type, floats, tuple(outputs[0].shape), live_frames(sys._getframe(1)))
-        if growth is not None:
-            found.append(growth)
-
     tensors = [tf.convert_to_tensor(a) for a in arrays]
-    # With functions "eager", a tf.function inside the target runs as Python within this one
-    # run, so its ops (and their lines) show up here rather than behind a call op.
-    eager = tf.config.functions_run_eagerly()
-    tf.config.run_functions_eagerly(True)
-    op_callbacks.add_op_callback(record)
-    try:
+    with _Recording() as recording:
         call(*tensors)
-    finally:
-        op_callbacks.remove_op_callback(record)
-        tf.config.run_functions_eagerly(eager)
-    return found
+    return recording.found
 
 
 class TensorFlow(KerasModels):
