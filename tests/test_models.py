@@ -250,26 +250,41 @@ def test_model_findings_say_whether_fit_or_evaluate_is_affected(model, paths):
     assert "paths       affected: " in str(report)
 
 
-@pytest.mark.parametrize(("model", "mirrored"), [
-    (zoo.BrokenComputeLoss, True),  # Keras wrote both steps
-    # Keras's steps, but training changes the predictions; tf_keras's steps report no logs
-    # once compute_loss is overridden, so evaluate() is n/a however they are run.
-    (zoo.TrainingScaled, zoo.LEGACY),
-    (zoo.BrokenTestStep, False),  # the user wrote test_step
+ABS_LOSS = {"compile": {"optimizer": "sgd", "loss": zoo.ElementwiseAbs()}}
+
+
+@pytest.mark.parametrize(("model", "options", "mirrored"), [
+    # Keras wrote both steps and the loss computation (a Loss subclass overriding call).
+    (zoo.Linear, ABS_LOSS, True),
+    # Keras's steps, but the user's compute_loss may tell the phases apart.
+    (zoo.BrokenComputeLoss, {}, False),
+    (zoo.EvaluatesByHand, {}, False),
+    (zoo.TrainingScaled, {}, False),
+    (zoo.BrokenTestStep, {}, False),  # the user wrote test_step
 ])
-def test_evaluate_reads_fit_s_runs_only_where_both_steps_are_keras_s_and_agree(
-        model, mirrored, monkeypatch):
+def test_evaluate_reads_fit_s_runs_only_where_keras_wrote_the_steps_and_they_agree(
+        model, options, mirrored, monkeypatch):
     phases = []
     run = model_kind.Harness.run
     monkeypatch.setattr(model_kind.Harness, "run",
                         lambda self, phase, batch: phases.append(phase) or run(self, phase, batch))
-    report = check(model, **SHAPE)
+    report = check(model, **SHAPE, **options)
     assert (phases.count("test") == 1) is mirrored, phases
     monkeypatch.setattr(model_kind, "_mirrors",
                         lambda harness, batch: {phase: phase for phase in harness.methods})
-    unmirrored = check(model, **SHAPE)
-    assert report.failures
+    unmirrored = check(model, **SHAPE, **options)
     assert [f.as_dict() for f in report.findings] == [f.as_dict() for f in unmirrored.findings]
+
+
+def test_a_compute_loss_that_writes_the_loss_by_hand_only_when_evaluating_is_flagged():
+    report = check(zoo.EvaluatesByHand, **SHAPE)
+    if zoo.LEGACY:  # tf_keras never tells compute_loss the phase: Keras computes it always
+        assert report.ok
+        return
+    assert [f.probe for f in report.failures] == ["labels-missing-unit-axis",
+                                                  "labels-extra-unit-axis"]
+    assert all(dict(f.paths) == {"fit()": "protected", "evaluate()": "affected"}
+               for f in report.failures)
 
 
 def with_first_statement(fn, code):
@@ -328,11 +343,14 @@ def test_a_difference_in_logs_shown_reproducible_needs_no_repeat_run(monkeypatch
     monkeypatch.setattr(model_kind.Harness, "run",
                         lambda self, phase, batch: runs.append(phase) or run(self, phase, batch))
     # Keras's steps report the same logs on the canonical labels, and the loss differs: five
-    # train runs (canonical, two label probes, two weightings) and no repeat. tf_keras's steps
-    # report no logs once compute_loss is overridden, so only the update differs: repeated.
-    report = check(zoo.BrokenComputeLoss, **SHAPE)
+    # train runs (canonical, two label probes, two weightings) and no repeat.
+    report = check(zoo.Linear, **SHAPE, **ABS_LOSS)
     assert report.failures and report.error is None
-    assert runs.count("train") == (6 if zoo.LEGACY else 5), runs
+    assert runs.count("train") == 5, runs
+    # The user's compute_loss keeps the test phase's own runs: the difference is repeated.
+    runs.clear()
+    assert check(zoo.BrokenComputeLoss, **SHAPE).failures
+    assert runs.count("train") == 6, runs
 
 
 def test_randomness_in_the_weight_update_alone_is_still_an_error():

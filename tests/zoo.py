@@ -233,6 +233,16 @@ class BrokenComputeLoss(Linear):
         return mse(y, y_pred)
 
 
+class EvaluatesByHand(Linear):
+    """Keras's own steps; its compute_loss lets Keras compute the loss in training but writes
+    the mse by hand when Keras 3 evaluates (tf_keras never passes `training` to it)."""
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if training:
+            return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
+        return mse(y, y_pred)
+
+
 class TrainingScaled(BrokenComputeLoss):
     """Keras's own steps, but training doubles the predictions: fit() and evaluate() see
     different predictions even on the canonical labels."""

@@ -55,6 +55,9 @@ MODEL_ERROR = ("make the model's steps work on labels shaped like its output, or
                "input_shape= / compile= / init= / domain= to what the model expects")
 # Scale of the seeded noise that makes constant predictions vary (see Harness.prepare).
 NUDGE = 0.5
+# What Keras's steps call with the phase (`training=`): a user's override of one may treat
+# labels differently when evaluating, so the test phase then runs its own probes.
+PHASE_AWARE = ("compute_loss", "_compute_loss", "stateless_compute_loss")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -471,7 +474,8 @@ def _batches(harness: Harness, index: int, case: Case) -> tuple[Batch, Batch, st
 
 def _mirrors(harness: Harness, batch: Batch) -> dict[str, str]:
     """The phase whose runs stand for each phase's: its own, or the first phase's when the
-    library wrote every step and both report the same logs on the canonical labels.
+    library wrote every step and the loss computation (PHASE_AWARE), and both steps report
+    the same logs on the canonical labels.
 
     Keras's own train_step and test_step hand the labels to the same compute_loss and
     compute_metrics, so with the same predictions (logs equal on the canonical batch: no
@@ -480,7 +484,7 @@ def _mirrors(harness: Harness, batch: Batch) -> dict[str, str]:
     first, *others = harness.methods
     mirrors = {phase: phase for phase in harness.methods}
     if any(user_defines(type(harness.model), method, harness.feed.library)
-           for method in harness.methods.values()):
+           for method in (*harness.methods.values(), *PHASE_AWARE)):
         return mirrors
     lead = harness.step(first, batch).logs_only()
     for phase in others:
