@@ -58,7 +58,9 @@ def unpacks_weights(step: Any) -> bool:
 
 def requires_weights(step: Any) -> bool:
     """Whether a model step cannot run without sample weights: it unpacks its data argument
-    into exactly three names (`x, y, w = data`), so `(x, y)` alone raises."""
+    into exactly three names (`x, y, w = data`), so `(x, y)` alone raises, and it neither
+    measures the data (`len(data)`) nor unpacks it another way (the `else: x, y = data` of
+    Keras's guide), either of which means the weights are optional."""
     return bool(memo(_unpacking, unwrap(step)) == REQUIRED)
 
 
@@ -80,7 +82,7 @@ def _unpacking(inner: Any) -> str:
     # The data is the first parameter after self: train_step(self, data), and Lightning's
     # training_step(self, batch, batch_idx).
     data = parameters[1].arg if len(parameters) > 1 else ""
-    found = ""
+    takes = strict = lenient = False
     for node in ast.walk(function):
         if isinstance(node, ast.Call) and isinstance(node.func, (ast.Attribute, ast.Name)):
             called = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
@@ -88,15 +90,22 @@ def _unpacking(inner: Any) -> str:
                              and isinstance(node.func, ast.Attribute)
                              and isinstance(node.func.value, ast.Call)
                              and getattr(node.func.value.func, "id", "") == "super")
-            if called == "unpack_x_y_sample_weight" or through_super:
-                found = found or OPTIONAL
+            takes |= called == "unpack_x_y_sample_weight" or through_super
+            lenient |= called == "len" and any(
+                isinstance(a, ast.Name) and a.id == data for a in node.args)
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) \
                 and node.value.id == data:
             for target in node.targets:
-                if isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) == 3:
-                    starred = any(isinstance(e, ast.Starred) for e in target.elts)
-                    found = OPTIONAL if starred and found != REQUIRED else REQUIRED
-    return found
+                if not isinstance(target, (ast.Tuple, ast.List)):
+                    continue
+                starred = any(isinstance(e, ast.Starred) for e in target.elts)
+                three = len(target.elts) == 3
+                takes |= three
+                strict |= three and not starred
+                lenient |= starred or not three
+    if strict and not lenient:
+        return REQUIRED
+    return OPTIONAL if takes else ""
 
 
 def unwrap(obj: Any) -> Any:

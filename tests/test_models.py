@@ -487,9 +487,19 @@ def unpacks_the_rest(self, data):
     return x, y, weights
 
 
+def unpacks_as_keras_s_guide(self, data):
+    if len(data) == 3:
+        x, y, sample_weight = data
+    else:
+        sample_weight = None
+        x, y = data
+    return x, y, sample_weight
+
+
 @pytest.mark.parametrize(("step", "takes", "needs"), [
     (unpacks_by_name, True, True), (unpacks_by_keras, True, False),
     (passes_data_to_keras_s_own_step, True, False), (unpacks_the_rest, True, False),
+    (unpacks_as_keras_s_guide, True, False),
     (unpacks_two, False, False), (zoo.HandMSE.train_step, False, False)])
 def test_a_step_takes_sample_weights_when_its_code_unpacks_them(step, takes, needs):
     assert unpacks_weights(step) is takes
@@ -502,6 +512,14 @@ def test_a_step_that_needs_three_values_is_fed_weights_of_one_and_judged():
     assert failing(report) == [("labels-missing-unit-axis", "train_step"),
                                ("labels-extra-unit-axis", "train_step")]
     assert check(zoo.AlignedStrictWeightsMSE, **SHAPE).ok
+
+
+def test_a_step_whose_weights_are_optional_is_judged_on_its_unweighted_branch_too():
+    """Keras's guide unpacks three values only when there are three: without weights, the
+    step takes its other branch, whose hand-written mse broadcasts."""
+    report = check(zoo.GuideStep, **SHAPE)
+    assert [f.probe for f in report.failures] == ["labels-missing-unit-axis",
+                                                  "labels-extra-unit-axis"]
 
 
 def test_a_batch_option_builds_the_data_of_a_step_that_takes_a_dict():

@@ -268,6 +268,22 @@ class AlignedStrictWeightsMSE(Linear):
             aligned_error(y, y_pred), sample_weight))
 
 
+class GuideStep(Linear):
+    """Unpacks as Keras's guide does (weights only when the data has three values), and
+    writes the mse by hand when there are none."""
+
+    def train_step(self, data):
+        if len(data) == 3:
+            x, y, sample_weight = data
+        else:
+            sample_weight = None
+            x, y = data
+        if sample_weight is None:
+            return self.fit_step((x, y), lambda x, y, y_pred: mse(y, y_pred))
+        return self.fit_step((x, y), lambda x, y, y_pred: weighted_mse(
+            aligned_error(y, y_pred), sample_weight))
+
+
 def weighted_mse(error, sample_weight):
     """Per-sample squared error, weighted by (B,) or (B, 1) weights alike."""
     per_sample = tf.reduce_mean(tf.square(error), axis=-1)
