@@ -262,7 +262,9 @@ def _build_training_state(model: Any, x: Any, labels: Any) -> None:
 
     Keras 3's fit() builds those with a symbolic pass first, because a JAX step's state must
     hold every variable up front. Eager steps (TensorFlow, torch) build them on their first
-    call, and the symbolic pass would cost about a step and a half.
+    call, and the symbolic pass would cost about a step and a half. A slot made by the first
+    step instead (tf_keras's legacy optimizers make them so) would be in no snapshot: every
+    run would start from the last one's momentum, and it would stay in the user's optimizer.
     """
     if hasattr(model, "jax_state_sync"):
         model._symbolic_build(data_batch=(x, labels))
@@ -270,6 +272,8 @@ def _build_training_state(model: Any, x: Any, labels: Any) -> None:
     built = getattr(optimizer, "built", False) or getattr(optimizer, "_built", False)
     if optimizer is not None and hasattr(optimizer, "build") and not built:
         optimizer.build(model.trainable_variables)
+    elif hasattr(optimizer, "_create_all_weights"):  # tf_keras's legacy OptimizerV2
+        optimizer._create_all_weights(model.trainable_variables)
 
 
 def redraw(backend: Backend, variables: list[Any], rng: np.random.Generator) -> None:
