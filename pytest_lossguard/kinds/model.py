@@ -269,8 +269,10 @@ def _build_training_state(model: Any, x: Any, labels: Any) -> None:
     if hasattr(model, "jax_state_sync"):
         model._symbolic_build(data_batch=(x, labels))
     optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        return
     built = getattr(optimizer, "built", False) or getattr(optimizer, "_built", False)
-    if optimizer is not None and hasattr(optimizer, "build") and not built:
+    if hasattr(optimizer, "build") and not built:
         optimizer.build(model.trainable_variables)
     elif hasattr(optimizer, "_create_all_weights"):  # tf_keras's legacy OptimizerV2
         optimizer._create_all_weights(model.trainable_variables)
