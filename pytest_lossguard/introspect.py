@@ -78,10 +78,11 @@ def _unpacking(inner: Any) -> str:
     function = tree.body[0] if tree.body else None
     if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
         return ""
-    parameters = [*function.args.posonlyargs, *function.args.args]
     # The data is the first parameter after self: train_step(self, data), and Lightning's
-    # training_step(self, batch, batch_idx).
-    data = parameters[1].arg if len(parameters) > 1 else ""
+    # training_step(self, batch, batch_idx); after the state in Keras's JAX trainer's
+    # stateless train_step(self, state, data), whose state unpacks into variable groups.
+    names = [p.arg for p in (*function.args.posonlyargs, *function.args.args)][1:]
+    data = next((name for name in names[:2] if name != "state"), "")
     takes = strict = lenient = False
     for node in ast.walk(function):
         if isinstance(node, ast.Call) and isinstance(node.func, (ast.Attribute, ast.Name)):
