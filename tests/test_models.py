@@ -506,19 +506,10 @@ def stateless_jax_step(self, state, data):
     return x, y, (trainable, non_trainable, metrics)
 
 
-def unpacks_as_keras_s_guide(self, data):
-    if len(data) == 3:
-        x, y, sample_weight = data
-    else:
-        sample_weight = None
-        x, y = data
-    return x, y, sample_weight
-
-
 @pytest.mark.parametrize(("step", "takes", "needs"), [
     (unpacks_by_name, True, True), (unpacks_by_keras, True, False),
     (passes_data_to_keras_s_own_step, True, False), (unpacks_the_rest, True, False),
-    (unpacks_as_keras_s_guide, True, False), (stateless_jax_step, False, False),
+    (zoo.GuideStep.train_step, True, False), (stateless_jax_step, False, False),
     (unpacks_two, False, False), (zoo.HandMSE.train_step, False, False)])
 def test_a_step_takes_sample_weights_when_its_code_unpacks_them(step, takes, needs):
     assert unpacks_weights(step) is takes
