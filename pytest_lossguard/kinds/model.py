@@ -132,6 +132,7 @@ class Harness:
         self.feed = Feed(self.model, outputs, self.options, name, self.methods, library)
         self.original: list[tuple[Any, np.ndarray]] = []
         self.state: list[tuple[Any, Any]] = []
+        self.start: dict[int, np.ndarray] = {}
         self.locate = Locator(self.backend)
         self.memo: judge.Memo[tuple[str, Batch], Step] = judge.Memo(
             lambda run: self.run(*run), lambda run: (run[0], run[1].key))
@@ -192,8 +193,11 @@ class Harness:
 
     def settle(self) -> None:
         """Take the snapshot that every step starts from, held as the backend writes it
-        fastest: it is put back before every step."""
-        self.state = [(v, self.backend.held(value)) for v, value in self.snapshot()]
+        fastest: it is put back before every step, so its values are also what every step's
+        weight update is measured from."""
+        snapshot = self.snapshot()
+        self.state = [(v, self.backend.held(value)) for v, value in snapshot]
+        self.start = {id(v): value for v, value in snapshot}
 
     def restore(self, original: bool = False) -> None:
         """Put every variable back: to the probing start, or to the user's own values."""
@@ -211,14 +215,13 @@ class Harness:
         arrays, rebuild = flatten(self.feed.data(phase, batch))  # batch= errors are the user's
         self.restore()
         model.reset_metrics()
-        before = [self.backend.read(v) for v in model.trainable_variables]
         try:
             data = rebuild([self.to_tensor(a) for a in arrays])
             values = step_logs(self.backend.step(model, self.methods[phase], data), self.backend)
         except Exception as exc:
             return Step(error=exc)
-        update = tuple(self.backend.read(v) - b
-                       for v, b in zip(model.trainable_variables, before, strict=True))
+        update = tuple(self.backend.read(v) - self.start[id(v)]
+                       for v in model.trainable_variables)
         itemsize = min((u.dtype.itemsize for u in update if u.dtype.kind == "f"), default=4)
         return Step(values, update, itemsize)
 
