@@ -154,12 +154,15 @@ def source(obj: Any) -> str:
 def _defined_at(inner: Any) -> tuple[str, int]:
     """Cached: reading the source file costs more than a clean loss's whole check. A
     function's code object knows its first line (its first decorator's, as inspect says);
-    only a class needs its file searched."""
+    only a class needs its file searched. A wrapper (functools.wraps, as sklearn's
+    parameter validation wraps its metrics) is unwrapped first, so that the file and the line
+    are both the wrapped function's."""
     try:
+        inner = inspect.unwrap(inner)
         path = inspect.getsourcefile(inner)
         if not path:
             return "", 0
-        code = getattr(inspect.unwrap(inner), "__code__", None)  # getsourcelines unwraps
+        code = getattr(inner, "__code__", None)
         line = code.co_firstlineno if code is not None else inspect.getsourcelines(inner)[1]
     except (TypeError, OSError):
         return "", 0

@@ -175,3 +175,13 @@ def test_a_hand_written_numpy_r2_is_flagged_where_sklearn_s_is_not():
     assert report.counts()["broadcast"] == 4
     assert report.failures[0].location.where == line_of(r2, "y_true - y_pred")
     assert check(metrics.r2_score).ok
+
+
+def test_a_wrapped_metric_points_at_the_function_it_wraps():
+    # sklearn's parameter validation wraps every metric (functools.wraps): the target line is
+    # the metric's own file and line, not the wrapper's file with the metric's line.
+    wrapped = inspect.unwrap(metrics.r2_score)
+    file, line = inspect.getsourcefile(wrapped), wrapped.__code__.co_firstlineno
+    assert file != inspect.getsourcefile(metrics.r2_score)  # a wrapper from another file
+    source = check(metrics.r2_score).source
+    assert source.endswith(f"sklearn/metrics/_regression.py:{line}"), source
