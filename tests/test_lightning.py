@@ -251,3 +251,50 @@ def test_options_that_do_not_apply_to_a_lightning_module_are_refused():
                        match=r"compile= and order= do not apply to LinearRegression"):
         check(Regression(), compile={"optimizer": "sgd"}, order="prediction-first")
     assert not check(Regression(), backend="torch").ok
+
+
+class WithFeatures(Regression):
+    """forward returns (prediction, features): only the prediction takes labels."""
+
+    def forward(self, x):
+        return self.linear(x), torch.relu(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        y_hat, _ = self(x)
+        return torch.mean((y - y_hat) ** 2)
+
+
+class AlignedWithFeatures(WithFeatures):
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        y_hat, _ = self(x)
+        return torch.mean((y.reshape(y_hat.shape) - y_hat) ** 2)
+
+
+def labelled_first(x, y):
+    return x, y[0]
+
+
+def test_a_forward_that_also_returns_features_is_told_how_to_give_labels_to_one_output():
+    # Given a label for each output, the step fails on a list of labels: the error says why and
+    # how batch= sends the prediction's labels alone.
+    report = check(WithFeatures)
+    assert report.error is not None
+    assert ("given labels for each of its 2 outputs (0, 1): if only some take labels, pass "
+            "those alone with batch=, e.g. batch=lambda x, y: (x, y[0])") in report.error.message
+    # Followed, the advice gives a verdict: the broadcast at its line, and the aligned twin safe.
+    flagged = check(WithFeatures, batch=labelled_first)
+    assert [f.probe for f in flagged.failures] == ["labels-missing-unit-axis [0]",
+                                                   "labels-extra-unit-axis [0]"]
+    assert "y - y_hat" in flagged.failures[0].location.source
+    assert check(AlignedWithFeatures, batch=labelled_first).ok
+    # A step of one output that raises gets no such hint, nor does one fed through batch=.
+    assert "outputs" not in check(UnpacksLabels).error.message
+    assert "outputs" not in check(WithFeatures, batch=lambda x, y: (x, y)).error.message
+
+
+class UnpacksLabels(Regression):
+    def training_step(self, batch, batch_idx):
+        x, (y, _) = batch
+        return torch.mean((y - self(x)) ** 2)

@@ -397,8 +397,8 @@ def _check_canonical(harness: Harness, batch: Batch) -> Finding | None:
         if isinstance(first.error, LossguardError):
             return _error(f"{method} {first.error}", batch, harness)
         if first.error is not None:
-            return _error(f"{method} raised on canonical labels: {one_line(first.error)}",
-                          batch, harness, first.error)
+            return _error(f"{method} raised on canonical labels: {one_line(first.error)}"
+                          f"{_labelled_outputs(harness)}", batch, harness, first.error)
         bad = _nonfinite(first)
         if bad:
             return _error(f"{method} reported {bad} on canonical labels; check domain= and the "
@@ -409,6 +409,19 @@ def _check_canonical(harness: Harness, batch: Batch) -> Finding | None:
                           "to compare; return {'loss': loss} and apply the gradients", batch,
                           harness)
     return None
+
+
+def _labelled_outputs(harness: Harness) -> str:
+    """For a step that raised while given labels for several outputs: a forward pass that also
+    returns what takes no labels (features, attention) gets a label for each output unless
+    `batch=` says which outputs the labels belong to."""
+    heads = harness.heads
+    if len(heads) < 2 or harness.options.batch is not None:
+        return ""
+    first = repr(heads[0].name) if isinstance(harness.feed.outputs, Mapping) else 0
+    return (f"; it was given labels for each of its {len(heads)} outputs "
+            f"({', '.join(head.name for head in heads)}): if only some take labels, pass "
+            f"those alone with batch=, e.g. batch=lambda x, y: (x, y[{first}])")
 
 
 def _nonfinite(step: Step) -> dict[str, float]:
