@@ -242,7 +242,9 @@ def test_nan_on_canonical_input_is_an_error_not_a_pass():
 @pytest.mark.parametrize(
     ("target", "words"),
     [
-        (42, "is not callable"),
+        (42, "42 (int) is not callable"),
+        (lambda: None, "factory <lambda> returned what lossguard cannot check: None (NoneType) is "
+                       "not callable"),
         (lambda a, b, c: a, "cannot be called as fn(y_true, y_pred)"),
         (dict, "is not a keras Loss, Metric or Model"),
     ],

@@ -179,7 +179,7 @@ def test_the_rest_of_the_suite_runs_on(zoo_pytester):
     assert "LossguardError" not in result.stdout.str()  # the reason, not the exception type
     result.stdout.fnmatch_lines_random([
         "ERROR test_hostile_suite.py::returns_none[[]lossguard[]] - lossguard: returns_none c*",
-        "lossguard: int (int) is not callable; lossguard accepts*",
+        "lossguard: 42 (int) is not callable; lossguard accepts*",
         "*returned None (NoneType), not a number; a loss must return its value*",
         "*returned nan on well-formed input; check domain=*",
         "lossguard: hangs did not finish within timeout=0.5 s; fix the hang*",

@@ -267,11 +267,11 @@ def test_fixture_fails_the_test_with_the_report(pytester):
         "test_fixture.py::test_not_a_loss": "FAILED",
     }
     result.stdout.fnmatch_lines(["*lossguard: np_mae broadcasts labels against predictions"])
-    result.stdout.fnmatch_lines(["lossguard: int (int) is not callable; lossguard accepts*"])
+    result.stdout.fnmatch_lines(["lossguard: 42 (int) is not callable; lossguard accepts*"])
     assert "pytest_lossguard/" not in result.stdout.str()
     # Once, not again after "During handling of the above exception".
     assert "During handling" not in result.stdout.str()
-    assert result.stdout.str().count("int (int) is not callable") == 2  # block + short summary
+    assert result.stdout.str().count("42 (int) is not callable") == 2  # block + short summary
 
 
 FRAMEWORKS = ("tensorflow", "keras", "tf_keras", "jax", "torch")

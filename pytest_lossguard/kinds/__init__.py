@@ -15,6 +15,7 @@ Then add it to the order in `classify` below.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
@@ -99,8 +100,9 @@ def classify(obj: Any) -> TargetKind:
     if torch_base(type(obj), TorchModule.base):
         return TorchModule(obj, name)
     if not callable(obj):
+        value = name if name != type(obj).__name__ else reprlib.repr(obj)  # None, 42, 'mse'
         raise LossguardError(
-            f"{name} ({type(obj).__name__}) is not callable; lossguard accepts {ACCEPTED}"
+            f"{value} ({type(obj).__name__}) is not callable; lossguard accepts {ACCEPTED}"
         )
     sig = signature(obj)
     if sig is None:

@@ -50,7 +50,11 @@ class Factory:
                     f"cannot build {self.name}: {type(exc).__name__}: {exc}; pass constructor "
                     "arguments with init={...} or mark a zero-argument factory that builds it"
                 ) from exc
-        kind = classify(built)
+        try:
+            kind = classify(built)
+        except LossguardError as exc:
+            raise LossguardError(f"factory {self.name} returned what lossguard cannot check: "
+                                 f"{exc}") from None
         if isinstance(kind, Factory):
             raise LossguardError(f"factory {self.name} returned another factory; return the "
                                  "target itself")
