@@ -39,7 +39,12 @@ _SETTINGS = pytest.StashKey[Settings]()
 def flag(config: pytest.Config, name: str) -> bool:
     """A command-line switch, else its ini twin of the same name."""
     value = config.getoption(name)
-    return bool(value) if value is not None else bool(config.getini(name))
+    if value is not None:
+        return bool(value)
+    try:
+        return bool(config.getini(name))
+    except (ValueError, pytest.UsageError) as exc:  # pytest's own words name no key
+        raise pytest.UsageError(prefixed(f"ini {name}: {exc}; write true or false")) from None
 
 
 def enabled(config: pytest.Config) -> bool:
@@ -87,17 +92,20 @@ def _ini(config: pytest.Config) -> dict[str, Any]:
         try:
             values[key] = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
-            raise pytest.UsageError(
+            raise pytest.UsageError(prefixed(
                 f"ini lossguard_{key} = {raw!r} is not a Python literal, e.g. (1,) or 1e-5"
-            ) from None
+            )) from None
     return values
 
 
 def base_options(config: pytest.Config) -> Options:
     """The options every target starts from, before its own layers (settings.layered)."""
     if _BASE not in config.stash:
+        from pytest_lossguard.probes import select
+
         try:
             config.stash[_BASE] = base(project_settings(config), _ini(config))
+            select(config.stash[_BASE].probes)  # a wrong name stops the session, not each item
         except LossguardError as exc:
             raise pytest.UsageError(prefixed(f"ini options: {exc}")) from None
     return config.stash[_BASE]

@@ -184,6 +184,25 @@ def test_ini_defaults_apply_under_marker_kwargs(pytester):
     result.stderr.fnmatch_lines(["*lossguard: ini options: domain='nonsense' is not known*"])
 
 
+@pytest.mark.parametrize(("ini", "error"), [
+    ("lossguard_strict = maybe",
+     "ERROR: lossguard: ini lossguard_strict: invalid truth value 'maybe'; write true or false"),
+    ("lossguard_seed = abc",
+     "ERROR: lossguard: ini lossguard_seed = 'abc' is not a Python literal, e.g. (1,) or 1e-5"),
+    ("lossguard_probes = default nonsense",
+     "ERROR: lossguard: ini options: unknown probe(s) nonsense; choose from default, *"),
+])
+def test_a_malformed_ini_key_stops_the_session_naming_the_key(pytester, ini, error):
+    pytester.makeini(f"[pytest]\n{ini}\n")
+    pytester.makepyfile(test_one="def test_one():\n    assert True\n")
+    result = pytester.runpytest("--lossguard")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([error])
+    # A well-formed probes key is a session that runs.
+    pytester.makeini("[pytest]\nlossguard_probes = default label-dtype\n")
+    assert pytester.runpytest("--lossguard").ret == pytest.ExitCode.OK
+
+
 def test_a_target_imported_into_two_modules_is_one_item_with_its_override(pytester):
     pytester.makepyfile(shared_losses="""
         import functools
