@@ -101,11 +101,12 @@ def _ini(config: pytest.Config) -> dict[str, Any]:
 def base_options(config: pytest.Config) -> Options:
     """The options every target starts from, before its own layers (settings.layered)."""
     if _BASE not in config.stash:
-        from pytest_lossguard.probes import select
-
         try:
-            config.stash[_BASE] = base(project_settings(config), _ini(config))
-            select(config.stash[_BASE].probes)  # a wrong name stops the session, not each item
+            options = config.stash[_BASE] = base(project_settings(config), _ini(config))
+            if options.probes != Options.probes:  # named: a wrong name stops the session
+                from pytest_lossguard.probes import select  # NumPy, only when probes are named
+
+                select(options.probes)
         except LossguardError as exc:
             raise pytest.UsageError(prefixed(f"ini options: {exc}")) from None
     return config.stash[_BASE]

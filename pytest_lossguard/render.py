@@ -154,7 +154,9 @@ def _via(links: list[str]) -> list[str]:
 def _block(report: Report, finding: Finding) -> list[str]:
     lines = [row("probe", f"{finding.probe:<26} {_shapes_line(finding)}")]
     if finding.verdict in (Verdict.RAISES, Verdict.ERROR):
-        return [*lines, *_wrapped("raised", finding.message), *_warned(finding)]
+        # An error with no exception (a result that is None, randomness) raised nothing.
+        said = "raised" if finding.verdict is Verdict.RAISES or finding.exception else "error"
+        return [*lines, *_wrapped(said, finding.message), *_warned(finding)]
     lines.extend(_result_lines(finding))
     lines.extend(_location_lines(report, finding))
     lines.extend(_warned(finding))

@@ -163,6 +163,10 @@ def test_a_loss_that_is_not_deterministic_is_an_error_that_says_how_to_seed_it(t
         report.error.message
     text = flat(report)
     assert "fix seed it: draw its randomness from a fixed seed" in text
+    # Nothing raised: the line says error, not raised, which a target that raises keeps.
+    assert "error noisy" in text or "error CountingMSE" in text
+    assert "raised" not in text
+    assert "raised ValueError: helper refuses (7, 1)" in flat(check(zoo.raising))
     assert "label and prediction ranks" not in text and "make the target work" not in text
 
 
