@@ -63,8 +63,9 @@ def idle_flags(config: pytest.Config) -> list[str]:
 
 def off_warning(flags: list[str]) -> str:
     """The one line that says why the flags do nothing."""
-    return prefixed(f"{', '.join(flags)} given without --lossguard: lossguard is off and they "
-                    "do nothing; add --lossguard (or `lossguard = true` in the ini file)")
+    subject = "it does" if len(flags) == 1 else "they do"
+    return prefixed(f"{', '.join(flags)} given without --lossguard: lossguard is off, so "
+                    f"{subject} nothing; add --lossguard (or `lossguard = true` in the ini file)")
 
 
 def project_settings(config: pytest.Config) -> Settings:

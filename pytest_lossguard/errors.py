@@ -21,7 +21,8 @@ class OptionNeeded(LossguardError):
     def __init__(self, reason: str, option: str, placeholder: str = "<features>") -> None:
         # A placeholder, not a guess: only the target's author knows the shape.
         super().__init__(f"{reason}: set {option}= to the per-sample shape, e.g. "
-                         f"@pytest.mark.lossguard({option}=({placeholder},))")
+                         f"@pytest.mark.lossguard({option}=({placeholder},)), or "
+                         f"check(target, {option}=({placeholder},))")
         self.reason, self.option, self.placeholder = reason, option, placeholder
 
     def for_scan(self, target_id: str) -> str:

@@ -115,7 +115,8 @@ def test_a_model_without_known_input_shape_names_the_option():
     with pytest.raises(LossguardError, match=r"input shape of model HandMSE.*input_shape=") as e:
         check(zoo.HandMSE)
     # A placeholder, not a guessed shape: only the author knows how many features it takes.
-    assert str(e.value).endswith("e.g. @pytest.mark.lossguard(input_shape=(<features>,))")
+    assert str(e.value).endswith("e.g. @pytest.mark.lossguard(input_shape=(<features>,)), or "
+                                 "check(target, input_shape=(<features>,))")
 
 
 def test_a_functional_model_supplies_its_own_input_shape():

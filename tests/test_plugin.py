@@ -112,8 +112,11 @@ def test_flags_that_need_the_switch_say_lossguard_is_off(pytester):
                                 "--lossguard-report=r.json")
     result.stdout.fnmatch_lines([
         "*PytestConfigWarning: lossguard: --lossguard-scan, --lossguard-report, "
-        "--lossguard-strict given without --lossguard: lossguard is off*"])
+        "--lossguard-strict given without --lossguard: lossguard is off, so they do nothing*"])
     assert result.ret == 0 and not (pytester.path / "r.json").exists()
+    result = pytester.runpytest("--lossguard-strict")
+    result.stdout.fnmatch_lines(["*--lossguard-strict given without --lossguard: lossguard is "
+                                 "off, so it does nothing; add --lossguard*"])
     pytester.makeini("[pytest]\nlossguard = true\n")
     result = pytester.runpytest("--lossguard-strict")
     result.stdout.no_fnmatch_line("*lossguard is off*")
