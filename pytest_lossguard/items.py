@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_lossguard.configure import MARKER, options_for
+from pytest_lossguard.configure import MARKER, enabled, options_for
 from pytest_lossguard.errors import LossguardError, LossguardWarning, OptionNeeded
 from pytest_lossguard.text import prefixed
 
@@ -166,10 +166,13 @@ class LossguardItem(pytest.Item):
 
 
 class Guard:
-    """The `lossguard` fixture: the engine, failing the test with the report when not ok."""
+    """The `lossguard` fixture: the engine, failing the test with the report when not ok. It
+    is an assertion, so it checks whether or not lossguard's switch is on; with it on, each
+    check is a row of the summary table and the JSON report, named after the test."""
 
-    def __init__(self, config: pytest.Config) -> None:
+    def __init__(self, config: pytest.Config, node: pytest.Item) -> None:
         self.config = config
+        self.node = node
 
     def check(self, target: Any, **options: Any) -> Report:
         """Probe `target`; fail the calling test with the failure block unless it is ok.
@@ -181,15 +184,24 @@ class Guard:
         __tracebackhide__ = True
         from pytest_lossguard.discovery import target_id
         from pytest_lossguard.engine import probe
+        from pytest_lossguard.introspect import describe
 
+        started = time.perf_counter()
+        report: Report | None = None
         try:
             key = target_id(target, inspect.getmodule(target))
             report = probe(target, options_for(self.config, key, target, options))
         except LossguardError as exc:
-            problem = prefixed(str(exc))
+            error = str(exc)
         else:
-            problem = ""
-        if problem:  # failed outside the except block, so the error is not chained and shown twice
+            error = ""
+        if enabled(self.config):
+            target_name = report.target if report else describe(target)
+            name = f"{self.node.nodeid}[lossguard-{target_name}]"
+            self.node.user_properties.append(
+                _row(name, report, error, time.perf_counter() - started))
+        problem = prefixed(error) if error else ""
+        if problem or report is None:  # failed outside the except block: not chained, once
             pytest.fail(problem, pytrace=False)
         if not report.ok:
             pytest.fail(str(report), pytrace=False)

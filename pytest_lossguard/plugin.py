@@ -245,4 +245,4 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 @pytest.fixture
 def lossguard(request: pytest.FixtureRequest) -> Guard:
     """Check losses from inside a test: lossguard.check(target, **options)."""
-    return Guard(request.config)
+    return Guard(request.config, request.node)

@@ -294,6 +294,22 @@ def test_fixture_fails_the_test_with_the_report(pytester):
     # Once, not again after "During handling of the above exception".
     assert "During handling" not in result.stdout.str()
     assert result.stdout.str().count("42 (int) is not callable") == 2  # block + short summary
+    # An assertion, it checks without the switch; with it, each check is a row of the table and
+    # the JSON report, named after its test, whatever happened to it.
+    result.stdout.no_fnmatch_line("*= lossguard =*")
+    result = pytester.runpytest("--lossguard", "--lossguard-report=r.json")
+    rows = {row["nodeid"]: row for row in
+            json.loads((pytester.path / "r.json").read_text())["targets"]}
+    assert {name: (row["ok"], row["broadcast"], row["error"]) for name, row in rows.items()} == {
+        "test_fixture.py::test_guarded[lossguard-np_mae]": (False, 4, 0),
+        "test_fixture.py::test_aligned[lossguard-test_aligned.<locals>.<lambda>]": (True, 0, 0),
+        "test_fixture.py::test_override_applies[lossguard-quantiles]": (True, 0, 0),
+        "test_fixture.py::test_not_a_loss[lossguard-int]": (False, 0, 1),
+    }
+    assert rows["test_fixture.py::test_not_a_loss[lossguard-int]"]["message"].startswith(
+        "42 (int) is not callable")
+    result.stdout.fnmatch_lines(["*= lossguard =*",
+                                 "*test_fixture.py::test_guarded[[]lossguard-np_mae[]]"])
 
 
 FRAMEWORKS = ("tensorflow", "keras", "tf_keras", "jax", "torch")
