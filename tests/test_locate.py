@@ -162,6 +162,19 @@ def test_a_broadcast_inside_keras_itself_is_not_pinned_on_the_caller():
     assert "align ranks before calling it (it broadcasts inside the library)" in str(report)
 
 
+def test_library_files_show_from_their_package_down_from_any_working_directory(
+        tmp_path, monkeypatch):
+    # The target line, the JSON source and the internals line show Keras's file as its import
+    # path, not as .venv/lib/.../site-packages/keras/... or ../../... from elsewhere.
+    monkeypatch.chdir(tmp_path)
+    report = check(keras.losses.hinge, domain="binary")
+    line = keras.losses.hinge.__code__.co_firstlineno
+    assert report.source == report.as_dict()["source"] == f"keras/src/losses/losses.py:{line}"
+    assert f"  target      keras/src/losses/losses.py:{line}  (function" in str(report)
+    assert report.failures[0].location.internals.startswith("keras/src/losses/losses.py:")
+    assert "site-packages" not in str(report) and "../" not in str(report)
+
+
 def test_a_long_call_chain_wraps_between_links_within_the_width():
     from pytest_lossguard.render import _via
     from pytest_lossguard.text import WIDTH
