@@ -1,6 +1,7 @@
 """locate: the exact user line and op of each broadcast, for TF graphs and NumPy ufuncs."""
 
 import inspect
+import itertools
 import os
 
 import keras
@@ -99,6 +100,18 @@ def test_a_helper_is_located_at_its_own_line_with_the_call_chain():
         f"{line_of(squared_error, 'a - b')} in squared_error",
     )
     assert "via         " in str(check(through_helper))
+
+
+def test_the_via_line_shows_each_link_s_path_as_the_broadcast_line_does():
+    # Not bare file names: two links from model.py files of different folders must differ.
+    report = check(through_helper)
+    finding = first_failure(report)
+    lines = str(report).split("\n  via         ", 1)[1].splitlines()
+    wrapped = itertools.takewhile(lambda line: line.startswith(" " * 14), lines[1:])
+    assert " ".join([lines[0], *(line.strip() for line in wrapped)]) == \
+        " -> ".join(finding.location.chain)
+    assert finding.location.chain[-1].startswith(f"{finding.location.where} in ")
+    assert finding.location.where.startswith("tests/")
 
 
 def test_a_tf_function_helper_is_located_inside_not_at_its_call():
