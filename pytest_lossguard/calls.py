@@ -250,7 +250,7 @@ def check(target: Callee, options: Options) -> Report:
     # Keras's API always takes labels first; elsewhere the order was read off the signature.
     order = "" if target.backend.keras else (", prediction first" if target.swapped
                                              else ", labels first")
-    header = judge.Header(target.backend.name, f"{target.backend.name} tensors{order}",
+    header = judge.Header(target.backend.name, f"{target.backend.feeds}{order}",
                           target.reference.name, options.true_shape, options.pred_shape)
     with stage("writing the report"):
         return judge.report(target, header, findings, options, started, restored)

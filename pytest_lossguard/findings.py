@@ -83,10 +83,16 @@ class Location:
 
 @dataclasses.dataclass(frozen=True)
 class Method:
-    """The model code a finding comes from: a step, compute_loss, the compiled loss, a metric."""
+    """The model code a finding comes from: a step, compute_loss, the compiled loss, a metric.
+
+    `step` is, for a metric the user's own code computes (a log of its train_step, a
+    LightningModule's `self.log`), the method that computes it; empty for a metric of
+    compile(metrics=...), which Keras's compute_metrics computes.
+    """
 
     name: str
     metric: bool = False
+    step: str = ""
 
     def __str__(self) -> str:
         return f"metric '{self.name}'" if self.metric else self.name

@@ -6,7 +6,6 @@ prefix, so no caller aligns labels or prefixes by hand.
 
 from __future__ import annotations
 
-import os
 import textwrap
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -135,12 +134,13 @@ def _location_lines(report: Report, finding: Finding) -> list[str]:
     if internals:
         lines.extend(_wrapped("", f"not in your code: in {internals}, which this line calls"))
     if len(where.chain) > 1:
-        lines.extend(_via([os.path.basename(link) for link in where.chain]))
+        lines.extend(_via(list(where.chain)))
     return lines
 
 
 def _via(links: list[str]) -> list[str]:
-    """The call chain, wrapped between links rather than inside one."""
+    """The call chain, each link's path as the broadcast line shows it (bare file names would
+    leave two model.py files apart), wrapped between links rather than inside one."""
     wrapped = [links[0]]
     for link in links[1:]:
         if len(_INDENT) + len(wrapped[-1]) + len(link) + 4 > WIDTH:

@@ -1,7 +1,8 @@
 """Leaf helpers for words and numbers that every stage shows: paths, values, exceptions.
 
-This module imports nothing of lossguard's, so any stage may use it. `prefixed` is the one
-place that puts `lossguard: ` in front of what users read.
+This module imports only `caches`, so any stage may use it. `prefixed` is the one place that
+puts `lossguard: ` in front of what users read; `library` is the one rule of what is library
+code (the tracers' `trace.role` builds on it), and `display_path` shows a file by it.
 """
 
 from __future__ import annotations
@@ -9,6 +10,11 @@ from __future__ import annotations
 import math
 import os
 import re
+import site
+import sys
+import sysconfig
+
+from pytest_lossguard.caches import cached
 
 PREFIX = "lossguard: "
 # Lines of a failure block stay within this many columns where they can.
@@ -22,8 +28,67 @@ def prefixed(text: str) -> str:
     return text if text.startswith(PREFIX) else PREFIX + text
 
 
+# Frameworks whose directories are library code wherever they are installed (an editable
+# install of Keras or JAX is still not the user's code).
+_FRAMEWORKS = ("tensorflow", "keras", "tf_keras", "numpy", "jax", "jaxlib", "torch", "optax",
+               "flax", "lightning", "pytorch_lightning", "sklearn", "scipy", "_pytest", "pluggy")
+_PACKAGE_DIRS = ("site-packages", "dist-packages")
+STDLIB, INSTALLED = "stdlib", "installed"
+
+
+def _roots(keys: tuple[str, ...]) -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    found = {paths[key] for key in keys if key in paths}
+    if "purelib" in keys:
+        found.update(site.getsitepackages() if hasattr(site, "getsitepackages") else ())
+        found.add(site.getusersitepackages())
+    return tuple(os.path.join(os.path.realpath(root), "") for root in found)
+
+
+_STDLIB = _roots(("stdlib", "platstdlib"))
+_INSTALLED = _roots(("purelib", "platlib"))
+
+
+@cached(maxsize=4096)
+def library(filename: str) -> str:
+    """Whether a file is library code: INSTALLED (site-packages, dist-packages, the install
+    roots, or a framework lossguard knows, wherever it lies), STDLIB, or "" for the user's own
+    code. Cached: every traced frame asks."""
+    path = os.path.realpath(filename)
+    if any(part in _PACKAGE_DIRS for part in path.split(os.sep)) \
+            or path.startswith(_INSTALLED) or any(
+                path.startswith(os.path.join(os.path.realpath(folder), ""))
+                for name in _FRAMEWORKS
+                for folder in getattr(sys.modules.get(name), "__path__", None) or ()):
+        return INSTALLED
+    return STDLIB if path.startswith(_STDLIB) else ""
+
+
+@cached(maxsize=4096)
+def _import_path(filename: str) -> str:
+    """A library file from its package down (`torch/nn/modules/loss.py`): relative to the
+    deepest import root that holds it (a sys.path entry, an install root, or the
+    site-packages folder it lies in), "" for the user's own code. Cached: resolving sys.path
+    costs a stat per entry."""
+    if not library(filename):
+        return ""
+    path = os.path.realpath(filename)
+    parts = path.split(os.sep)
+    marks = [index for index, part in enumerate(parts) if part in _PACKAGE_DIRS]
+    folders = [os.path.join(os.path.realpath(entry), "") for entry in sys.path if entry]
+    if marks:
+        folders.append(os.path.join(os.sep.join(parts[:marks[-1] + 1]), ""))
+    inside = [folder for folder in (*folders, *_INSTALLED, *_STDLIB) if path.startswith(folder)]
+    return os.path.relpath(path, max(inside, key=len)) if inside else ""
+
+
 def display_path(path: str) -> str:
-    """A path relative to the working directory where that is possible, as tracebacks show it."""
+    """How every report shows a file: library code from its package down, the same from any
+    working directory; the user's own files relative to the working directory where that is
+    possible, as tracebacks show them."""
+    shown = _import_path(path)
+    if shown:
+        return shown
     try:
         return os.path.relpath(path)
     except ValueError:

@@ -14,9 +14,6 @@ import dataclasses
 import linecache
 import math
 import os
-import site
-import sys
-import sysconfig
 from collections.abc import Iterable, Iterator
 from types import FrameType
 
@@ -24,13 +21,9 @@ import numpy as np
 
 from pytest_lossguard.caches import cached
 from pytest_lossguard.findings import Location
-from pytest_lossguard.text import display_path
+from pytest_lossguard.text import STDLIB, display_path, library
 
 _OWN = f"{os.sep}pytest_lossguard{os.sep}"
-# Frameworks whose directories are library code wherever they are installed (an editable
-# install of Keras or JAX is still not the user's code).
-_FRAMEWORKS = ("tensorflow", "keras", "tf_keras", "numpy", "jax", "jaxlib", "torch", "optax",
-               "flax", "lightning", "pytorch_lightning", "sklearn", "scipy", "_pytest", "pluggy")
 # Library frames that only carry an op from the line that wrote it to the tracer: operator
 # overloads and the array libraries' own op functions (jnp.*, tf.*, keras.ops.*, np.*,
 # torch's function dispatch), and the standard library. An op that ran through these alone is
@@ -96,17 +89,6 @@ class Growth:
                         self.internals, self.op, self.inputs, self.output)
 
 
-def _roots(keys: tuple[str, ...]) -> tuple[str, ...]:
-    paths = sysconfig.get_paths()
-    found = {paths[key] for key in keys if key in paths}
-    if "purelib" in keys:
-        found.update(site.getsitepackages() if hasattr(site, "getsitepackages") else ())
-        found.add(site.getusersitepackages())
-    return tuple(os.path.join(os.path.realpath(root), "") for root in found)
-
-
-_STDLIB = _roots(("stdlib", "platstdlib"))
-_INSTALLED = _roots(("purelib", "platlib"))
 USER, DISPATCH, INTERNALS = "user", "dispatch", "internals"
 
 
@@ -114,34 +96,20 @@ USER, DISPATCH, INTERNALS = "user", "dispatch", "internals"
 def role(filename: str) -> str:
     """What a frame's file is: the one rule every tracer's frames go through.
 
-    USER code is anything not installed. Library code is what is installed (site-packages,
-    dist-packages), the standard library, the frameworks lossguard knows wherever they lie,
-    and the pseudo-files of C dispatch (`<frozen ...>`, NumPy's `<__array_function__ ...>`).
-    Of library code, the standard library, pseudo-files and the array libraries' op machinery
+    USER code is what `text.library` says is not library code. Library code is also the
+    pseudo-files of C dispatch (`<frozen ...>`, NumPy's `<__array_function__ ...>`). Of library
+    code, the standard library, pseudo-files and the array libraries' op machinery
     (`_DISPATCH`) are DISPATCH: they carry an op to the tracer; the rest is INTERNALS.
     """
     if filename.startswith(("<frozen ", "<__array_function__")):
         return DISPATCH
+    kind = library(filename)
+    if not kind:
+        return USER
+    if kind == STDLIB:
+        return DISPATCH
     path = os.path.realpath(filename)
-    parts = path.split(os.sep)
-    installed = ("site-packages" in parts or "dist-packages" in parts
-                 or path.startswith(_INSTALLED) or any(
-                     path.startswith(os.path.join(os.path.realpath(folder), ""))
-                     for name in _FRAMEWORKS
-                     for folder in getattr(sys.modules.get(name), "__path__", None) or ()))
-    if not installed:
-        return DISPATCH if path.startswith(_STDLIB) else USER
     return DISPATCH if any(part in path for part in _DISPATCH) else INTERNALS
-
-
-@cached(maxsize=4096)
-def _library_path(filename: str) -> str:
-    """A library file as its import path shows it, e.g. optax/losses/_regression.py. Cached:
-    every located op inside a library asks, and resolving sys.path costs a stat per entry."""
-    path = os.path.realpath(filename)
-    entries = sorted((os.path.realpath(p) for p in sys.path if p), key=len, reverse=True)
-    root = next((e for e in entries if path.startswith(os.path.join(e, ""))), "")
-    return os.path.relpath(path, root) if root else display_path(filename)
 
 
 def _split(frames: Iterable[Frame]) -> tuple[list[Frame], Frame | None]:
@@ -189,7 +157,7 @@ def grown(op: str, inputs: list[tuple[int, ...]], output: tuple[int, ...],
     if math.prod(output) <= max(sizes) and len(ranks) < 2:
         return None
     user, inner = _split(frames)
-    internals = "" if inner is None else _link(_library_path(inner[0]), inner)
+    internals = "" if inner is None else _link(display_path(inner[0]), inner)
     if not user:
         return Growth(op, tuple(inputs), output, "", "", internals=internals)
     filename, lineno, _ = user[-1]

@@ -24,8 +24,7 @@ def normalised(value):
                 if key not in ("seconds", "versions")}
     if isinstance(value, list):
         return [normalised(item) for item in value]
-    if isinstance(value, str):  # the Keras version, and where the virtualenv lies
-        value = re.sub(r"^\S*site-packages/", "<site-packages>/", value)
+    if isinstance(value, str):  # the Keras version (library files show from their package down)
         return re.sub(r"^(keras|tf_keras) [0-9][^ ]*( on \w+)?$", r"\1 X\2", value)
     return value
 

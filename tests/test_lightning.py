@@ -43,6 +43,24 @@ class ValidatedRegression(AlignedRegression):
         self.log("val_loss", torch.mean((y - self(x)) ** 2))
 
 
+class LogsHandMetric(AlignedRegression):
+    """Trains aligned, but logs a mean absolute error computed by hand with the broadcast."""
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        y_hat = self(x)
+        self.log("train_mae", self.error(y, y_hat))
+        return torch.mean((y.reshape(y_hat.shape) - y_hat) ** 2)
+
+    def error(self, y, y_hat):
+        return torch.mean(torch.abs(y - y_hat))
+
+
+class LogsAlignedMetric(LogsHandMetric):
+    def error(self, y, y_hat):
+        return torch.mean(torch.abs(y.reshape(y_hat.shape) - y_hat))
+
+
 def test_the_broadcast_that_lossguard_reports_is_real():
     """The differential computation behind the verdicts below: (B,) labels against (B, 1)
     predictions give another loss than the aligned labels do."""
@@ -69,6 +87,17 @@ def test_the_seed_case_is_flagged_at_its_line_in_training_step():
 def test_its_aligned_twin_passes():
     report = check(AlignedRegression)
     assert report.ok and report.counts()["safe"] == 2
+
+
+def test_a_metric_the_step_logs_by_hand_is_fixed_where_it_is_computed():
+    # Lightning has no compile(metrics=...): the fix is in the step, where the metric is made.
+    report = check(LogsHandMetric)
+    assert {str(f.method) for f in report.failures} == {"metric 'train_mae'"}
+    assert all(f.method.step == "training_step" for f in report.failures)
+    assert report.failures[0].fix.text.startswith(
+        "where metric 'train_mae' is computed, align the labels to the prediction first")
+    assert "compile(" not in str(report)
+    assert check(LogsAlignedMetric).ok
 
 
 def test_a_broadcast_in_validation_step_names_that_step_and_trainer_validate():

@@ -1,6 +1,7 @@
 """locate: the exact user line and op of each broadcast, for TF graphs and NumPy ufuncs."""
 
 import inspect
+import itertools
 import os
 
 import keras
@@ -101,6 +102,18 @@ def test_a_helper_is_located_at_its_own_line_with_the_call_chain():
     assert "via         " in str(check(through_helper))
 
 
+def test_the_via_line_shows_each_link_s_path_as_the_broadcast_line_does():
+    # Not bare file names: two links from model.py files of different folders must differ.
+    report = check(through_helper)
+    finding = first_failure(report)
+    lines = str(report).split("\n  via         ", 1)[1].splitlines()
+    wrapped = itertools.takewhile(lambda line: line.startswith(" " * 14), lines[1:])
+    assert " ".join([lines[0], *(line.strip() for line in wrapped)]) == \
+        " -> ".join(finding.location.chain)
+    assert finding.location.chain[-1].startswith(f"{finding.location.where} in ")
+    assert finding.location.where.startswith("tests/")
+
+
 def test_a_tf_function_helper_is_located_inside_not_at_its_call():
     finding = first_failure(check(through_a_tf_function))
     assert finding.verdict == "broadcast"
@@ -160,6 +173,19 @@ def test_a_broadcast_inside_keras_itself_is_not_pinned_on_the_caller():
     assert ("broadcast   not in your code: Mul (7,), (7, 1) -> (7, 7), in library internals at\n"
             f"              {internals}\n") in str(report)
     assert "align ranks before calling it (it broadcasts inside the library)" in str(report)
+
+
+def test_library_files_show_from_their_package_down_from_any_working_directory(
+        tmp_path, monkeypatch):
+    # The target line, the JSON source and the internals line show Keras's file as its import
+    # path, not as .venv/lib/.../site-packages/keras/... or ../../... from elsewhere.
+    monkeypatch.chdir(tmp_path)
+    report = check(keras.losses.hinge, domain="binary")
+    line = keras.losses.hinge.__code__.co_firstlineno
+    assert report.source == report.as_dict()["source"] == f"keras/src/losses/losses.py:{line}"
+    assert f"  target      keras/src/losses/losses.py:{line}  (function" in str(report)
+    assert report.failures[0].location.internals.startswith("keras/src/losses/losses.py:")
+    assert "site-packages" not in str(report) and "../" not in str(report)
 
 
 def test_a_long_call_chain_wraps_between_links_within_the_width():

@@ -45,6 +45,16 @@ def test_a_number_is_a_0d_result_judged_and_located(loss):
     assert first.location.where == line_of(loss, "y_true - y_pred")
 
 
+def test_the_target_line_says_numpy_is_fed_arrays_and_torch_tensors():
+    import torch
+
+    def torch_mse(y_true, y_pred):
+        return torch.mean((y_true - y_pred) ** 2)
+
+    assert "(function, numpy arrays, labels first, reference:" in str(check(float_mse))
+    assert "(function, torch tensors, labels first, reference:" in str(check(torch_mse))
+
+
 def aligned_float_mse(y_true, y_pred):
     return float(np.mean((np.reshape(y_true, np.shape(y_pred)) - y_pred) ** 2))
 

@@ -192,14 +192,14 @@ class Linear(keras.Model):
     def call(self, x, training=None):
         return self.layer(x)
 
-    def fit_step(self, data, loss_of):
+    def fit_step(self, data, loss_of, logs_of=None):
         x, y = data
         with tf.GradientTape() as tape:
             y_pred = self(x, training=True)
             loss = loss_of(x, y, y_pred)
         grads = tape.gradient(loss, self.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.trainable_variables, strict=True))
-        return {"loss": loss}
+        return {"loss": loss} if logs_of is None else logs_of(x, y, y_pred, loss)
 
 
 class HandMSE(Linear):
@@ -459,3 +459,28 @@ class Transitions(Linear):
         obs, target, done, weight = data
         return self.fit_step((obs, target), lambda x, y, y_pred: tf.reduce_mean(
             tf.square(aligned_error(y, y_pred)) * (1.0 - done) * weight))
+
+
+class HandMetric(Linear):
+    """Lets Keras compute the loss, but reports a mean absolute error it computes itself,
+    with no compile(metrics=...) involved."""
+
+    def train_step(self, data):
+        return self.fit_step(
+            data, lambda x, y, y_pred: self.compute_loss(x=x, y=y, y_pred=y_pred), self.logs)
+
+    def logs(self, x, y, y_pred, loss):
+        return {"loss": loss, "mae": tf.reduce_mean(tf.abs(y - y_pred))}
+
+
+class AlignedHandMetric(HandMetric):
+    def logs(self, x, y, y_pred, loss):
+        y = tf.reshape(y, tf.shape(y_pred))
+        return {"loss": loss, "mae": tf.reduce_mean(tf.abs(y - y_pred))}
+
+
+class StepMetrics(HandMetric):
+    """Its own train_step, reporting compile(metrics=...) through Keras's compute_metrics."""
+
+    def logs(self, x, y, y_pred, loss):
+        return self.compute_metrics(x, y, y_pred, sample_weight=None)

@@ -52,6 +52,9 @@ class Backend(Protocol):
     name: str
     # The module prefix that fix hints write, e.g. "tf" in tf.reshape(...).
     namespace: str
+    # What the report's target line calls the values a target is fed: "torch tensors",
+    # "numpy arrays".
+    feeds: str
     # Whether code on this backend lives in Keras's world: judged against the installed Keras's
     # alignment and its compile() containers. Otherwise (torch, JAX, NumPy) against the NumPy
     # port of Keras's rule, and Keras is never imported for it.

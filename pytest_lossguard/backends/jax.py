@@ -80,6 +80,7 @@ class Jax(ArrayBackend):
     """The backend for jax.numpy code (and Keras 3 on JAX, through backends.keras)."""
 
     name = "jax"
+    feeds = "jax tensors"
     namespace = "jnp"
 
     to_tensor = staticmethod(jnp.asarray)

@@ -39,6 +39,7 @@ class Keras(KerasModels):
     """The backend for keras.ops code and Keras 3 models, on Keras's own backend."""
 
     name = "keras"
+    feeds = "keras tensors"
     namespace = "keras.ops"
 
     def __init__(self) -> None:

@@ -66,6 +66,7 @@ class NumPy(ArrayBackend):
     """The backend for plain NumPy code (and anything that accepts arrays)."""
 
     name = "numpy"
+    feeds = "numpy arrays"
     namespace = "np"
 
     def to_tensor(self, array: np.ndarray) -> Any:

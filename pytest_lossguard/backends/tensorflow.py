@@ -62,6 +62,7 @@ class TensorFlow(KerasModels):
     """The backend for tf.* code and tf_keras (Keras 2) models."""
 
     name = "tensorflow"
+    feeds = "tensorflow tensors"
     namespace = "tf"
 
     def to_tensor(self, array: np.ndarray) -> Any:

@@ -48,6 +48,7 @@ class Torch(ArrayBackend):
     """The backend for torch code (and Keras 3 on torch, through backends.keras)."""
 
     name = "torch"
+    feeds = "torch tensors"
     namespace = "torch"
 
     def reshape(self, value: str, shape: str) -> str:

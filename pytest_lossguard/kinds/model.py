@@ -237,6 +237,16 @@ class Harness:
 
         return call, arrays
 
+    def compiled_metrics(self) -> set[str]:
+        """The log names of compile(metrics=...), which Keras's compute_metrics reports (once a
+        step has built them): Keras 3's container names them by its result, tf_keras's by its
+        metrics. A LightningModule has neither: every metric it logs is its own."""
+        container = getattr(self.model, "_compile_metrics", None)
+        if container is not None:
+            return set(container.result()) if container.built else set()
+        legacy = getattr(self.model, "compiled_metrics", None)
+        return {metric.name for metric in getattr(legacy, "metrics", None) or ()}
+
     def attached(self, phase: str) -> contextlib.AbstractContextManager[Any]:
         """What a phase's step runs inside: nothing for a Keras model; a Lightning module is
         attached to what its Trainer would give it."""
@@ -371,15 +381,16 @@ def _differ(differ: list[str], reference: str) -> str:
 
 
 def _method(harness: Harness, phase: str, differ: list[str]) -> Method:
-    """The user's code the difference comes from: a step, compute_loss, or a metric."""
+    """The user's code the difference comes from: a step, compute_loss, or a metric (of
+    compile(metrics=...), or one that the user's step or compute_loss computes itself)."""
     cls = type(harness.model)
+    own = next((method for method in (harness.methods[phase], "compute_loss")
+                if user_defines(cls, method)), "")
     metrics = [key for key in differ if key != "weight update" and not _is_loss(key)]
     if metrics and len(metrics) == len(differ):
-        return Method(metrics[0], metric=True)
-    for method in (harness.methods[phase], "compute_loss"):
-        if user_defines(cls, method):
-            return Method(method)
-    return Method("compiled loss")
+        compiled = metrics[0] in harness.compiled_metrics()
+        return Method(metrics[0], metric=True, step="" if compiled else own)
+    return Method(own or "compiled loss")
 
 
 def _error(
@@ -689,6 +700,10 @@ class ModelObject:
         if finding.sample_weight is not None:
             return weights_hint(self.backend, finding.location, finding.sample_weight)
         method = finding.method or Method("compiled loss")
+        if method.metric and method.step:
+            return (f"in {method.step}, align the labels to the prediction before computing the "
+                    f"{method}, e.g. y = {ns}.reshape(y, {ns}.shape(y_pred)): Keras aligns "
+                    "nothing that your own code computes")
         if method.metric:
             return (f"align ranks inside the {method}, e.g. {align_code}: compile(metrics=...) "
                     "does not align custom metric functions in Keras 3")
