@@ -79,9 +79,16 @@ class Growth:
         return len({len(shape) for shape in self.inputs if shape}) > 1
 
     def describe(self) -> str:
-        """e.g. Sub (7,), (7, 1) -> (7, 7)."""
+        """e.g. Sub (7,), (7, 1) -> (7, 7); a fused op that reduces what it broadcast (torch's
+        mse_loss) says so, since its output alone shows no growth."""
         shapes = ", ".join(str(s) for s in self.inputs)
-        return f"{self.op} {shapes} -> {self.output}"
+        try:
+            inside = tuple(np.broadcast_shapes(*self.inputs))
+        except ValueError:
+            inside = self.output
+        fused = f", broadcast to {inside} inside" if math.prod(inside) > math.prod(
+            self.output) and math.prod(inside) > max(map(math.prod, self.inputs)) else ""
+        return f"{self.op} {shapes} -> {self.output}{fused}"
 
     def location(self) -> Location:
         """The report's view of this op."""

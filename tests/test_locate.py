@@ -11,6 +11,7 @@ import tensorflow as tf
 import zoo
 
 from pytest_lossguard import check
+from pytest_lossguard.trace import Growth
 
 
 def line_of(fn, text):
@@ -197,3 +198,13 @@ def test_a_long_call_chain_wraps_between_links_within_the_width():
     assert len(lines) > 1 and all(len(line) <= WIDTH for line in lines)
     joined = " ".join(line[14:] for line in lines)
     assert joined == " -> ".join(links)
+
+
+def test_a_fused_op_that_reduces_what_it_broadcast_says_so_on_its_op_line():
+    fused = Growth("mse_loss", ((7,), (7, 1)), (), "a.py:1", "")
+    assert fused.describe() == "mse_loss (7,), (7, 1) -> (), broadcast to (7, 7) inside"
+    # An op whose output shows the growth itself, or that only mixes ranks, needs no more.
+    assert Growth("Sub", ((7,), (7, 1)), (7, 7), "a.py:1", "").describe() == \
+        "Sub (7,), (7, 1) -> (7, 7)"
+    assert Growth("AddV2", ((7, 1), (1,)), (7, 1), "a.py:1", "").describe() == \
+        "AddV2 (7, 1), (1,) -> (7, 1)"
