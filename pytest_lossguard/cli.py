@@ -135,7 +135,7 @@ def _origin(name: str) -> Path | None:
 
 
 def _unimportable(where: str, path: Path | None, exc: Exception) -> str:
-    """One line for a file or module that cannot be read or imported: the file (at the line
+    """One line for a file or module that cannot be parsed or imported: the file (at the line
     that failed, when it is in that file), what went wrong, and the fix."""
     shown = display_path(str(path)) if path is not None else where
     home = path.resolve() if path is not None else None
@@ -145,8 +145,6 @@ def _unimportable(where: str, path: Path | None, exc: Exception) -> str:
 
     if isinstance(exc, SyntaxError) and own(exc.filename):
         return f"{shown}:{exc.lineno}: SyntaxError: {exc.msg}; fix the syntax"
-    if isinstance(exc, OSError):
-        return f"{shown}: cannot be read: {one_line(exc)}; check that the file is readable"
     lines = [frame.lineno for frame in traceback.extract_tb(exc.__traceback__)
              if own(frame.filename)]
     at = f"{shown}:{lines[-1]}" if lines else shown
@@ -197,7 +195,11 @@ def _scanned(files: list[Path], problems: list[str]) -> tuple[list[Path], bool]:
     for path in files:
         try:
             found = bool(discovery.scan_source(path.read_bytes(), str(path))) or found
-        except (SyntaxError, ValueError, OSError) as exc:  # ValueError: a null byte
+        except OSError as exc:
+            problems.append(f"{display_path(str(path))}: cannot be read: {one_line(exc)}; "
+                            "check that the file is readable")
+            continue
+        except (SyntaxError, ValueError) as exc:  # ValueError: a null byte
             problems.append(_unimportable(str(path), path, exc))
             continue
         readable.append(path)
