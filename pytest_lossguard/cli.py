@@ -1,6 +1,8 @@
 """The `lossguard` command (and `python -m pytest_lossguard`): discovery plus probing, no pytest.
 
-Exit codes: 0 clean (or nothing to check), 1 findings, 2 usage or import error.
+Exit codes: 0 clean (or nothing to check); 1 findings, or a candidate skipped (it could not be
+checked); 2 usage error, a file that cannot be read or imported, or a report that cannot be
+written (the other files are still checked, and 2 wins over 1).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lossguard",
         description="Find losses, metrics and models that silently broadcast labels against "
-                    "predictions. Exit 0: clean; 1: findings; 2: usage or import error.",
+                    "predictions. Exit 0: clean; 1: findings, or a candidate skipped; 2: usage, "
+                    "import or report-writing error.",
     )
     parser.add_argument("targets", nargs="+", metavar="FILE|DIR|MODULE",
                         help="Python files, directories (searched for *.py) or module names")
