@@ -1,24 +1,30 @@
 """The `lossguard` command (and `python -m pytest_lossguard`): discovery plus probing, no pytest.
 
-Exit codes: 0 clean (or nothing to check), 1 findings, 2 usage or import error.
+Exit codes: 0 clean (or nothing to check); 1 findings, or a candidate skipped (it could not be
+checked); 2 usage error, a file that cannot be read or imported, or a report that cannot be
+written (the other files are still checked, and 2 wins over 1).
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib.util
 import json
 import os
 import sys
+import time
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_lossguard import discovery, settings
 from pytest_lossguard.errors import LossguardError, OptionNeeded
-from pytest_lossguard.json_report import document, entry
-from pytest_lossguard.render import ansi, colour_wanted, plain, render, summary_table
-from pytest_lossguard.text import prefixed
+from pytest_lossguard.json_report import SKIPPED, document, entry, not_run, write
+from pytest_lossguard.quiet import framework_import
+from pytest_lossguard.render import ansi, colour_wanted, plain, render, row, summary_table
+from pytest_lossguard.text import display_path, one_line, prefixed
 
 if TYPE_CHECKING:
     from pytest_lossguard.findings import Report
@@ -30,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lossguard",
         description="Find losses, metrics and models that silently broadcast labels against "
-                    "predictions. Exit 0: clean; 1: findings; 2: usage or import error.",
+                    "predictions. Exit 0: clean; 1: findings, or a candidate skipped; 2: usage, "
+                    "import or report-writing error.",
     )
     parser.add_argument("targets", nargs="+", metavar="FILE|DIR|MODULE",
                         help="Python files, directories (searched for *.py) or module names")
@@ -60,6 +67,9 @@ def _sources(targets: list[str]) -> tuple[list[Path], list[str]]:
         if found:
             files.extend(found)
             continue
+        if Path(target).is_dir():
+            raise LossguardError(f"{target} is a directory with no Python files in it (hidden "
+                                 "folders and __pycache__ aside); give one that holds *.py files")
         if Path(target).exists() or target.endswith(".py"):
             raise LossguardError(f"{target} is neither a Python file nor a directory")
         if "" not in sys.path and str(Path.cwd()) not in sys.path:
@@ -77,14 +87,19 @@ def _sources(targets: list[str]) -> tuple[list[Path], list[str]]:
     return files, names
 
 
-def _import_names(files: list[Path], names: list[str]) -> list[str]:
-    """Module names for the files (making them importable), plus the names given."""
+def _import_names(files: list[Path], names: list[str], problems: list[str]) -> list[str]:
+    """Module names for the files (making them importable), plus the names given; a file that
+    cannot be imported is told in `problems` and left out."""
     result = list(names)
     homes: dict[str, Path] = {}
     for path in files:
         name, folder = discovery.module_name(path)
         if homes.setdefault(name, folder) != folder:
-            name = _load_by_path(path)  # a second `losses.py`: the first one owns the name
+            try:  # a second `losses.py`: the first one owns the name
+                name = _load_by_path(path)
+            except Exception as exc:
+                problems.append(_unimportable(str(path), path, exc))
+                continue
         elif str(folder) not in sys.path:
             sys.path.insert(0, str(folder))
         result.append(name)
@@ -103,8 +118,42 @@ def _load_by_path(path: Path) -> str:
         raise LossguardError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        with framework_import():  # as every import of the user's files: no TensorFlow logs
+            spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
     return name
+
+
+def _origin(name: str) -> Path | None:
+    """The source file of a module that failed to import, if it can be found."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    origin = spec.origin if spec is not None else None
+    return Path(origin) if origin and origin.endswith(".py") else None
+
+
+def _unimportable(where: str, path: Path | None, exc: Exception) -> str:
+    """One line for a file or module that cannot be parsed or imported: the file (at the line
+    that failed, when it is in that file), what went wrong, and the fix."""
+    shown = display_path(str(path)) if path is not None else where
+    home = path.resolve() if path is not None else None
+
+    def own(filename: str | None) -> bool:
+        return bool(filename) and Path(str(filename)).resolve() == home
+
+    if isinstance(exc, SyntaxError) and own(exc.filename):
+        return f"{shown}:{exc.lineno}: SyntaxError: {exc.msg}; fix the syntax"
+    lines = [frame.lineno for frame in traceback.extract_tb(exc.__traceback__)
+             if own(frame.filename)]
+    at = f"{shown}:{lines[-1]}" if lines else shown
+    fix = (f"install {exc.name}, or fix the import" if isinstance(exc, ModuleNotFoundError)
+           and exc.name else "fix it so that importing it succeeds")
+    return f"{at}: cannot be imported: {one_line(exc)}; {fix}"
 
 
 _ROOT_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
@@ -136,54 +185,132 @@ def _import_paths(root: Path) -> list[Path]:
     return paths
 
 
+# Where the CLI's user raises the time limit: there is no ini, only pyproject.toml.
+_TIMEOUT_SETTING = ("timeout = <seconds> under [tool.lossguard] in pyproject.toml, or in the "
+                    "target's [tool.lossguard.targets] entry (0 turns it off)")
+
+
+def _scanned(files: list[Path], problems: list[str]) -> tuple[list[Path], bool]:
+    """The files that parse, and whether any may hold a candidate (read with `ast`, nothing
+    imported); a file that cannot be read or parsed is told in `problems` and left out."""
+    readable: list[Path] = []
+    found = False
+    for path in files:
+        try:
+            found = bool(discovery.scan_source(path.read_bytes(), str(path))) or found
+        except OSError as exc:
+            problems.append(f"{display_path(str(path))}: cannot be read: {one_line(exc)}; "
+                            "check that the file is readable")
+            continue
+        except (SyntaxError, ValueError) as exc:  # ValueError: a null byte
+            problems.append(_unimportable(str(path), path, exc))
+            continue
+        readable.append(path)
+    return readable, found
+
+
+def _unmatched(config: settings.Settings, candidates: list[discovery.Candidate],
+               names: list[str]) -> Iterator[str]:
+    """A warning for each `[tool.lossguard.targets]` key that names no candidate of this run
+    but looks meant for one: its module was imported here and has nothing by that name, or a
+    candidate elsewhere has its name. Keys for modules this run did not read (a pre-commit run
+    on a few files) are left alone, and so are keys naming an object that exists (a target
+    pytest checks by its mark)."""
+    ids = {c.id for c in candidates}
+    for key in config.targets:
+        module, _, qualname = key.partition(":")
+        if key in ids or _resolves(module, qualname):
+            continue
+        same = [c.id for c in candidates if c.qualname == qualname]
+        read = any(module == name or module.startswith(f"{name}.") for name in names)
+        if not (same or read):
+            continue
+        close = difflib.get_close_matches(qualname, [c.qualname for c in candidates], cutoff=0.6)
+        meant = same or [c.id for c in candidates if c.qualname in close] \
+            or [c.id for c in candidates if c.module == module]
+        hint = f"did you mean {' or '.join(map(repr, meant))}?" if meant \
+            else "no candidate was found in that module"
+        yield prefixed(f'[tool.lossguard.targets."{key}"] matches no candidate, so its options '
+                       f"are not used; {hint} (keys are module:qualname, as the summary table "
+                       "names targets)")
+
+
+def _resolves(module: str, qualname: str) -> bool:
+    """Whether `module:qualname` names an object of a module already imported."""
+    obj: Any = sys.modules.get(module)
+    for part in qualname.split(".") if obj is not None else ():
+        obj = getattr(obj, part, None)
+    return obj is not None
+
+
 def _run(args: argparse.Namespace) -> int:
-    config = settings.load(Path.cwd())
-    for path in reversed(_import_paths(rootdir(args.targets))):
+    root = rootdir(args.targets)
+    config = settings.load(root)  # the project the files are imported from, as under pytest
+    for path in reversed(_import_paths(root)):
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))  # imports resolve as under pytest and `python -m`
     files, names = _sources(args.targets)
-    if not names and not any(discovery.scan_source(p.read_text()) for p in files):
+    problems: list[str] = []  # files that cannot be read or imported: told last, exit 2
+    files, found = _scanned(files, problems)
+    if not (names or found):
         if args.format == "json":
             print(json.dumps(document([]), indent=2))
-        else:
+        elif files or not problems:  # else every file given is broken: the problems say so
             print(prefixed(f"no candidate in {len(files)} file(s); nothing to check"))
-        return CLEAN
+        return _finish(problems, CLEAN)
     # Only now that something is to be probed do NumPy and the frameworks load.
     from pytest_lossguard.engine import probe
 
-    candidates = discovery.discover(_import_names(files, names), config.targets)
+    imported = _import_names(files, names, problems)
+    candidates = discovery.discover(
+        imported, config.targets,
+        lambda name, exc: problems.append(_unimportable(name, _origin(name), exc)))
+    for warning in _unmatched(config, candidates, imported):
+        print(warning, file=sys.stderr)
     base = settings.base(config, {"strict": True} if args.strict else {})
     entries: list[dict[str, Any]] = []
     blocks: list[str | Report] = []
     markup = ansi if colour_wanted(sys.stdout.isatty(), os.environ) else plain
     for candidate in candidates:
         if candidate.skipped:
+            entries.append(not_run(candidate.id, f"{SKIPPED}: {candidate.skipped}"))
             blocks.append(prefixed(f"skipped {candidate.id} ({candidate.reason}): "
                                    f"{candidate.skipped}"))
             continue
+        started = time.perf_counter()
         try:
             options = settings.layered(candidate.id, candidate.obj, base, config)
-            report = probe(candidate.obj, options)
+            report = probe(candidate.obj, options, _TIMEOUT_SETTING)
         except OptionNeeded as exc:
+            entries.append(not_run(candidate.id, f"{SKIPPED}: {exc.for_scan(candidate.id)}"))
             blocks.append(prefixed(f"skipped {candidate.id}: {exc.for_scan(candidate.id)}"))
             continue
-        except LossguardError as exc:
-            entries.append(entry(candidate.id, None, str(exc)))
-            blocks.append(prefixed(f"{candidate.id}: {exc}"))
+        except LossguardError as exc:  # the message names the target; its id follows
+            entries.append(entry(candidate.id, None, str(exc), time.perf_counter() - started))
+            blocks.append(f"{prefixed(str(exc))}\n{row('target', candidate.id)}")
             continue
         entries.append(entry(candidate.id, report))
         if not report.ok:
             blocks.append(report)
     doc = document(entries)
     if args.report:
-        Path(args.report).write_text(json.dumps(doc, indent=2) + "\n")
+        problems.extend(filter(None, [write(doc, Path(args.report))]))
     if args.format == "json":
         print(json.dumps(doc, indent=2))
     else:
         table = summary_table(entries, verbose=True, markup=markup)
         print("\n\n".join([*(b if isinstance(b, str) else render(b, markup) for b in blocks),
                             "\n".join(table)]))
-    return FINDINGS if doc["totals"]["failed"] else CLEAN
+    return _finish(problems, FINDINGS if doc["totals"]["failed"] else CLEAN)
+
+
+def _finish(problems: list[str], code: int) -> int:
+    """Tell, after the results, what could not be read, imported or written: then the run
+    exits 2 whatever it found, since it did not check everything it was given."""
+    sys.stdout.flush()
+    for problem in dict.fromkeys(problems):  # a package's module can be named twice
+        print(prefixed(problem), file=sys.stderr)
+    return USAGE if problems else code
 
 
 def main(argv: list[str] | None = None) -> int:

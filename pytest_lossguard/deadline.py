@@ -77,14 +77,20 @@ class _Expired(BaseException):
     user's code (or lossguard's own) cannot swallow it."""
 
 
-def _message(name: str, seconds: float) -> str:
+# Where the limit is raised, as the message names it: pytest's way unless the caller (the CLI,
+# whose options live in pyproject.toml) says otherwise.
+SETTING = "timeout= (ini lossguard_timeout; 0 turns it off)"
+
+
+def _message(name: str, seconds: float, setting: str) -> str:
     return (f"{name} did not finish within timeout={seconds:g} s; fix the hang, or raise "
-            "the limit with timeout= (ini lossguard_timeout; 0 turns it off)")
+            f"the limit with {setting}")
 
 
 @contextlib.contextmanager
-def deadline(seconds: float | None, name: str) -> Iterator[None]:
-    """Run the block, raising LossguardError if it takes longer than `seconds`."""
+def deadline(seconds: float | None, name: str, setting: str = SETTING) -> Iterator[None]:
+    """Run the block, raising LossguardError if it takes longer than `seconds`; the message
+    says to raise the limit with `setting`."""
     usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
     if not seconds or not usable:
         yield
@@ -99,7 +105,7 @@ def deadline(seconds: float | None, name: str) -> Iterator[None]:
         if strikes > STRIKES:
             signal.setitimer(signal.ITIMER_REAL, 0)
             GIVE_UP[-1](prefixed(
-                f"{_message(name, seconds)}. It caught the time limit {STRIKES} times (an "
+                f"{_message(name, seconds, setting)}. It caught the time limit {STRIKES} times (an "
                 "`except BaseException:` or a bare `except:` swallows it), so it cannot be "
                 "stopped: lossguard ends the run here"))
             os._exit(EXIT_CODE)
@@ -118,4 +124,4 @@ def deadline(seconds: float | None, name: str) -> Iterator[None]:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     if timed_out or strikes:  # strikes: the target caught the limit, then returned
-        raise LossguardError(_message(name, seconds))
+        raise LossguardError(_message(name, seconds, setting))

@@ -14,7 +14,7 @@ import dataclasses
 import importlib
 import inspect
 import pkgutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -58,9 +58,10 @@ def _metric_names(tree: ast.AST) -> set[str]:
     return names
 
 
-def scan_source(source: str) -> list[str]:
-    """Reasons a module's source may hold candidates, found without importing it."""
-    tree = ast.parse(source)
+def scan_source(source: str | bytes, filename: str = "<unknown>") -> list[str]:
+    """Reasons a module's source may hold candidates, found without importing it; a
+    SyntaxError names `filename`. Bytes are decoded as Python decodes a source file."""
+    tree = ast.parse(source, filename)
     reasons = []
     metrics = _metric_names(tree)
     for node in tree.body:
@@ -165,25 +166,37 @@ def target_id(obj: Any, module: ModuleType | None) -> str:
     return f"{type(obj).__module__}:{type(obj).__qualname__}"
 
 
-def _modules(name: str) -> Iterator[ModuleType]:
-    with framework_import():  # the user's modules may load TensorFlow: no C++ logs
-        module = importlib.import_module(name)
+# Told the name of a module that could not be imported and why; discovery goes on without it.
+OnError = Callable[[str, Exception], None]
+
+
+def _modules(name: str, onerror: OnError | None) -> Iterator[ModuleType]:
+    """The module and, for a package, its submodules depth first: each imported here, under
+    the quiet guard, and a package's submodules listed only once the package imported."""
+    try:
+        with framework_import():  # the user's modules may load TensorFlow: no C++ logs
+            module = importlib.import_module(name)
+    except Exception as exc:
+        if onerror is None:
+            raise
+        onerror(name, exc)
+        return
     yield module
-    for info in pkgutil.walk_packages(getattr(module, "__path__", []), f"{name}."):
-        with framework_import():
-            sub = importlib.import_module(info.name)
-        yield sub
+    for info in pkgutil.iter_modules(getattr(module, "__path__", []), f"{name}."):
+        yield from _modules(info.name, onerror)
 
 
 def discover(
     names: list[str], targets: Mapping[str, Mapping[str, Any]] | None = None,
+    onerror: OnError | None = None,
 ) -> list[Candidate]:
     """Every candidate in the named modules and packages (imported), each object once.
 
-    `targets` is `[tool.lossguard.targets]`, whose `init` entries let classes be built."""
+    `targets` is `[tool.lossguard.targets]`, whose `init` entries let classes be built. A
+    module that cannot be imported raises, or with `onerror` is handed to it and left out."""
     found: dict[int, Candidate] = {}
     for name in names:
-        for module in _modules(name):
+        for module in _modules(name, onerror):
             for candidate in module_candidates(module, targets):
                 found.setdefault(id(candidate.obj), candidate)
     return sorted(found.values(), key=lambda c: c.id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from pytest_lossguard import align
-from pytest_lossguard.deadline import deadline
+from pytest_lossguard.deadline import SETTING, deadline
 from pytest_lossguard.errors import LossguardError, stage, unexpected
 from pytest_lossguard.findings import Report
 from pytest_lossguard.introspect import describe
@@ -17,8 +17,9 @@ from pytest_lossguard.options import Options
 from pytest_lossguard.quiet import framework_import
 
 
-def probe(obj: Any, options: Options) -> Report:
-    """Check `obj`; LossguardError only if it cannot be checked."""
+def probe(obj: Any, options: Options, timeout_setting: str = SETTING) -> Report:
+    """Check `obj`; LossguardError only if it cannot be checked. `timeout_setting` is where
+    the caller's user raises the time limit, as a target that runs out of time is told."""
     __tracebackhide__ = True
     name = describe(obj)
     try:
@@ -31,7 +32,7 @@ def probe(obj: Any, options: Options) -> Report:
             # target; loading it here keeps its C++ logs out of the output (quiet.py).
             with framework_import():
                 align.reference()
-        with deadline(options.timeout, name):  # building a class can hang too
+        with deadline(options.timeout, name, timeout_setting):  # building a class can hang too
             return kind.check(options)
     except LossguardError:
         raise

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import platform
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from pytest_lossguard.findings import VERDICTS, Report, Verdict
+from pytest_lossguard.text import prefixed
 
 SCHEMA = 1
 NOT_RUN = "not run"
+SKIPPED = "skipped"
 # Distributions whose versions a JSON report records, read without importing them.
 _DISTRIBUTIONS = ("pytest-lossguard", "pytest", "numpy", "keras", "tensorflow", "tf-keras")
 # Other names a distribution is installed under; the first one installed gives the version.
@@ -28,9 +32,15 @@ def entry(name: str, report: Report | None, error: str = "",
 
 
 def not_run(name: str, why: str = NOT_RUN) -> dict[str, Any]:
-    """The row of a collected target that never ran (the session stopped first, say)."""
+    """The row of a target that never ran: collected, but the session stopped first, or found
+    by the `lossguard` command but skipped (`why` says so, and what to set)."""
     return {"nodeid": name, "ok": False, "message": why, "seconds": 0.0,
             **{v: 0 for v in VERDICTS}, "report": None}
+
+
+def unchecked(row: dict[str, Any]) -> bool:
+    """A row of a target that ran no probe (not run, or skipped): no report and no counts."""
+    return row["report"] is None and not any(row[v] for v in VERDICTS)
 
 
 def totals(entries: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -64,3 +74,14 @@ def document(entries: list[dict[str, Any]], collected: Iterable[str] = (),
             "targets": rows,
             "totals": {"targets": len(rows), "failed": sum(not e["ok"] for e in entries),
                        **totals(rows)}}
+
+
+def write(doc: dict[str, Any], path: Path) -> str:
+    """Write the JSON report to `path`, making its folder; '' when written, else the one line
+    that says why not (shown after the summary table, which is printed whatever happens)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(doc, indent=2) + "\n")
+    except OSError as exc:
+        return prefixed(f"the JSON report could not be written to {path}: {exc}")
+    return ""

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pytest_lossguard.findings import Finding, Paths, PathStatus, Report, Verdict
-from pytest_lossguard.json_report import totals
+from pytest_lossguard.json_report import totals, unchecked
 from pytest_lossguard.text import WIDTH, number, prefixed
 
 _LABEL = 12
@@ -28,6 +28,8 @@ _WEIGHTS_HEADLINES = {
     Verdict.MISMATCH: "gives a different value for (B,) and (B, 1) sample weights",
     Verdict.RAISES: "raises on (B,) or (B, 1) sample weights, which Keras treats alike (strict)",
 }
+# What the summary table says of a target that ran no probe.
+_UNCHECKED = "not checked"
 # When every one grew in the canonical layout, not in the probe.
 _CANONICAL_HEADLINE = "broadcasts on its own canonical shapes, where a probe does not"
 
@@ -240,14 +242,20 @@ def summary_table(entries: list[dict[str, Any]], verbose: bool,
 
     The counts come first and the target last, so a long node id never pushes the numbers
     off a narrow terminal. `markup` colours the verdict words and every count that is not 0.
+    A target that ran no probe (skipped by the `lossguard` command) says it was not checked,
+    on its row and in the totals, so that all zeros never read as clean.
     """
     shown = [e for e in entries if verbose or not e["ok"] or e["raises"]]
     lines = ["probes  " + "  ".join(markup(v.value, COLOURS[v]) for v in Verdict)
              + "  seconds  target"]
     for entry in sorted(entries, key=lambda e: e["nodeid"]):
         if entry in shown:
-            lines.append(_table_row(entry["nodeid"], entry, markup))
-    lines.append(_table_row(f"{len(entries)} target(s)", totals(entries), markup))
+            label = entry["nodeid"] + (f" ({_UNCHECKED})" if unchecked(entry) else "")
+            lines.append(_table_row(label, entry, markup))
+    missed = sum(map(unchecked, entries))
+    lines.append(_table_row(f"{len(entries)} target(s)"
+                            + (f", {missed} {_UNCHECKED}" if missed else ""),
+                            totals(entries), markup))
     if len(shown) < len(entries):
         lines.append(f"({len(entries) - len(shown)} clean target(s) not shown; -v shows all)")
     return lines

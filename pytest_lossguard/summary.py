@@ -11,7 +11,6 @@ import pytest
 
 from pytest_lossguard.configure import enabled, report_path
 from pytest_lossguard.items import PROPERTY, LossguardItem
-from pytest_lossguard.text import prefixed
 
 # A lossguard item's node id: `name[lossguard]`, `test_fn[lossguard-name]`, `...[lossguard-2]`.
 _ITEM = re.compile(r"\[lossguard(-[^\]]*)?\]$")
@@ -65,16 +64,12 @@ class Summary:
         if target is None or not enabled(self.config) or hasattr(self.config, "workerinput") \
                 or not (self.rows or self.started):
             return
-        from pytest_lossguard.json_report import document
+        from pytest_lossguard.json_report import document, write
 
         interrupted = self.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED
-        text = json.dumps(document(self.rows, self.collected - self.skipped, interrupted),
-                          indent=2) + "\n"
-        try:  # the path was checked at start-up; whatever changed since, the output goes on
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
-        except OSError as exc:
-            self.unwritten = prefixed(f"the JSON report could not be written to {target}: {exc}")
+        # The path was checked at start-up; whatever changed since, the output goes on.
+        self.unwritten = write(document(self.rows, self.collected - self.skipped, interrupted),
+                               target)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         self._table(terminalreporter)

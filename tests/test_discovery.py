@@ -272,6 +272,134 @@ def test_cli_honours_tool_lossguard_overrides(tmp_path):
     assert code == 0, out
 
 
+PINBALL = ("import tensorflow as tf\n\n\ndef pinball(y_true, y_pred):\n"
+           "    error = tf.reshape(y_true, (-1, 1)) - y_pred\n"
+           "    q = tf.constant([0.1, 0.5, 0.9])\n"
+           "    return tf.reduce_mean(tf.maximum(q * error, (q - 1) * error), axis=-1)\n")
+
+
+def test_cli_reads_tool_lossguard_of_the_project_it_imports_from_not_the_cwd(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "quantile.py").write_text(PINBALL)
+    (project / "pyproject.toml").write_text(
+        '[tool.lossguard.targets."quantile:pinball"]\ny_true_shape = [1]\ny_pred_shape = [3]\n')
+    # The working directory's own pyproject.toml is another project's: not this file's.
+    (tmp_path / "pyproject.toml").write_text("[tool.lossguard]\nstrict = true\n"
+                                             '[tool.lossguard.targets."quantile:pinball"]\n'
+                                             "y_true_shape = [2]\n")
+    code, out, err = lossguard_here("project/quantile.py", "--format", "json", cwd=tmp_path)
+    assert code == 0, out + err
+    report = json.loads(out)["targets"][0]["report"]
+    assert (report["true_shape"], report["pred_shape"], report["strict"]) == ([1], [3], False)
+
+
+# A model whose input shape Keras cannot know, and LOSSES' class that needs arguments.
+UNCHECKED = ("import keras\n\n\nclass Net(keras.Model):\n    def train_step(self, data):\n"
+             "        return {}\n\n\n" + LOSSES[LOSSES.index("class Scaled"):
+                                             LOSSES.index("class Plain")])
+
+
+def test_cli_gives_skipped_candidates_a_row_and_a_failing_exit_code(tmp_path):
+    (tmp_path / "unchecked.py").write_text(UNCHECKED)
+    code, out, _ = lossguard_here("unchecked.py", cwd=tmp_path)
+    assert code == 1, out  # nothing could be checked: not a clean pass
+    table = out[out.index("probes  "):].splitlines()
+    assert table[1:] == [
+        "     0     0          0         0       0      0     0.00  unchecked:Net (not checked)",
+        "     0     0          0         0       0      0     0.00  unchecked:Scaled (not checked)",
+        "     0     0          0         0       0      0     0.00  2 target(s), 2 not checked"]
+    code, out, _ = lossguard_here("unchecked.py", "--format", "json", cwd=tmp_path)
+    document = json.loads(out)
+    assert code == 1 and (document["totals"]["targets"], document["totals"]["failed"]) == (2, 2)
+    net, scaled = document["targets"]
+    assert net["message"].startswith("skipped: cannot tell the input shape of model Net; set it")
+    assert scaled["message"].startswith("skipped: its constructor needs arguments")
+    assert not net["ok"] and net["report"] is None and net["error"] == 0
+
+
+def test_cli_warns_of_a_target_key_that_names_no_candidate(tmp_path):
+    (tmp_path / "quantile.py").write_text(PINBALL)
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.lossguard.targets."quantile:pinbal"]\ny_true_shape = [1]\n'  # a typo
+        '[tool.lossguard.targets."src.quantile:pinball"]\ny_true_shape = [1]\n'  # wrong module
+        '[tool.lossguard.targets."quantile:tf"]\nstrict = true\n'  # exists; not a candidate
+        '[tool.lossguard.targets."elsewhere:pinbal"]\nstrict = true\n')  # not read this run
+    code, out, err = lossguard_here("quantile.py", cwd=tmp_path)
+    assert code == 1 and "quantile:pinball" in out
+    assert err.splitlines() == [
+        'lossguard: [tool.lossguard.targets."quantile:pinbal"] matches no candidate, so its '
+        "options are not used; did you mean 'quantile:pinball'? (keys are module:qualname, as "
+        "the summary table names targets)",
+        'lossguard: [tool.lossguard.targets."src.quantile:pinball"] matches no candidate, so its '
+        "options are not used; did you mean 'quantile:pinball'? (keys are module:qualname, as "
+        "the summary table names targets)"]
+
+
+def test_cli_report_makes_its_folder_and_a_report_it_cannot_write_comes_after_the_table(
+        tmp_path):
+    (tmp_path / "bad.py").write_text(NAIVE)
+    code, out, _ = lossguard_here("bad.py", "--report", "new/folder/r.json", cwd=tmp_path)
+    assert code == 1
+    assert json.loads((tmp_path / "new" / "folder" / "r.json").read_text())["totals"]["failed"] == 1
+    (tmp_path / "afile").write_text("")
+    code, out, err = lossguard_here("bad.py", "--report", "afile/r.json", cwd=tmp_path)
+    assert code == 2
+    assert out.rstrip().endswith("1 target(s)")
+    assert err.startswith("lossguard: the JSON report could not be written to afile/r.json: ")
+    assert len(err.splitlines()) == 1
+
+
+def test_cli_reports_each_file_it_cannot_import_and_checks_the_others(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "good.py").write_text(NAIVE)
+    (tmp_path / "src" / "missing.py").write_text(
+        "import math\nimport not_a_real_pkg\n\n\ndef f(y_true, y_pred):\n    return 0\n")
+    (tmp_path / "src" / "syntax.py").write_text("def f(y_true, y_pred):\n    return (\n")
+    (tmp_path / "src" / "raises.py").write_text(
+        "def f(y_true, y_pred):\n    return 0\n\n\nraise RuntimeError('no config')\n")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "ok.py").write_text(ALIGNED)
+    (tmp_path / "pkg" / "broken.py").write_text("import not_a_real_pkg\n")
+    code, out, err = lossguard_here("src", "pkg", cwd=tmp_path)
+    assert code == 2, out + err
+    assert "lossguard: naive broadcasts labels against predictions" in out
+    assert "good:naive" in out and "pkg.ok:aligned" in out and "2 target(s)" in out
+    assert sorted(err.splitlines()) == sorted([
+        "lossguard: src/syntax.py:2: SyntaxError: '(' was never closed; fix the syntax",
+        "lossguard: src/missing.py:2: cannot be imported: ModuleNotFoundError: No module named "
+        "'not_a_real_pkg'; install not_a_real_pkg, or fix the import",
+        "lossguard: src/raises.py:5: cannot be imported: RuntimeError: no config; fix it so "
+        "that importing it succeeds",
+        "lossguard: pkg/broken.py:1: cannot be imported: ModuleNotFoundError: No module named "
+        "'not_a_real_pkg'; install not_a_real_pkg, or fix the import"])
+    code, out, err = lossguard_here("src/syntax.py", cwd=tmp_path)
+    assert (code, out) == (2, "")
+    assert err == "lossguard: src/syntax.py:2: SyntaxError: '(' was never closed; fix the syntax\n"
+
+
+def test_cli_says_a_directory_holds_no_python_files(tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, _, err = lossguard_here("empty", cwd=tmp_path)
+    assert code == 2
+    assert err.startswith("lossguard: empty is a directory with no Python files in it")
+
+
+def test_cli_times_out_naming_the_target_once_and_where_to_raise_the_limit(tmp_path):
+    (tmp_path / "hang.py").write_text(
+        "import time\n\n\ndef slow(y_true, y_pred):\n    time.sleep(30)\n    return 0.0\n")
+    (tmp_path / "pyproject.toml").write_text("[tool.lossguard]\ntimeout = 0.5\n")
+    code, out, _ = lossguard_here("hang.py", cwd=tmp_path)
+    assert code == 1
+    assert out.startswith(
+        "lossguard: slow did not finish within timeout=0.5 s; fix the hang, or raise the limit "
+        "with timeout = <seconds> under [tool.lossguard] in pyproject.toml, or in the target's "
+        "[tool.lossguard.targets] entry (0 turns it off)\n  target      hang:slow\n")
+    row = out.splitlines()[-2].split()  # the table's row of the target, above the totals
+    assert row[-1] == "hang:slow" and float(row[-2]) >= 0.5
+
+
 def test_the_fast_path_imports_no_framework(tmp_path):
     (tmp_path / "plain.py").write_text("def batches(x, y):\n    return list(zip(x, y))\n")
     script = ("import sys\nfrom pytest_lossguard.cli import main\ncode = main(['plain.py'])\n"
@@ -324,17 +452,22 @@ def test_cli_skips_a_scanned_model_that_needs_an_input_shape(package):
     assert "lossguard: Hand broadcasts labels against predictions" in out
 
 
-def test_the_cli_keeps_tensorflow_logs_out_and_leaves_the_environment_as_it_was(tmp_path):
+@pytest.mark.parametrize("files", [["bad.py"], ["a/losses.py", "b/losses.py"]],
+                         ids=["one file", "two files of one name"])
+def test_the_cli_keeps_tensorflow_logs_out_and_leaves_the_environment_as_it_was(tmp_path, files):
     (tmp_path / "bad.py").write_text(NAIVE)
+    for folder in ("a", "b"):  # the second losses.py is imported by its path, first
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "losses.py").write_text(NAIVE)
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     script = Path(sys.executable).parent / "lossguard"
-    result = subprocess.run([str(script), "bad.py"], cwd=tmp_path, capture_output=True,
+    result = subprocess.run([str(script), *files], cwd=tmp_path, capture_output=True,
                             text=True, timeout=300, env=env)
-    assert result.returncode == 1
+    assert result.returncode == 1, result.stderr[-2000:]
     assert "lossguard: naive broadcasts labels against predictions" in result.stdout
     for noise in ("I0000", "W0000", "E0000", "absl::InitializeLog", "cuInit"):
         assert noise not in result.stderr + result.stdout, result.stderr
-    check = ("import os\nfrom pytest_lossguard.cli import main\ncode = main(['bad.py'])\n"
+    check = (f"import os\nfrom pytest_lossguard.cli import main\ncode = main({files!r})\n"
              "print(code, os.environ.get('TF_CPP_MIN_LOG_LEVEL'))\n")
     result = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True,
                             text=True, timeout=300, env=env)
