@@ -99,6 +99,14 @@ class LossguardItem(pytest.Item):
         self.report: Report | None = None
         self.add_marker(MARKER)
 
+    def unchecked(self, why: str) -> None:
+        """Record the row of a scanned candidate that is skipped, as the `lossguard` command
+        records it: not checked, with what to set."""
+        from pytest_lossguard.json_report import SKIPPED, not_run
+
+        self.user_properties.append(
+            (PROPERTY, json.dumps(not_run(self.nodeid, f"{SKIPPED}: {why}"))))
+
     def setup(self) -> None:
         __tracebackhide__ = True
         if self.config.getoption("setuponly", False) or self.config.getoption("setupplan", False):
@@ -113,7 +121,9 @@ class LossguardItem(pytest.Item):
             self.report = probe(self.target, options)
         except BaseException as exc:  # whatever happened (SystemExit too), the target keeps its row
             if isinstance(exc, OptionNeeded) and isinstance(self.parent, ScanRoot):
-                pytest.skip(prefixed(exc.for_scan(self.target_id)))  # unmarked code
+                why = exc.for_scan(self.target_id)  # unmarked code: a skip, with its row
+                self.unchecked(why)
+                pytest.skip(prefixed(why))
             why = str(exc) if isinstance(exc, LossguardError) else f"{type(exc).__name__}: {exc}"
             self.user_properties.append(
                 _row(self.nodeid, None, why, time.perf_counter() - started))

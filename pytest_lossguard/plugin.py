@@ -115,6 +115,7 @@ def pytest_collection_modifyitems(
                                          target=candidate.obj, options={},
                                          target_id=candidate.id)
         if candidate.skipped:
+            item.unchecked(candidate.skipped)
             item.add_marker(pytest.mark.skip(reason=prefixed(candidate.skipped)))
         items.append(item)
 

@@ -43,11 +43,14 @@ class Summary:
         self.started = self.started or (nodeid in self.collected and not setup_only)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        rows = [json.loads(str(value)) for key, value in report.user_properties
+                if key == PROPERTY]
         if report.when == "call" or (report.when == "setup" and report.failed):
-            self.rows.extend(json.loads(str(value)) for key, value in report.user_properties
-                             if key == PROPERTY)
-        elif report.skipped:
-            self.skipped.add(report.nodeid)
+            self.rows.extend(rows)
+        elif report.skipped:  # a scanned candidate that needs an option has a row; others not
+            self.rows.extend(rows)
+            if not rows:
+                self.skipped.add(report.nodeid)
         elif report.when not in ("setup", "teardown") and report.failed \
                 and report.nodeid in self.collected:  # an xdist worker crashed running it
             from pytest_lossguard.json_report import entry

@@ -417,7 +417,7 @@ def test_scan_probes_candidates_once_alongside_marked_ones(pytester, package):
         "pytestmark = pytest.mark.lossguard(targets=[naive])\n"))
     result = pytester.runpytest(
         "--lossguard", "--lossguard-scan=lgpkg", "--lossguard-scan=lgpkg.losses", "-rA",
-        "-p", "no:randomly")
+        "-p", "no:randomly", "--lossguard-report=r.json")
     outcomes = outcomes_by_item(result)
     assert outcomes.pop("test_marked.py::naive[lossguard]") == "FAILED"
     assert not any("losses:naive" in nodeid for nodeid in outcomes)
@@ -438,6 +438,14 @@ def test_scan_probes_candidates_once_alongside_marked_ones(pytester, package):
         'pyproject.toml: [[]tool.lossguard.targets."lgpkg.models:Hand"[]] '
         "input_shape = [[]<features>[]]",
     ])
+    # Skipped, each still has its row, not checked, as the lossguard command gives it.
+    rows = {row["nodeid"]: row for row in
+            json.loads((pytester.path / "r.json").read_text())["targets"]}
+    for name, why in (("losses:Scaled", "its constructor needs arguments"),
+                      ("models:Hand", "cannot tell the input shape of model Hand")):
+        row = rows[f"lossguard-scan::lgpkg.{name}[lossguard]"]
+        assert row["message"].startswith(f"skipped: {why}") and row["report"] is None
+    result.stdout.fnmatch_lines(["*lossguard-scan::lgpkg.models:Hand[[]lossguard[]] (not checked)"])
 
 
 def test_cli_skips_a_scanned_model_that_needs_an_input_shape(package):
