@@ -18,7 +18,11 @@ def check(target: Any, **options: Any) -> Report:
     target is a Report whose `ok` is False.
     """
     __tracebackhide__ = True
-    return probe(target, Options.build(**options))
+    return probe(target, Options.build(**options), _TIMEOUT_SETTING)
+
+
+# Where a caller of check() raises the time limit: its own keyword, not an ini key.
+_TIMEOUT_SETTING = "check(target, timeout=<seconds>) (0 turns it off)"
 
 
 def _expect(target: Any, model: bool) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_lossguard import discovery, settings
+from pytest_lossguard import __version__, discovery, settings
 from pytest_lossguard.errors import LossguardError, OptionNeeded
 from pytest_lossguard.json_report import SKIPPED, document, entry, not_run, write
 from pytest_lossguard.quiet import framework_import
@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--strict", action="store_true", default=None,
                         help="also fail probes that raise on shapes Keras aligns")
     parser.add_argument("--report", metavar="PATH", help="also write the JSON report to PATH")
+    parser.add_argument("--version", action="version", version=f"lossguard {__version__}")
     return parser
 
 

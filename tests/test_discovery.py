@@ -230,6 +230,8 @@ def test_cli_exit_codes_for_bad_good_and_candidate_free_files(tmp_path):
     assert code == 2 and "no module named 'no_such_module_here'" in err
     code, _, err = lossguard("--format", "xml", "good.py", cwd=tmp_path)
     assert code == 2 and "invalid choice" in err
+    code, out, _ = lossguard("--version", cwd=tmp_path)
+    assert (code, out.strip()) == (0, f"lossguard {pytest_lossguard.__version__}")
 
 
 NAIVE = "import tensorflow as tf\n\n\ndef naive(y_true, y_pred):\n" \
