@@ -138,6 +138,40 @@ def test_a_model_raising_on_aligned_labels_is_an_error_with_its_exception():
     assert isinstance(report.error.exception, RuntimeError)
 
 
+class ConcatInputs(zoo.keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.layer = zoo.keras.layers.Dense(1)
+
+    def call(self, inputs, training=None):
+        return self.layer(tf.concat(inputs, axis=-1))
+
+
+def built_hand_mse():
+    model = zoo.HandMSE()
+    model.build((None, 3))
+    return model
+
+
+def test_a_model_built_or_called_before_the_check_gives_its_own_input_shape():
+    # Built on (None, 3) by its factory, or called once on (2, 3): Keras's build config says
+    # (3,), so no input_shape= is needed, and the verdicts are those given with the option.
+    given = check(zoo.HandMSE, **SHAPE)
+    called = zoo.HandMSE()
+    called(np.zeros((2, 3), np.float32))
+    for target in (built_hand_mse, called):
+        report = check(target)
+        assert [(f.probe, f.verdict) for f in report.findings] == \
+            [(f.probe, f.verdict) for f in given.findings]
+    # A subclassed model of two inputs, called on a list, gives both shapes.
+    two = ConcatInputs()
+    two([np.zeros((2, 3), np.float32), np.zeros((2, 1), np.float32)])
+    assert check(two).ok
+    # Never built, it still needs the option (below).
+    with pytest.raises(LossguardError, match="cannot tell the input shape of model HandMSE"):
+        check(zoo.HandMSE())
+
+
 def test_a_model_without_known_input_shape_names_the_option():
     with pytest.raises(LossguardError, match=r"input shape of model HandMSE.*input_shape=") as e:
         check(zoo.HandMSE)

@@ -119,17 +119,35 @@ def heads(model: Any, outputs: Any, options: Options, target: str) -> list[Head]
 
 
 def input_shapes(model: Any, options: Options, target: str) -> InputShape:
-    """Per-sample input shapes: the option, else the model's own symbolic inputs."""
+    """Per-sample input shapes: the option, else the model's own symbolic inputs, else the
+    shapes it was built on."""
     if options.input_shape is not None:
         return options.input_shape
     try:
         inputs = list(model.inputs or [])
     except (AttributeError, ValueError):
         inputs = []
-    shapes = tuple(tuple(tensor.shape)[1:] for tensor in inputs)
+    shapes = tuple(tuple(tensor.shape)[1:] for tensor in inputs) or _built_with(model)
     if shapes and all(None not in shape for shape in shapes):
         return shapes[0] if len(shapes) == 1 else shapes
     raise OptionNeeded(f"cannot tell the input shape of model {target}", "input_shape")
+
+
+def _built_with(model: Any) -> tuple[Shape, ...]:
+    """Per-sample shapes a subclassed model was built on (`model.build((None, 4))` or a first
+    call), as its build config records them: Keras's own serialisation reads them there."""
+    try:
+        config = model.get_build_config() or {}
+    except Exception:  # a build config Keras cannot write: no shapes to read
+        return ()
+    shape = config.get("input_shape")
+    if not isinstance(shape, (list, tuple)) or not shape:
+        return ()
+    batched = shape if isinstance(shape[0], (list, tuple)) else [shape]
+    if not all(isinstance(s, (list, tuple)) and s and all(
+            d is None or isinstance(d, int) for d in s) for s in batched):
+        return ()
+    return tuple(tuple(s)[1:] for s in batched)
 
 
 def _shape_list(shapes: InputShape) -> list[Shape]:
