@@ -88,16 +88,22 @@ def _sources(targets: list[str]) -> tuple[list[Path], list[str]]:
     return files, names
 
 
-def _import_names(files: list[Path], names: list[str], problems: list[str]) -> list[str]:
+def _import_names(files: list[Path], names: list[str], root: Path,
+                  problems: list[str]) -> list[str]:
     """Module names for the files (making them importable), plus the names given; a file that
-    cannot be imported is told in `problems` and left out."""
+    cannot be imported is told in `problems` and left out. Files that would share a module
+    name (two `losses.py` outside any package) are each imported under their path from the
+    rootdir, whatever the order they were given in, so a `[tool.lossguard.targets]` key means
+    the same file on every run."""
     result = list(names)
-    homes: dict[str, Path] = {}
-    for path in files:
-        name, folder = discovery.module_name(path)
-        if homes.setdefault(name, folder) != folder:
-            try:  # a second `losses.py`: the first one owns the name
-                name = _load_by_path(path)
+    found = [(path, *discovery.module_name(path)) for path in files]
+    folders: dict[str, set[Path]] = {}
+    for _, name, folder in found:
+        folders.setdefault(name, set()).add(folder)
+    for path, name, folder in found:
+        if len(folders[name]) > 1:
+            try:
+                name = _load_by_path(path, root)
             except Exception as exc:
                 problems.append(_unimportable(str(path), path, exc))
                 continue
@@ -107,11 +113,12 @@ def _import_names(files: list[Path], names: list[str], problems: list[str]) -> l
     return result
 
 
-def _load_by_path(path: Path) -> str:
-    """Import a file whose module name another file took, under its path from the cwd."""
+def _load_by_path(path: Path, root: Path) -> str:
+    """Import a file whose module name other files share, under its path from the rootdir (or
+    its absolute path, outside it)."""
     path = path.resolve()
     try:
-        name = ".".join(path.relative_to(Path.cwd()).with_suffix("").parts)
+        name = ".".join(path.relative_to(root).with_suffix("").parts)
     except ValueError:
         name = ".".join(path.with_suffix("").parts[1:])
     spec = importlib.util.spec_from_file_location(name, path)
@@ -262,7 +269,7 @@ def _run(args: argparse.Namespace) -> int:
     # Only now that something is to be probed do NumPy and the frameworks load.
     from pytest_lossguard.engine import probe
 
-    imported = _import_names(files, names, problems)
+    imported = _import_names(files, names, root, problems)
     candidates = discovery.discover(
         imported, config.targets,
         lambda name, exc: problems.append(_unimportable(name, _origin(name), exc)))

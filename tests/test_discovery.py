@@ -245,9 +245,15 @@ def test_cli_checks_every_file_even_when_two_share_a_name(tmp_path):
     for folder, source in (("a", ALIGNED), ("b", NAIVE)):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "losses.py").write_text(source)
-    code, out, _ = lossguard_here("a/losses.py", "b/losses.py", cwd=tmp_path)
-    assert code == 1, out
-    assert "losses:aligned" in out and "b.losses:naive" in out and "2 target(s)" in out
+    # Each is named by its path, in either order, so a target key means one file on every run.
+    (tmp_path / "pyproject.toml").write_text('[tool.lossguard.targets."b.losses:naive"]\n'
+                                             "y_true_shape = [3]\ny_pred_shape = [3]\n")
+    for order in (("a/losses.py", "b/losses.py"), ("b/losses.py", "a/losses.py")):
+        code, out, err = lossguard_here(*order, "--format", "json", cwd=tmp_path)
+        rows = {row["nodeid"]: row for row in json.loads(out)["targets"]}
+        assert sorted(rows) == ["a.losses:aligned", "b.losses:naive"], rows
+        assert rows["b.losses:naive"]["report"]["true_shape"] == [3]  # its entry applied
+        assert code == 0 and "names no candidate" not in err, err
 
 
 def test_the_console_script_finds_modules_in_the_working_directory(tmp_path):
