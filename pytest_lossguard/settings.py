@@ -58,22 +58,37 @@ def load(start: Path) -> Settings:
     path = find(start)
     if path is None:
         return Settings()
-    table = read_toml(path).get("tool", {}).get("lossguard", {})
     where = display_path(str(path))
+    tool = read_toml(path).get("tool", {})
+    table = tool.get("lossguard", {}) if isinstance(tool, Mapping) else {}
+    _expect(table, Mapping, f"{where} [tool] lossguard", "a table, [tool.lossguard]")
     defaults = {k: v for k, v in table.items() if k not in ("targets", "scan")}
     try:
         Options.build(**defaults)  # unknown or malformed keys fail here, naming the key
     except LossguardError as exc:
         raise LossguardError(f"{where} [tool.lossguard]: {exc}") from None
     targets = table.get("targets", {})
+    _expect(targets, Mapping, f"{where} [tool.lossguard] targets",
+            'a table of tables, [tool.lossguard.targets."module:name"]')
     for key, entry in targets.items():
+        _expect(entry, Mapping, f'{where} [tool.lossguard.targets] "{key}"',
+                f'a table of options, [tool.lossguard.targets."{key}"] with y_true_shape = [1]')
         try:  # each entry's keys; its values are checked layered, for the target they apply to
             Options.build(**{name: None for name in entry if name not in Options.names()})
         except LossguardError as exc:
             raise LossguardError(f'{where} [tool.lossguard.targets."{key}"]: {exc}') from None
     scan = table.get("scan", [])
     scan = [scan] if isinstance(scan, str) else scan
+    names = isinstance(scan, list) and all(isinstance(name, str) for name in scan)
+    _expect(scan, names, f"{where} [tool.lossguard] scan", 'package names, scan = ["mypkg"]')
     return Settings(defaults, targets, tuple(scan))
+
+
+def _expect(value: Any, kind: type | bool, what: str, example: str) -> None:
+    """A LossguardError naming the key and what it takes, for a value of another kind (or
+    when `kind` is a check that failed)."""
+    if not (kind if isinstance(kind, bool) else isinstance(value, kind)):
+        raise LossguardError(f"{what} = {value!r} is not {example}; fix pyproject.toml")
 
 
 def own_marks(marks: Any) -> list[Any]:

@@ -82,6 +82,30 @@ def test_config_errors_name_the_file_and_the_table(tmp_path, monkeypatch):
         settings.load(tmp_path)
 
 
+@pytest.mark.parametrize(("toml", "error"), [
+    ("[tool.lossguard]\nscan = 3\n",
+     '[tool.lossguard] scan = 3 is not package names, scan = ["mypkg"]'),
+    ("[tool.lossguard]\nscan = [1]\n",
+     '[tool.lossguard] scan = [1] is not package names, scan = ["mypkg"]'),
+    ('[tool.lossguard]\ntargets = ["x"]\n',
+     "[tool.lossguard] targets = ['x'] is not a table of tables"),
+    ("[tool.lossguard]\ntargets = {x = 1}\n",
+     '[tool.lossguard.targets] "x" = 1 is not a table of options'),
+    ("[tool]\nlossguard = 3\n", "[tool] lossguard = 3 is not a table, [tool.lossguard]"),
+])
+def test_a_table_of_the_wrong_kind_is_an_error_naming_the_key(tmp_path, toml, error):
+    from pytest_lossguard import settings
+    from pytest_lossguard.errors import LossguardError
+
+    (tmp_path / "pyproject.toml").write_text(toml)
+    with pytest.raises(LossguardError) as info:
+        settings.load(tmp_path)
+    assert error in str(info.value) and str(info.value).endswith("; fix pyproject.toml")
+    # A well-formed scan list, as a string too, loads.
+    (tmp_path / "pyproject.toml").write_text('[tool.lossguard]\nscan = "mypkg"\n')
+    assert settings.load(tmp_path).scan == ("mypkg",)
+
+
 def test_pytest_reports_a_config_error_with_its_table(pytester):
     pytester.makepyprojecttoml("[tool.lossguard]\nstrict = 'yes'\n")
     result = pytester.runpytest("--lossguard")
