@@ -59,8 +59,9 @@ def _files(target: str) -> Iterator[Path]:
         yield path
 
 
-def _sources(targets: list[str]) -> tuple[list[Path], list[str]]:
-    """Source files to read first, and the module names to import if any holds a candidate."""
+def _sources(targets: list[str], problems: list[str]) -> tuple[list[Path], list[str]]:
+    """Source files to read first, and the module names to import if any holds a candidate;
+    a target that names nothing to read is told in `problems`, and the others still run."""
     files: list[Path] = []
     names: list[str] = []
     for target in targets:
@@ -69,16 +70,19 @@ def _sources(targets: list[str]) -> tuple[list[Path], list[str]]:
             files.extend(found)
             continue
         if Path(target).is_dir():
-            raise LossguardError(f"{target} is a directory with no Python files in it (hidden "
-                                 "folders and __pycache__ aside); give one that holds *.py files")
+            problems.append(f"{target} is a directory with no Python files in it (hidden "
+                            "folders and __pycache__ aside); give one that holds *.py files")
+            continue
         if Path(target).exists() or target.endswith(".py"):
-            raise LossguardError(f"{target} is neither a Python file nor a directory")
+            problems.append(f"{target} is neither a Python file nor a directory")
+            continue
         if "" not in sys.path and str(Path.cwd()) not in sys.path:
             sys.path.insert(0, str(Path.cwd()))  # module names resolve as `python -m` does
         spec = importlib.util.find_spec(target)
         if spec is None:
-            raise LossguardError(f"no module named {target!r}; give a file, a directory, or an "
-                                 "importable module name")
+            problems.append(f"no module named {target!r}; give a file, a directory, or an "
+                            "importable module name")
+            continue
         names.append(target)
         locations = spec.submodule_search_locations
         if locations:
@@ -257,8 +261,8 @@ def _run(args: argparse.Namespace) -> int:
     for path in reversed(_import_paths(root)):
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))  # imports resolve as under pytest and `python -m`
-    files, names = _sources(args.targets)
-    problems: list[str] = []  # files that cannot be read or imported: told last, exit 2
+    problems: list[str] = []  # targets that cannot be read or imported: told last, exit 2
+    files, names = _sources(args.targets, problems)
     files, found = _scanned(files, problems)
     if not (names or found):
         if args.format == "json":

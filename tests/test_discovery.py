@@ -385,6 +385,13 @@ def test_cli_reports_each_file_it_cannot_import_and_checks_the_others(tmp_path):
     code, out, err = lossguard_here("src/syntax.py", cwd=tmp_path)
     assert (code, out) == (2, "")
     assert err == "lossguard: src/syntax.py:2: SyntaxError: '(' was never closed; fix the syntax\n"
+    # A path or module that names nothing does not stop the others either.
+    code, out, err = lossguard_here("nope.py", "no_such_module", "src/good.py", cwd=tmp_path)
+    assert code == 2 and "good:naive" in out and "1 target(s)" in out
+    assert err.splitlines() == [
+        "lossguard: nope.py is neither a Python file nor a directory",
+        "lossguard: no module named 'no_such_module'; give a file, a directory, or an importable "
+        "module name"]
 
 
 def test_cli_says_a_directory_holds_no_python_files(tmp_path):
