@@ -272,6 +272,7 @@ def _run(args: argparse.Namespace) -> int:
         return _finish(problems, CLEAN)
     # Only now that something is to be probed do NumPy and the frameworks load.
     from pytest_lossguard.engine import probe
+    from pytest_lossguard.probes import select
 
     imported = _import_names(files, names, root, problems)
     candidates = discovery.discover(
@@ -280,6 +281,10 @@ def _run(args: argparse.Namespace) -> int:
     for warning in _unmatched(config, candidates, imported):
         print(warning, file=sys.stderr)
     base = settings.base(config, {"strict": True} if args.strict else {})
+    try:
+        select(base.probes)  # a wrong name in [tool.lossguard] stops the run, as under pytest
+    except LossguardError as exc:
+        raise LossguardError(f"[tool.lossguard] probes: {exc}") from None
     entries: list[dict[str, Any]] = []
     blocks: list[str | Report] = []
     markup = ansi if colour_wanted(sys.stdout.isatty(), os.environ) else plain

@@ -106,6 +106,24 @@ def test_a_table_of_the_wrong_kind_is_an_error_naming_the_key(tmp_path, toml, er
     assert settings.load(tmp_path).scan == ("mypkg",)
 
 
+def test_an_unknown_probe_in_tool_lossguard_stops_the_command_as_it_stops_pytest(
+        tmp_path, monkeypatch, capsys, pytester):
+    from pytest_lossguard import cli
+
+    source = "import numpy as np\n\n\ndef mse(y_true, y_pred):\n" \
+             "    return np.mean((y_true - y_pred) ** 2)\n"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "losses_cli.py").write_text(source)
+    (tmp_path / "pyproject.toml").write_text('[tool.lossguard]\nprobes = ["bogus"]\n')
+    assert cli.main(["losses_cli.py"]) == 2
+    assert "lossguard: [tool.lossguard] probes: unknown probe(s) bogus; choose from default" \
+        in capsys.readouterr().err
+    pytester.makepyprojecttoml('[tool.lossguard]\nprobes = ["bogus"]\n')
+    result = pytester.runpytest("--lossguard")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*lossguard: ini options: unknown probe(s) bogus*"])
+
+
 def test_pytest_reports_a_config_error_with_its_table(pytester):
     pytester.makepyprojecttoml("[tool.lossguard]\nstrict = 'yes'\n")
     result = pytester.runpytest("--lossguard")
