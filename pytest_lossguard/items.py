@@ -183,6 +183,7 @@ class Guard:
     def __init__(self, config: pytest.Config, node: pytest.Item) -> None:
         self.config = config
         self.node = node
+        self.named: dict[str, int] = {}  # row names given so far: a repeat gets -2, -3, ...
 
     def check(self, target: Any, **options: Any) -> Report:
         """Probe `target`; fail the calling test with the failure block unless it is ok.
@@ -207,7 +208,9 @@ class Guard:
             error = ""
         if enabled(self.config):
             target_name = report.target if report else describe(target)
-            name = f"{self.node.nodeid}[lossguard-{target_name}]"
+            times = self.named[target_name] = self.named.get(target_name, 0) + 1
+            suffix = f"-{times}" if times > 1 else ""
+            name = f"{self.node.nodeid}[lossguard-{target_name}{suffix}]"
             self.node.user_properties.append(
                 _row(name, report, error, time.perf_counter() - started))
         problem = prefixed(error) if error else ""

@@ -275,6 +275,10 @@ def test_fixture_fails_the_test_with_the_report(pytester):
 
         def test_not_a_loss(lossguard):
             lossguard.check(42)
+
+        def test_twice(lossguard):
+            lossguard.check(quantiles)
+            lossguard.check(quantiles, seed=1)
     """)
     pytester.makepyprojecttoml("""
         [tool.lossguard.targets."test_fixture:quantiles"]
@@ -287,6 +291,7 @@ def test_fixture_fails_the_test_with_the_report(pytester):
         "test_fixture.py::test_aligned": "PASSED",
         "test_fixture.py::test_override_applies": "PASSED",
         "test_fixture.py::test_not_a_loss": "FAILED",
+        "test_fixture.py::test_twice": "PASSED",
     }
     result.stdout.fnmatch_lines(["*lossguard: np_mae broadcasts labels against predictions"])
     result.stdout.fnmatch_lines(["lossguard: 42 (int) is not callable; lossguard accepts*"])
@@ -305,6 +310,8 @@ def test_fixture_fails_the_test_with_the_report(pytester):
         "test_fixture.py::test_aligned[lossguard-test_aligned.<locals>.<lambda>]": (True, 0, 0),
         "test_fixture.py::test_override_applies[lossguard-quantiles]": (True, 0, 0),
         "test_fixture.py::test_not_a_loss[lossguard-int]": (False, 0, 1),
+        "test_fixture.py::test_twice[lossguard-quantiles]": (True, 0, 0),
+        "test_fixture.py::test_twice[lossguard-quantiles-2]": (True, 0, 0),
     }
     assert rows["test_fixture.py::test_not_a_loss[lossguard-int]"]["message"].startswith(
         "42 (int) is not callable")
