@@ -59,7 +59,12 @@ def _files(target: str) -> Iterator[Path]:
         yield path
 
 
-def _sources(targets: list[str], problems: list[str]) -> tuple[list[Path], list[str]]:
+# What could not be read or imported: the file or module (a row of its own; "" for none, as
+# a report that cannot be written) and the line that says why and what to do.
+Problems = list[tuple[str, str]]
+
+
+def _sources(targets: list[str], problems: Problems) -> tuple[list[Path], list[str]]:
     """Source files to read first, and the module names to import if any holds a candidate;
     a target that names nothing to read is told in `problems`, and the others still run."""
     files: list[Path] = []
@@ -70,18 +75,19 @@ def _sources(targets: list[str], problems: list[str]) -> tuple[list[Path], list[
             files.extend(found)
             continue
         if Path(target).is_dir():
-            problems.append(f"{target} is a directory with no Python files in it (hidden "
-                            "folders and __pycache__ aside); give one that holds *.py files")
+            problems.append((target, f"{target} is a directory with no Python files in it "
+                             "(hidden folders and __pycache__ aside); give one that holds *.py "
+                             "files"))
             continue
         if Path(target).exists() or target.endswith(".py"):
-            problems.append(f"{target} is neither a Python file nor a directory")
+            problems.append((target, f"{target} is neither a Python file nor a directory"))
             continue
         if "" not in sys.path and str(Path.cwd()) not in sys.path:
             sys.path.insert(0, str(Path.cwd()))  # module names resolve as `python -m` does
         spec = importlib.util.find_spec(target)
         if spec is None:
-            problems.append(f"no module named {target!r}; give a file, a directory, or an "
-                            "importable module name")
+            problems.append((target, f"no module named {target!r}; give a file, a "
+                             "directory, or an importable module name"))
             continue
         names.append(target)
         locations = spec.submodule_search_locations
@@ -93,7 +99,7 @@ def _sources(targets: list[str], problems: list[str]) -> tuple[list[Path], list[
 
 
 def _import_names(files: list[Path], names: list[str], root: Path,
-                  problems: list[str]) -> list[str]:
+                  problems: Problems) -> list[str]:
     """Module names for the files (making them importable), plus the names given; a file that
     cannot be imported is told in `problems` and left out. Files that would share a module
     name (two `losses.py` outside any package) are each imported under their path from the
@@ -149,7 +155,7 @@ def _origin(name: str) -> Path | None:
     return Path(origin) if origin and origin.endswith(".py") else None
 
 
-def _unimportable(where: str, path: Path | None, exc: Exception) -> str:
+def _unimportable(where: str, path: Path | None, exc: Exception) -> tuple[str, str]:
     """One line for a file or module that cannot be parsed or imported: the file (at the line
     that failed, when it is in that file), what went wrong, and the fix."""
     shown = display_path(str(path)) if path is not None else where
@@ -159,13 +165,13 @@ def _unimportable(where: str, path: Path | None, exc: Exception) -> str:
         return bool(filename) and Path(str(filename)).resolve() == home
 
     if isinstance(exc, SyntaxError) and own(exc.filename):
-        return f"{shown}:{exc.lineno}: SyntaxError: {exc.msg}; fix the syntax"
+        return shown, f"{shown}:{exc.lineno}: SyntaxError: {exc.msg}; fix the syntax"
     lines = [frame.lineno for frame in traceback.extract_tb(exc.__traceback__)
              if own(frame.filename)]
     at = f"{shown}:{lines[-1]}" if lines else shown
     fix = (f"install {exc.name}, or fix the import" if isinstance(exc, ModuleNotFoundError)
            and exc.name else "fix it so that importing it succeeds")
-    return f"{at}: cannot be imported: {one_line(exc)}; {fix}"
+    return shown, f"{at}: cannot be imported: {one_line(exc)}; {fix}"
 
 
 _ROOT_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
@@ -202,7 +208,7 @@ _TIMEOUT_SETTING = ("timeout = <seconds> under [tool.lossguard] in pyproject.tom
                     "target's [tool.lossguard.targets] entry (0 turns it off)")
 
 
-def _scanned(files: list[Path], problems: list[str]) -> tuple[list[Path], bool]:
+def _scanned(files: list[Path], problems: Problems) -> tuple[list[Path], bool]:
     """The files that parse, and whether any may hold a candidate (read with `ast`, nothing
     imported); a file that cannot be read or parsed is told in `problems` and left out."""
     readable: list[Path] = []
@@ -211,8 +217,9 @@ def _scanned(files: list[Path], problems: list[str]) -> tuple[list[Path], bool]:
         try:
             found = bool(discovery.scan_source(path.read_bytes(), str(path))) or found
         except OSError as exc:
-            problems.append(f"{display_path(str(path))}: cannot be read: {one_line(exc)}; "
-                            "check that the file is readable")
+            shown = display_path(str(path))
+            problems.append((shown, f"{shown}: cannot be read: {one_line(exc)}; check that the "
+                                    "file is readable"))
             continue
         except (SyntaxError, ValueError) as exc:  # ValueError: a null byte
             problems.append(_unimportable(str(path), path, exc))
@@ -261,12 +268,12 @@ def _run(args: argparse.Namespace) -> int:
     for path in reversed(_import_paths(root)):
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))  # imports resolve as under pytest and `python -m`
-    problems: list[str] = []  # targets that cannot be read or imported: told last, exit 2
+    problems: Problems = []  # what cannot be read or imported: a row each, told last, exit 2
     files, names = _sources(args.targets, problems)
     files, found = _scanned(files, problems)
     if not (names or found):
         if args.format == "json":
-            print(json.dumps(document([]), indent=2))
+            print(json.dumps(document(_unchecked(problems)), indent=2))
         elif files or not problems:  # else every file given is broken: the problems say so
             print(prefixed(f"no candidate in {len(files)} file(s); nothing to check"))
         return _finish(problems, CLEAN)
@@ -309,9 +316,11 @@ def _run(args: argparse.Namespace) -> int:
         entries.append(entry(candidate.id, report))
         if not report.ok:
             blocks.append(report)
+    entries.extend(_unchecked(problems))
     doc = document(entries)
-    if args.report:
-        problems.extend(filter(None, [write(doc, Path(args.report))]))
+    unwritten = write(doc, Path(args.report)) if args.report else ""
+    if unwritten:
+        problems.append(("", unwritten))
     if args.format == "json":
         print(json.dumps(doc, indent=2))
     else:
@@ -321,12 +330,19 @@ def _run(args: argparse.Namespace) -> int:
     return _finish(problems, FINDINGS if doc["totals"]["failed"] else CLEAN)
 
 
-def _finish(problems: list[str], code: int) -> int:
+def _unchecked(problems: Problems) -> list[dict[str, Any]]:
+    """An error row for each file or module that could not be read or imported: what it holds
+    is unknown, so the file stands for its candidates in the table and the JSON report."""
+    named = dict(problems)  # a package's module can be named twice
+    return [entry(name, None, text) for name, text in named.items() if name]
+
+
+def _finish(problems: Problems, code: int) -> int:
     """Tell, after the results, what could not be read, imported or written: then the run
     exits 2 whatever it found, since it did not check everything it was given."""
     sys.stdout.flush()
-    for problem in dict.fromkeys(problems):  # a package's module can be named twice
-        print(prefixed(problem), file=sys.stderr)
+    for _, text in dict.fromkeys(problems):  # a package's module can be named twice
+        print(prefixed(text), file=sys.stderr)
     return USAGE if problems else code
 
 

@@ -373,7 +373,15 @@ def test_cli_reports_each_file_it_cannot_import_and_checks_the_others(tmp_path):
     code, out, err = lossguard_here("src", "pkg", cwd=tmp_path)
     assert code == 2, out + err
     assert "lossguard: naive broadcasts labels against predictions" in out
-    assert "good:naive" in out and "pkg.ok:aligned" in out and "2 target(s)" in out
+    # Each file that could not be imported stands for its candidates: an error row of its own.
+    assert "good:naive" in out and "pkg.ok:aligned" in out and "6 target(s)" in out
+    code, out, _ = lossguard_here("src", "pkg", "--format", "json", cwd=tmp_path)
+    rows = {row["nodeid"]: row for row in json.loads(out)["targets"]}
+    assert sorted(name for name, row in rows.items() if row["error"]) == [
+        "pkg/broken.py", "src/missing.py", "src/raises.py", "src/syntax.py"]
+    assert rows["src/syntax.py"]["message"] == \
+        "src/syntax.py:2: SyntaxError: '(' was never closed; fix the syntax"
+    assert not rows["src/syntax.py"]["ok"] and rows["pkg.ok:aligned"]["ok"]
     assert sorted(err.splitlines()) == sorted([
         "lossguard: src/syntax.py:2: SyntaxError: '(' was never closed; fix the syntax",
         "lossguard: src/missing.py:2: cannot be imported: ModuleNotFoundError: No module named "
@@ -387,7 +395,7 @@ def test_cli_reports_each_file_it_cannot_import_and_checks_the_others(tmp_path):
     assert err == "lossguard: src/syntax.py:2: SyntaxError: '(' was never closed; fix the syntax\n"
     # A path or module that names nothing does not stop the others either.
     code, out, err = lossguard_here("nope.py", "no_such_module", "src/good.py", cwd=tmp_path)
-    assert code == 2 and "good:naive" in out and "1 target(s)" in out
+    assert code == 2 and "good:naive" in out and "3 target(s)" in out
     assert err.splitlines() == [
         "lossguard: nope.py is neither a Python file nor a directory",
         "lossguard: no module named 'no_such_module'; give a file, a directory, or an importable "
