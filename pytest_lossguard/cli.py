@@ -191,6 +191,20 @@ def rootdir(targets: list[str]) -> Path:
     return ancestor
 
 
+def _other_projects(targets: list[str], root: Path) -> str:
+    """A warning when the paths given belong to projects of their own (each with its own
+    configuration file) other than the rootdir they share: their settings are not read."""
+    own = {rootdir([target]) / "pyproject.toml" for target in targets if Path(target).exists()}
+    unread = sorted(display_path(str(path)) for path in own
+                    if path.is_file() and path != root / "pyproject.toml")
+    if not unread:
+        return ""
+    return prefixed(f"the files given span several projects, so their rootdir is "
+                    f"{display_path(str(root)) or '.'} and {', '.join(unread)} "
+                    f"{'is' if len(unread) == 1 else 'are'} not read; run lossguard once per "
+                    "project to use each one's [tool.lossguard]")
+
+
 def _import_paths(root: Path) -> list[Path]:
     """What pytest puts on sys.path for a project: the rootdir (where a `python -m` run starts
     and a root conftest.py lives) and the `pythonpath` entries of [tool.pytest.ini_options]."""
@@ -265,6 +279,9 @@ def _resolves(module: str, qualname: str) -> bool:
 def _run(args: argparse.Namespace) -> int:
     root = rootdir(args.targets)
     config = settings.load(root)  # the project the files are imported from, as under pytest
+    spanned = _other_projects(args.targets, root)
+    if spanned:
+        print(spanned, file=sys.stderr)
     for path in reversed(_import_paths(root)):
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))  # imports resolve as under pytest and `python -m`

@@ -300,6 +300,14 @@ def test_cli_reads_tool_lossguard_of_the_project_it_imports_from_not_the_cwd(tmp
     assert code == 0, out + err
     report = json.loads(out)["targets"][0]["report"]
     assert (report["true_shape"], report["pred_shape"], report["strict"]) == ([1], [3], False)
+    assert "span several projects" not in err
+    # With a file of another folder too, their rootdir is the shared one: the run says so.
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "plain.py").write_text("def batches(x, y):\n    return x\n")
+    _, _, err = lossguard_here("project/quantile.py", "other/plain.py", cwd=tmp_path)
+    assert ("lossguard: the files given span several projects, so their rootdir is . and "
+            "project/pyproject.toml is not read; run lossguard once per project to use each "
+            "one's [tool.lossguard]") in err
 
 
 # A model whose input shape Keras cannot know, and LOSSES' class that needs arguments.
