@@ -110,8 +110,8 @@ def _skipped(obj: Any, target_id: str, entry: Mapping[str, Any]) -> str:
     try:
         inspect.signature(obj).bind()
     except TypeError:
-        return (f"its constructor needs arguments; set them in pyproject.toml: "
-                f'[tool.lossguard.targets."{target_id}"] init = {{...}}, or mark it with '
+        return (f"its constructor needs arguments; set them in pyproject.toml, under "
+                f'[tool.lossguard.targets."{target_id}"]: init = {{...}}, or mark it with '
                 "init={...}, or mark a zero-argument factory")
     except ValueError:
         return ""

@@ -27,8 +27,8 @@ class OptionNeeded(LossguardError):
 
     def for_scan(self, target_id: str) -> str:
         """The same advice for an unmarked target: where pyproject.toml takes the option."""
-        return (f"{self.reason}; set it in pyproject.toml: "
-                f'[tool.lossguard.targets."{target_id}"] {self.option} = [{self.placeholder}]')
+        return (f"{self.reason}; set it in pyproject.toml, under "
+                f'[tool.lossguard.targets."{target_id}"]: {self.option} = [{self.placeholder}]')
 
 
 class LossguardWarning(UserWarning):

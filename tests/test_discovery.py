@@ -466,7 +466,7 @@ def test_scan_probes_candidates_once_alongside_marked_ones(pytester, package):
         "SKIPPED [[]1[]] *lossguard: its constructor needs arguments*",
         # A subclassed model needs input_shape: skipped, naming where to set it.
         "SKIPPED [[]1[]] *lossguard: cannot tell the input shape of model Hand; set it in "
-        'pyproject.toml: [[]tool.lossguard.targets."lgpkg.models:Hand"[]] '
+        'pyproject.toml, under [[]tool.lossguard.targets."lgpkg.models:Hand"[]]: '
         "input_shape = [[]<features>[]]",
     ])
     # Skipped, each still has its row, not checked, as the lossguard command gives it.
@@ -483,7 +483,7 @@ def test_cli_skips_a_scanned_model_that_needs_an_input_shape(package):
     code, out, _ = lossguard_here("lgpkg/models.py", cwd=package)
     assert code == 1  # mse broadcasts; Hand is skipped, not an error
     assert ("lossguard: skipped lgpkg.models:Hand: cannot tell the input shape of model Hand; "
-            'set it in pyproject.toml: [tool.lossguard.targets."lgpkg.models:Hand"] '
+            'set it in pyproject.toml, under [tool.lossguard.targets."lgpkg.models:Hand"]: '
             "input_shape = [<features>]") in out
     (package / "pyproject.toml").write_text(
         '[tool.lossguard.targets."lgpkg.models:Hand"]\ninput_shape = [3]\n')
@@ -543,8 +543,8 @@ def test_framework_logs_below_the_level_in_force_are_filtered():
 def test_init_lets_discovery_build_a_class_that_needs_arguments(package, pytester, monkeypatch):
     _, out, _ = lossguard("lgpkg/losses.py", cwd=package)
     assert ("lossguard: skipped lgpkg.losses:Scaled (a keras Loss subclass): its constructor needs "
-            'arguments; set them in pyproject.toml: [tool.lossguard.targets."lgpkg.losses:Scaled"]'
-            " init = {...}") in out, out
+            "arguments; set them in pyproject.toml, under "
+            '[tool.lossguard.targets."lgpkg.losses:Scaled"]: init = {...}') in out, out
     toml = '[tool.lossguard.targets."lgpkg.losses:Scaled"]\ninit = {scale = 2.0}\n'
     (package / "pyproject.toml").write_text(toml)
     _, out, _ = lossguard("lgpkg/losses.py", cwd=package)
