@@ -84,7 +84,11 @@ def _sources(targets: list[str], problems: Problems) -> tuple[list[Path], list[s
             continue
         if "" not in sys.path and str(Path.cwd()) not in sys.path:
             sys.path.insert(0, str(Path.cwd()))  # module names resolve as `python -m` does
-        spec = importlib.util.find_spec(target)
+        try:  # finding a submodule imports its package, which may raise anything
+            spec = importlib.util.find_spec(target)
+        except (Exception, SystemExit) as exc:
+            problems.append(_unimportable(target, _origin(target.rpartition(".")[0]), exc))
+            continue
         if spec is None:
             problems.append((target, f"no module named {target!r}; give a file, a "
                              "directory, or an importable module name"))
@@ -111,14 +115,14 @@ def _import_names(files: list[Path], names: list[str], root: Path,
     for _, name, folder in found:
         folders.setdefault(name, set()).add(folder)
     for path, name, folder in found:
+        if str(folder) not in sys.path:  # its siblings import as under pytest
+            sys.path.insert(0, str(folder))
         if len(folders[name]) > 1:
             try:
                 name = _load_by_path(path, root)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:  # a script that parses its arguments exits
                 problems.append(_unimportable(str(path), path, exc))
                 continue
-        elif str(folder) not in sys.path:
-            sys.path.insert(0, str(folder))
         result.append(name)
     return result
 
@@ -149,13 +153,13 @@ def _origin(name: str) -> Path | None:
     """The source file of a module that failed to import, if it can be found."""
     try:
         spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
+    except Exception:  # its package raises on import: the caller tells that error
         return None
     origin = spec.origin if spec is not None else None
     return Path(origin) if origin and origin.endswith(".py") else None
 
 
-def _unimportable(where: str, path: Path | None, exc: Exception) -> tuple[str, str]:
+def _unimportable(where: str, path: Path | None, exc: BaseException) -> tuple[str, str]:
     """One line for a file or module that cannot be parsed or imported: the file (at the line
     that failed, when it is in that file), what went wrong, and the fix."""
     shown = display_path(str(path)) if path is not None else where

@@ -103,11 +103,12 @@ def base_options(config: pytest.Config) -> Options:
     """The options every target starts from, before its own layers (settings.layered)."""
     if _BASE not in config.stash:
         try:
-            options = config.stash[_BASE] = base(project_settings(config), _ini(config))
+            options = base(project_settings(config), _ini(config))
             if options.probes != Options.probes:  # named: a wrong name stops the session
                 from pytest_lossguard.probes import select  # NumPy, only when probes are named
 
                 select(options.probes)
+            config.stash[_BASE] = options  # stored once valid: every later ask says the same
         except LossguardError as exc:
             raise pytest.UsageError(prefixed(f"ini options: {exc}")) from None
     return config.stash[_BASE]

@@ -167,7 +167,7 @@ def target_id(obj: Any, module: ModuleType | None) -> str:
 
 
 # Told the name of a module that could not be imported and why; discovery goes on without it.
-OnError = Callable[[str, Exception], None]
+OnError = Callable[[str, BaseException], None]
 
 
 def _modules(name: str, onerror: OnError | None) -> Iterator[ModuleType]:
@@ -176,7 +176,7 @@ def _modules(name: str, onerror: OnError | None) -> Iterator[ModuleType]:
     try:
         with framework_import():  # the user's modules may load TensorFlow: no C++ logs
             module = importlib.import_module(name)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a script that parses its arguments exits
         if onerror is None:
             raise
         onerror(name, exc)

@@ -79,7 +79,7 @@ class LossguardItem(pytest.Item):
 
     def __init__(
         self, *, target: Any, options: dict[str, Any], problem: str = "", target_id: str = "",
-        **kwargs: Any,
+        skipped: str = "", **kwargs: Any,
     ) -> None:
         parent = kwargs.get("parent")
         if kwargs.get("nodeid") is None and parent is not None:
@@ -90,6 +90,7 @@ class LossguardItem(pytest.Item):
         self.target = target
         self.options = options
         self.problem = problem
+        self.skipped = skipped  # why a scanned candidate cannot be built: skipped, with its row
         if not target_id and target is not None:
             from pytest_lossguard.discovery import target_id as key
 
@@ -99,18 +100,21 @@ class LossguardItem(pytest.Item):
         self.report: Report | None = None
         self.add_marker(MARKER)
 
-    def unchecked(self, why: str) -> None:
-        """Record the row of a scanned candidate that is skipped, as the `lossguard` command
-        records it: not checked, with what to set."""
+    def _unchecked(self, why: str) -> None:
+        """Skip a scanned candidate that cannot be checked, with its row, as the `lossguard`
+        command records it: not checked, with what to set."""
         from pytest_lossguard.json_report import SKIPPED, not_run
 
         self.user_properties.append(
             (PROPERTY, json.dumps(not_run(self.nodeid, f"{SKIPPED}: {why}"))))
+        pytest.skip(prefixed(why))
 
     def setup(self) -> None:
         __tracebackhide__ = True
         if self.config.getoption("setuponly", False) or self.config.getoption("setupplan", False):
             return  # --setup-only / --setup-plan show the setup: no target is called
+        if self.skipped:
+            self._unchecked(self.skipped)
         from pytest_lossguard.engine import probe
 
         started = time.perf_counter()
@@ -121,9 +125,7 @@ class LossguardItem(pytest.Item):
             self.report = probe(self.target, options)
         except BaseException as exc:  # whatever happened (SystemExit too), the target keeps its row
             if isinstance(exc, OptionNeeded) and isinstance(self.parent, ScanRoot):
-                why = exc.for_scan(self.target_id)  # unmarked code: a skip, with its row
-                self.unchecked(why)
-                pytest.skip(prefixed(why))
+                self._unchecked(exc.for_scan(self.target_id))  # unmarked code
             why = str(exc) if isinstance(exc, LossguardError) else f"{type(exc).__name__}: {exc}"
             self.user_properties.append(
                 _row(self.nodeid, None, why, time.perf_counter() - started))
@@ -202,7 +204,7 @@ class Guard:
         try:
             key = target_id(target, inspect.getmodule(target))
             report = probe(target, options_for(self.config, key, target, options))
-        except LossguardError as exc:
+        except (LossguardError, pytest.UsageError) as exc:  # a malformed ini key: every check
             error = str(exc)
         else:
             error = ""

@@ -30,7 +30,6 @@ from pytest_lossguard.deadline import GIVE_UP
 from pytest_lossguard.items import Guard, LossguardItem, ScanRoot
 from pytest_lossguard.settings import marks_of, own_marks
 from pytest_lossguard.summary import Summary
-from pytest_lossguard.text import prefixed
 
 _SEEN = pytest.StashKey[set[str]]()
 _MARKED = pytest.StashKey[set[int]]()
@@ -110,14 +109,10 @@ def pytest_collection_modifyitems(
     for candidate in candidates:
         if id(candidate.obj) in marked:
             continue
-        item = LossguardItem.from_parent(root, name=f"{candidate.id}[lossguard]",
-                                         path=_source_file(candidate.obj, config.rootpath),
-                                         target=candidate.obj, options={},
-                                         target_id=candidate.id)
-        if candidate.skipped:
-            item.unchecked(candidate.skipped)
-            item.add_marker(pytest.mark.skip(reason=prefixed(candidate.skipped)))
-        items.append(item)
+        items.append(LossguardItem.from_parent(
+            root, name=f"{candidate.id}[lossguard]",
+            path=_source_file(candidate.obj, config.rootpath), target=candidate.obj, options={},
+            target_id=candidate.id, skipped=candidate.skipped))
 
 
 def _source_file(obj: Any, default: Path) -> Path:

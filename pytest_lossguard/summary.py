@@ -24,6 +24,7 @@ class Summary:
         self.rows: list[dict[str, Any]] = []
         self.collected: set[str] = set()  # every lossguard item's node id, run or not
         self.skipped: set[str] = set()
+        self.taken: dict[str, int] = {}  # rows taken from each test's reports so far
         self.interrupted = False
         self.started = False  # a lossguard item began to run
         self.unwritten = ""  # why the JSON report could not be written, shown after the table
@@ -43,15 +44,17 @@ class Summary:
         self.started = self.started or (nodeid in self.collected and not setup_only)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Take the rows a report carries that no earlier phase of its test did: an item's from
+        setup, a fixture's from whichever phase checked (teardown too)."""
         rows = [json.loads(str(value)) for key, value in report.user_properties
                 if key == PROPERTY]
-        if report.when == "call" or (report.when == "setup" and report.failed):
-            self.rows.extend(rows)
-        elif report.skipped:  # a scanned candidate that needs an option has a row; others not
-            self.rows.extend(rows)
-            if not rows:
-                self.skipped.add(report.nodeid)
-        elif report.when not in ("setup", "teardown") and report.failed \
+        self.rows.extend(rows[self.taken.get(report.nodeid, 0):])
+        self.taken[report.nodeid] = len(rows)
+        if rows:
+            return
+        if report.skipped:  # a scanned candidate that needs an option has a row; others not
+            self.skipped.add(report.nodeid)
+        elif report.when not in ("setup", "teardown", "call") and report.failed \
                 and report.nodeid in self.collected:  # an xdist worker crashed running it
             from pytest_lossguard.json_report import entry
 

@@ -477,6 +477,13 @@ def test_scan_probes_candidates_once_alongside_marked_ones(pytester, package):
         row = rows[f"lossguard-scan::lgpkg.{name}[lossguard]"]
         assert row["message"].startswith(f"skipped: {why}") and row["report"] is None
     result.stdout.fnmatch_lines(["*lossguard-scan::lgpkg.models:Hand[[]lossguard[]] (not checked)"])
+    # One row each, with pytest's skipping plugin off too: the item skips itself.
+    pytester.runpytest("--lossguard", "--lossguard-scan=lgpkg", "-p", "no:skipping",
+                       "-p", "no:randomly", "--lossguard-report=r2.json")
+    names = [row["nodeid"] for row in
+             json.loads((pytester.path / "r2.json").read_text())["targets"]]
+    assert names.count("lossguard-scan::lgpkg.losses:Scaled[lossguard]") == 1
+    assert names.count("lossguard-scan::lgpkg.models:Hand[lossguard]") == 1
 
 
 def test_cli_skips_a_scanned_model_that_needs_an_input_shape(package):

@@ -253,6 +253,51 @@ def test_positional_targets_are_refused_with_the_keyword_form(pytester):
     result.stdout.fnmatch_lines(["*pass targets by keyword, targets=[[]...[]]*"])
 
 
+def test_a_malformed_ini_key_fails_every_fixture_check_alike(pytester):
+    pytester.makeini("[pytest]\nlossguard_probes = nope\n")
+    pytester.makepyfile(test_two="""
+        import numpy as np
+
+        def mae(y_true, y_pred):
+            return np.mean(np.abs(y_true - y_pred))
+
+        def test_1(lossguard):
+            lossguard.check(mae)
+
+        def test_2(lossguard):
+            lossguard.check(mae)
+    """)
+    result = pytester.runpytest("-rf")  # lossguard off: the fixture still checks
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        ["FAILED test_two.py::test_1 - Failed: lossguard: ini options: unknown probe(s) nope;*",
+         "FAILED test_two.py::test_2 - Failed: lossguard: ini options: unknown probe(s) nope;*"])
+
+
+def test_a_fixture_check_in_teardown_keeps_its_row(pytester):
+    pytester.makepyfile(test_teardown="""
+        import numpy as np
+        import pytest
+
+        def np_mae(y_true, y_pred):
+            return np.mean(np.abs(y_true - y_pred))
+
+        @pytest.fixture
+        def checked_after(lossguard):
+            yield
+            lossguard.check(np_mae)
+
+        def test_body(checked_after, lossguard):
+            lossguard.check(lambda t, p: np.mean(np.abs(np.reshape(t, np.shape(p)) - p)))
+    """)
+    result = pytester.runpytest("--lossguard", "--lossguard-report=r.json")
+    result.assert_outcomes(passed=1, errors=1)  # the teardown check fails its teardown
+    rows = {row["nodeid"]: row["ok"] for row in
+            json.loads((pytester.path / "r.json").read_text())["targets"]}
+    assert rows == {"test_teardown.py::test_body[lossguard-test_body.<locals>.<lambda>]": True,
+                    "test_teardown.py::test_body[lossguard-np_mae]": False}
+
+
 def test_fixture_fails_the_test_with_the_report(pytester):
     pytester.makepyfile(test_fixture="""
         import numpy as np
