@@ -410,6 +410,36 @@ def test_cli_reports_each_file_it_cannot_import_and_checks_the_others(tmp_path):
         "module name"]
 
 
+def test_cli_goes_on_past_a_package_that_raises_and_a_script_that_exits(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("raise RuntimeError('boom in init')\n")
+    (tmp_path / "pkg" / "losses.py").write_text(ALIGNED)
+    (tmp_path / "script.py").write_text(
+        "import argparse\nargparse.ArgumentParser().parse_args(['--nope'])\n\n\n"
+        "def f(y_true, y_pred):\n    return 0\n")
+    (tmp_path / "ok.py").write_text(NAIVE)
+    for given in (("pkg/losses.py",), ("pkg",), ("pkg.losses",)):
+        code, out, err = lossguard_here(*given, "script.py", "ok.py", "--format", "json",
+                                        cwd=tmp_path)
+        rows = {row["nodeid"]: row for row in json.loads(out)["targets"]}
+        assert code == 2 and rows["ok:naive"]["broadcast"] == 4, (given, err)
+        assert "RuntimeError: boom in init" in err and "script.py" in rows, (given, err)
+
+
+def test_cli_files_that_share_a_name_import_their_own_siblings(tmp_path):
+    for folder, constant in (("a", "1.0"), ("b", "2.0")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / f"helpers_{folder}.py").write_text(f"SCALE = {constant}\n")
+        (tmp_path / folder / "losses.py").write_text(
+            f"from helpers_{folder} import SCALE\n\n\n" + NAIVE.replace(
+                "return tf.reduce_mean", "return SCALE * tf.reduce_mean"))
+    code, out, err = lossguard_here("a/losses.py", "b/losses.py", "--format", "json",
+                                    cwd=tmp_path)
+    rows = {row["nodeid"]: row for row in json.loads(out)["targets"]}
+    assert code == 1 and sorted(rows) == ["a.losses:naive", "b.losses:naive"], err
+    assert all(row["broadcast"] == 4 for row in rows.values())
+
+
 def test_cli_says_a_directory_holds_no_python_files(tmp_path):
     (tmp_path / "empty").mkdir()
     code, _, err = lossguard_here("empty", cwd=tmp_path)
