@@ -215,9 +215,12 @@ def _import_paths(root: Path) -> list[Path]:
     paths = [root]
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
-        table = settings.read_toml(pyproject).get("tool", {}).get("pytest", {})
-        extra = table.get("ini_options", {}).get("pythonpath", [])
-        paths.extend(root / entry for entry in ([extra] if isinstance(extra, str) else extra))
+        tables: Any = settings.read_toml(pyproject)
+        for key in ("tool", "pytest", "ini_options"):  # a malformed table: no extra paths
+            tables = tables.get(key, {}) if isinstance(tables, dict) else {}
+        extra = tables.get("pythonpath", []) if isinstance(tables, dict) else []
+        extra = [extra] if isinstance(extra, str) else extra
+        paths.extend(root / entry for entry in extra if isinstance(entry, str))
     return paths
 
 
@@ -292,11 +295,15 @@ def _run(args: argparse.Namespace) -> int:
     problems: Problems = []  # what cannot be read or imported: a row each, told last, exit 2
     files, names = _sources(args.targets, problems)
     files, found = _scanned(files, problems)
+    markup = ansi if colour_wanted(sys.stdout.isatty(), os.environ) else plain
     if not (names or found):
+        rows = _unchecked(problems)
         if args.format == "json":
-            print(json.dumps(document(_unchecked(problems)), indent=2))
-        elif files or not problems:  # else every file given is broken: the problems say so
+            print(json.dumps(document(rows), indent=2))
+        elif files or not problems:  # else every file given is broken: its rows say so
             print(prefixed(f"no candidate in {len(files)} file(s); nothing to check"))
+        if rows and args.format != "json":
+            print("\n".join(summary_table(rows, verbose=True, markup=markup)))
         return _finish(problems, CLEAN)
     # Only now that something is to be probed do NumPy and the frameworks load.
     from pytest_lossguard.engine import probe
@@ -315,7 +322,6 @@ def _run(args: argparse.Namespace) -> int:
         raise LossguardError(f"[tool.lossguard] probes: {exc}") from None
     entries: list[dict[str, Any]] = []
     blocks: list[str | Report] = []
-    markup = ansi if colour_wanted(sys.stdout.isatty(), os.environ) else plain
     for candidate in candidates:
         if candidate.skipped:
             entries.append(not_run(candidate.id, f"{SKIPPED}: {candidate.skipped}"))

@@ -86,8 +86,9 @@ class Growth:
             inside = tuple(np.broadcast_shapes(*self.inputs))
         except ValueError:
             inside = self.output
-        fused = f", broadcast to {inside} inside" if math.prod(inside) > math.prod(
-            self.output) and math.prod(inside) > max(map(math.prod, self.inputs)) else ""
+        fused = f", broadcast to {inside} inside" if self.op not in _CONTRACTIONS and math.prod(
+            inside) > math.prod(self.output) and math.prod(inside) > max(
+            map(math.prod, self.inputs)) else ""
         return f"{self.op} {shapes} -> {self.output}{fused}"
 
     def location(self) -> Location:

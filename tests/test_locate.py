@@ -208,3 +208,6 @@ def test_a_fused_op_that_reduces_what_it_broadcast_says_so_on_its_op_line():
         "Sub (7,), (7, 1) -> (7, 7)"
     assert Growth("AddV2", ((7, 1), (1,)), (7, 1), "a.py:1", "").describe() == \
         "AddV2 (7, 1), (1,) -> (7, 1)"
+    # A contraction that mixes ranks reduces by design: nothing broadcast inside it.
+    assert Growth("matmul", ((7,), (7, 1)), (1,), "a.py:1", "").describe() == \
+        "matmul (7,), (7, 1) -> (1,)"

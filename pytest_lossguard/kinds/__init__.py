@@ -100,7 +100,8 @@ def classify(obj: Any) -> TargetKind:
     if torch_base(type(obj), TorchModule.base):
         return TorchModule(obj, name)
     if not callable(obj):
-        value = name if name != type(obj).__name__ else reprlib.repr(obj)  # None, 42, 'mse'
+        plain = obj is None or isinstance(obj, (bool, int, float, complex, str, bytes))
+        value = reprlib.repr(obj) if plain else name  # None, 42, 'mse'; no object's address
         raise LossguardError(
             f"{value} ({type(obj).__name__}) is not callable; lossguard accepts {ACCEPTED}"
         )
