@@ -104,13 +104,18 @@ def base_options(config: pytest.Config) -> Options:
     if _BASE not in config.stash:
         try:
             options = base(project_settings(config), _ini(config))
-            if options.probes != Options.probes:  # named: a wrong name stops the session
-                from pytest_lossguard.probes import select  # NumPy, only when probes are named
-
-                select(options.probes)
-            config.stash[_BASE] = options  # stored once valid: every later ask says the same
         except LossguardError as exc:
             raise pytest.UsageError(prefixed(f"ini options: {exc}")) from None
+        if options.probes != Options.probes:  # named: a wrong name stops the session
+            from pytest_lossguard.probes import select  # NumPy, only when probes are named
+
+            where = ("[tool.lossguard] probes" if "probes" in project_settings(config).defaults
+                     else "ini lossguard_probes")
+            try:
+                select(options.probes)
+            except LossguardError as exc:
+                raise pytest.UsageError(prefixed(f"{where}: {exc}")) from None
+        config.stash[_BASE] = options  # stored once valid: every later ask says the same
     return config.stash[_BASE]
 
 

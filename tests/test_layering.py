@@ -121,7 +121,8 @@ def test_an_unknown_probe_in_tool_lossguard_stops_the_command_as_it_stops_pytest
     pytester.makepyprojecttoml('[tool.lossguard]\nprobes = ["bogus"]\n')
     result = pytester.runpytest("--lossguard")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*lossguard: ini options: unknown probe(s) bogus*"])
+    result.stderr.fnmatch_lines(
+        ["*lossguard: [[]tool.lossguard[]] probes: unknown probe(s) bogus*"])
 
 
 def test_pytest_reports_a_config_error_with_its_table(pytester):

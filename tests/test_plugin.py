@@ -193,7 +193,7 @@ def test_ini_defaults_apply_under_marker_kwargs(pytester):
     ("lossguard_seed = abc",
      "ERROR: lossguard: ini lossguard_seed = 'abc' is not a Python literal, e.g. (1,) or 1e-5"),
     ("lossguard_probes = default nonsense",
-     "ERROR: lossguard: ini options: unknown probe(s) nonsense; choose from default, *"),
+     "ERROR: lossguard: ini lossguard_probes: unknown probe(s) nonsense; choose from default, *"),
 ])
 def test_a_malformed_ini_key_stops_the_session_naming_the_key(pytester, ini, error):
     pytester.makeini(f"[pytest]\n{ini}\n")
@@ -269,9 +269,9 @@ def test_a_malformed_ini_key_fails_every_fixture_check_alike(pytester):
     """)
     result = pytester.runpytest("-rf")  # lossguard off: the fixture still checks
     result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines(
-        ["FAILED test_two.py::test_1 - Failed: lossguard: ini options: unknown probe(s) nope;*",
-         "FAILED test_two.py::test_2 - Failed: lossguard: ini options: unknown probe(s) nope;*"])
+    said = "Failed: lossguard: ini lossguard_probes: unknown probe(s) nope;*"
+    result.stdout.fnmatch_lines([f"FAILED test_two.py::test_1 - {said}",
+                                 f"FAILED test_two.py::test_2 - {said}"])
 
 
 def test_a_fixture_check_in_teardown_keeps_its_row(pytester):
