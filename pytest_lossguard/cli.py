@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_lossguard import __version__, discovery, settings
 from pytest_lossguard.errors import LossguardError, OptionNeeded
-from pytest_lossguard.json_report import SKIPPED, document, entry, not_run, write
+from pytest_lossguard.json_report import document, entry, skipped, write
 from pytest_lossguard.quiet import framework_import
 from pytest_lossguard.render import ansi, colour_wanted, plain, render, row, summary_table
 from pytest_lossguard.text import display_path, one_line, prefixed
@@ -324,7 +324,7 @@ def _run(args: argparse.Namespace) -> int:
     blocks: list[str | Report] = []
     for candidate in candidates:
         if candidate.skipped:
-            entries.append(not_run(candidate.id, f"{SKIPPED}: {candidate.skipped}"))
+            entries.append(skipped(candidate.id, candidate.skipped))
             blocks.append(prefixed(f"skipped {candidate.id} ({candidate.reason}): "
                                    f"{candidate.skipped}"))
             continue
@@ -333,7 +333,7 @@ def _run(args: argparse.Namespace) -> int:
             options = settings.layered(candidate.id, candidate.obj, base, config)
             report = probe(candidate.obj, options, _TIMEOUT_SETTING)
         except OptionNeeded as exc:
-            entries.append(not_run(candidate.id, f"{SKIPPED}: {exc.for_scan(candidate.id)}"))
+            entries.append(skipped(candidate.id, exc.for_scan(candidate.id)))
             blocks.append(prefixed(f"skipped {candidate.id}: {exc.for_scan(candidate.id)}"))
             continue
         except LossguardError as exc:  # the message names the target; its id follows

@@ -103,10 +103,9 @@ class LossguardItem(pytest.Item):
     def _unchecked(self, why: str) -> None:
         """Skip a scanned candidate that cannot be checked, with its row, as the `lossguard`
         command records it: not checked, with what to set."""
-        from pytest_lossguard.json_report import SKIPPED, not_run
+        from pytest_lossguard.json_report import skipped
 
-        self.user_properties.append(
-            (PROPERTY, json.dumps(not_run(self.nodeid, f"{SKIPPED}: {why}"))))
+        self.user_properties.append((PROPERTY, json.dumps(skipped(self.nodeid, why))))
         pytest.skip(prefixed(why))
 
     def setup(self) -> None:

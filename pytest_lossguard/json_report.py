@@ -38,6 +38,11 @@ def not_run(name: str, why: str = NOT_RUN) -> dict[str, Any]:
             **{v: 0 for v in VERDICTS}, "report": None}
 
 
+def skipped(name: str, why: str) -> dict[str, Any]:
+    """The row of a candidate that could not be checked: `why` says what to set."""
+    return not_run(name, f"{SKIPPED}: {why}")
+
+
 def unchecked(row: dict[str, Any]) -> bool:
     """A row of a target that ran no probe (not run, or skipped): no report and no counts."""
     return row["report"] is None and not any(row[v] for v in VERDICTS)
