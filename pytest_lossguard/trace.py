@@ -62,15 +62,20 @@ class Growth:
         return self.op, self.where
 
     @property
+    def inside(self) -> int:
+        """How many elements the inputs broadcast to; 0 when they do not broadcast together (a
+        gather, a concat)."""
+        try:
+            return math.prod(np.broadcast_shapes(*self.inputs))
+        except ValueError:
+            return 0
+
+    @property
     def grew(self) -> bool:
         """More elements out than any input in, or inputs that broadcast to more (a fused op
         such as torch's mse_loss reduces what it broadcast): a broadcast, not only a rank mix."""
         largest = max(math.prod(shape) for shape in self.inputs)
-        try:
-            combined = math.prod(np.broadcast_shapes(*self.inputs))
-        except ValueError:  # inputs that do not broadcast together (a gather, a concat)
-            combined = 0
-        return max(math.prod(self.output), combined) > largest
+        return max(math.prod(self.output), self.inside) > largest
 
     @property
     def mixed(self) -> bool:
@@ -82,13 +87,9 @@ class Growth:
         """e.g. Sub (7,), (7, 1) -> (7, 7); a fused op that reduces what it broadcast (torch's
         mse_loss) says so, since its output alone shows no growth."""
         shapes = ", ".join(str(s) for s in self.inputs)
-        try:
-            inside = tuple(np.broadcast_shapes(*self.inputs))
-        except ValueError:
-            inside = self.output
-        fused = f", broadcast to {inside} inside" if self.op not in _CONTRACTIONS and math.prod(
-            inside) > math.prod(self.output) and math.prod(inside) > max(
-            map(math.prod, self.inputs)) else ""
+        largest = max(math.prod(self.output), *map(math.prod, self.inputs))
+        fused = "" if self.op in _CONTRACTIONS or self.inside <= largest else \
+            f", broadcast to {tuple(np.broadcast_shapes(*self.inputs))} inside"
         return f"{self.op} {shapes} -> {self.output}{fused}"
 
     def location(self) -> Location:
