@@ -205,6 +205,48 @@ def test_sample_weights_reach_compute_loss_through_keras_s_own_steps():
     assert dict(report.failures[0].paths) == {"fit()": "affected", "evaluate()": "affected"}
 
 
+class Counted(keras.Model):
+    """A subclassed model with no build() of its own, counting its calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden = keras.layers.Dense(4, activation="relu")
+        self.out = keras.layers.Dense(1)
+        self.calls = 0
+
+    def call(self, x, training=False):
+        self.calls += 1
+        return self.out(self.hidden(x))
+
+
+class OwnBuild(Counted):
+    """The same model, building its layers in a build() of its own."""
+
+    def build(self, input_shape):
+        self.calls -= 100
+        self.hidden.build(input_shape)
+        self.out.build((*input_shape[:-1], 4))
+
+
+@pytest.mark.parametrize("model", [Counted, OwnBuild])
+def test_the_first_call_builds_a_model_as_keras_does_without_the_symbolic_pass(model):
+    x = np.random.default_rng(0).normal(size=(5, 3)).astype("float32")
+    runs = []
+    for first_call in (lambda m: m(x, training=False), lambda m: load("keras").forward(m, x)):
+        keras.utils.set_random_seed(3)
+        built = model()
+        outputs = keras.ops.convert_to_numpy(first_call(built))
+        with pytest.raises(ValueError, match="already built"):
+            built.extra = keras.layers.Dense(1)  # the state is locked, as Keras's build locks it
+        runs.append((built.calls, built.built, built.get_build_config(),
+                     [read(v).tolist() for v in built.weights], outputs.tolist()))
+    (keras_calls, *keras_state), (calls, *state) = runs
+    assert state == keras_state
+    # Keras traces a model without a build() symbolically before it calls it; forward does not.
+    # A model with its own build() is built by it, then called, either way.
+    assert (keras_calls, calls) == ((2, 1) if model is Counted else (-99, -99))
+
+
 @pytest.mark.parametrize("backend", [b for b in ("tensorflow", "jax", "torch") if b != BACKEND])
 def test_every_backend(backend):
     """This module, rerun under another Keras backend."""

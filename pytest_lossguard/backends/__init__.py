@@ -11,8 +11,9 @@ the judge changes:
 3. `growth` traces `call(*tensors)` on the arrays' shapes and returns every op that grew,
    each made by `trace.grown` (which finds the user's frames). Raise if the call cannot be
    traced; `locate` treats that as "not located".
-4. `step`, `read` and `write` run a model's train / test step and read or set its variables;
-   `held` gives a value in the form `write` takes fastest (a tensor, for Keras's variables).
+4. `forward`, `step`, `read` and `write` call a model on inputs, run its train / test step,
+   and read or set its variables; `held` gives a value in the form `write` takes fastest (a
+   tensor, for Keras's variables).
 5. Add the name to `_MODULES` and to `options.BACKENDS`, and roots that identify its code to
    `_ROOTS` so `infer` picks it for targets written against it.
 
@@ -74,6 +75,9 @@ class Backend(Protocol):
 
     def growth(self, call: Callable[..., Any], arrays: Sequence[np.ndarray]) -> list[Growth]:
         """Every op of `call(*tensors)` that grew, traced on the arrays' shapes and dtypes."""
+
+    def forward(self, model: Any, x: Any) -> Any:
+        """The model's predictions on `x` in inference mode; its first call builds it."""
 
     def step(self, model: Any, method: str, data: Any) -> Any:
         """Run `model.<method>(data)` (train_step or test_step) once; return its logs."""
@@ -153,7 +157,7 @@ class ArrayBackend:
     def _no_models(self, *args: Any) -> Any:
         raise LossguardError(f"{type(self).__name__} has no model steps; models run on Keras")
 
-    step = read = write = _no_models
+    forward = step = read = write = _no_models
 
     def held(self, value: np.ndarray) -> Any:
         return value
@@ -163,6 +167,9 @@ class KerasModels(ArrayBackend):
     """Model steps shared by every backend whose Keras steps are plain eager calls."""
 
     keras = True
+
+    def forward(self, model: Any, x: Any) -> Any:
+        return model(x, training=False)
 
     def step(self, model: Any, method: str, data: Any) -> Any:
         return getattr(model, method)(data)

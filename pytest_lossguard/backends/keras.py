@@ -54,6 +54,27 @@ class Keras(KerasModels):
     def growth(self, call: Callable[..., Any], arrays: Sequence[np.ndarray]) -> list[Growth]:
         return self.native.growth(_stateless(call), arrays)
 
+    def forward(self, model: Any, x: Any) -> Any:
+        """The predictions of Keras's first call on `x`, without the symbolic pass it starts
+        with.
+
+        Keras builds a subclassed model that has no build() of its own by first calling it on
+        symbolic inputs (a scratch graph, `jax.eval_shape`), so that its layers make their
+        weights, then calls it on `x`. The eager call alone makes the same weights, in the same
+        order and from the same draws, so it runs first here; build() then records the input
+        shape and locks the model's state as Keras's own first call does. The model ends up as
+        Keras leaves it, at half the cost of that first call or less.
+        """
+        if model.built or not getattr(type(model).build, "_is_default", False):
+            return model(x, training=False)
+        model.built = True  # no symbolic pass: each layer still builds on its own first call
+        try:
+            outputs = model(x, training=False)
+        finally:
+            model.built = False
+        model.build(keras.tree.map_structure(lambda array: tuple(array.shape), x))
+        return outputs
+
     def step(self, model: Any, method: str, data: Any) -> Any:
         """A step as fit() runs it: JAX trainers' steps are stateless, `step(state, data)`
         returning `(logs, state)`, and their new state is written back to the variables."""

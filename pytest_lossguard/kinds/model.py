@@ -105,7 +105,7 @@ class Harness:
             try:
                 self.input_shapes = input_shapes(model, options, name)
                 x = self.inputs(options.probe_batch)
-                outputs = model(x, training=False)
+                outputs = backend.forward(model, x)
             except LossguardError:
                 raise
             except Exception as exc:
@@ -182,7 +182,7 @@ class Harness:
                 self.backend.write(variable, fresh)
         x = self.inputs(self.options.probe_batch)
         constant = all(np.ptp(self.backend.to_numpy(value), axis=0).max() == 0
-                       for _, value in leaves(self.model(x, training=False)))
+                       for _, value in leaves(self.backend.forward(self.model, x)))
         if constant:
             rng = np.random.default_rng([self.options.seed, 3])
             for variable in self.model.trainable_variables:
