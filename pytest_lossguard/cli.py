@@ -252,10 +252,10 @@ def _scanned(files: list[Path], problems: Problems) -> tuple[list[Path], bool]:
 def _unmatched(config: settings.Settings, candidates: list[discovery.Candidate],
                names: list[str]) -> Iterator[str]:
     """A warning for each `[tool.lossguard.targets]` key that names no candidate of this run
-    but looks meant for one: its module was imported here and has nothing by that name, or a
-    candidate elsewhere has its name. Keys for modules this run did not read (a pre-commit run
-    on a few files) are left alone, and so are keys naming an object that exists (a target
-    pytest checks by its mark)."""
+    but looks meant for one: its module was imported here and has nothing by that name, or
+    no module of that name exists and a candidate has its name. Keys for modules this run did
+    not read (a pre-commit run on a few files) are left alone, and so are keys naming an
+    object that exists (a target pytest checks by its mark)."""
     ids = {c.id for c in candidates}
     for key in config.targets:
         module, _, qualname = key.partition(":")
@@ -263,7 +263,7 @@ def _unmatched(config: settings.Settings, candidates: list[discovery.Candidate],
             continue
         same = [c.id for c in candidates if c.qualname == qualname]
         read = any(module == name or module.startswith(f"{name}.") for name in names)
-        if not (same or read):
+        if not (read or (same and not _findable(module))):
             continue
         close = difflib.get_close_matches(qualname, [c.qualname for c in candidates], cutoff=0.6)
         meant = same or [c.id for c in candidates if c.qualname in close] \
@@ -273,6 +273,15 @@ def _unmatched(config: settings.Settings, candidates: list[discovery.Candidate],
         yield prefixed(f'[tool.lossguard.targets."{key}"] matches no candidate, so its options '
                        f"are not used; {hint} (keys are module:qualname, as the summary table "
                        "names targets)")
+
+
+def _findable(module: str) -> bool:
+    """Whether a source file of that module name lies where imports look (`sys.path`, which
+    holds the rootdir's import paths by now), without importing anything."""
+    parts = module.split(".")
+    return any(Path(folder or ".").joinpath(*parts[:-1], f"{parts[-1]}.py").is_file()
+               or Path(folder or ".").joinpath(*parts, "__init__.py").is_file()
+               for folder in sys.path)
 
 
 def _resolves(module: str, qualname: str) -> bool:

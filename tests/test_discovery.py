@@ -340,7 +340,9 @@ def test_cli_warns_of_a_target_key_that_names_no_candidate(tmp_path):
         '[tool.lossguard.targets."quantile:pinbal"]\ny_true_shape = [1]\n'  # a typo
         '[tool.lossguard.targets."src.quantile:pinball"]\ny_true_shape = [1]\n'  # wrong module
         '[tool.lossguard.targets."quantile:tf"]\nstrict = true\n'  # exists; not a candidate
-        '[tool.lossguard.targets."elsewhere:pinbal"]\nstrict = true\n')  # not read this run
+        '[tool.lossguard.targets."elsewhere:pinbal"]\nstrict = true\n'  # not read this run
+        '[tool.lossguard.targets."other:pinball"]\nstrict = true\n')  # a file not given
+    (tmp_path / "other.py").write_text(PINBALL)
     code, out, err = lossguard_here("quantile.py", cwd=tmp_path)
     assert code == 1 and "quantile:pinball" in out
     assert err.splitlines() == [
