@@ -234,7 +234,7 @@ def sessions(root):
         (folder / "conftest.py").write_text(MARKED_CONFTEST)
         (folder / "test_losses.py").write_text(loss_source("tf", count, None, marked=True))
         serial = [*PYTEST, "--lossguard", "test_losses.py"]
-        repeat = 1 if count >= 800 else 2
+        repeat = 2
         probing, walls, xwalls, controller = [], [], [], []
         for _ in range(repeat):  # alternated, so that a busy moment hits both alike
             wall, _, done = run(serial, folder, out=times, env={"LOSSGUARD_BENCH_SERIAL": "1"})
