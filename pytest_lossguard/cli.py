@@ -316,6 +316,7 @@ def _run(args: argparse.Namespace) -> int:
         return _finish(problems, CLEAN)
     # Only now that something is to be probed do NumPy and the frameworks load.
     from pytest_lossguard.engine import probe
+    from pytest_lossguard.introspect import named
     from pytest_lossguard.probes import select
 
     imported = _import_names(files, names, root, problems)
@@ -340,7 +341,8 @@ def _run(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         try:
             options = settings.layered(candidate.id, candidate.obj, base, config)
-            report = probe(candidate.obj, options, _TIMEOUT_SETTING)
+            report = probe(candidate.obj, options, _TIMEOUT_SETTING,
+                           named(candidate.obj, candidate.id))
         except OptionNeeded as exc:
             entries.append(skipped(candidate.id, exc.for_scan(candidate.id)))
             blocks.append(prefixed(f"skipped {candidate.id}: {exc.for_scan(candidate.id)}"))

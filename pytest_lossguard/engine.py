@@ -17,14 +17,16 @@ from pytest_lossguard.options import Options
 from pytest_lossguard.quiet import framework_import
 
 
-def probe(obj: Any, options: Options, timeout_setting: str = SETTING) -> Report:
+def probe(obj: Any, options: Options, timeout_setting: str = SETTING,
+          name: str = "") -> Report:
     """Check `obj`; LossguardError only if it cannot be checked. `timeout_setting` is where
-    the caller's user raises the time limit, as a target that runs out of time is told."""
+    the caller's user raises the time limit, as a target that runs out of time is told;
+    `name` is what the report calls it (`introspect.describe` by default)."""
     __tracebackhide__ = True
-    name = describe(obj)
+    name = name or describe(obj)
     try:
         with stage("classifying it"):
-            kind = classify(obj)
+            kind = classify(obj, name)
             keras = kind.needs_keras(options)
         if keras and not align.loaded():
             # Importing Keras takes seconds and reseeds Python's random module: do it before

@@ -139,6 +139,15 @@ def describe(obj: Any) -> str:
     return type(obj).__name__
 
 
+def named(obj: Any, key: str) -> str:
+    """What reports call a target found under a name (`key`, `module:name`): the name the user
+    gave it, and what it is when that differs, e.g. `criterion (MSELoss)` for a module's
+    `criterion = nn.MSELoss()`, so that the heading matches the target's row."""
+    own = describe(obj)
+    given = key.rpartition(":")[2]
+    return own if given in ("", own) else f"{given} ({own})"
+
+
 # Callable objects that carry the name of the function they are (read only off these types,
 # since reading attributes of an arbitrary object may run its __getattr__).
 _NAMED = ("ufunc", "_lru_cache_wrapper", "_ArrayFunctionDispatcher")

@@ -115,13 +115,14 @@ class LossguardItem(pytest.Item):
         if self.skipped:
             self._unchecked(self.skipped)
         from pytest_lossguard.engine import probe
+        from pytest_lossguard.introspect import named
 
         started = time.perf_counter()
         try:
             if self.problem:
                 raise LossguardError(self.problem)
             options = options_for(self.config, self.target_id, self.target, self.options)
-            self.report = probe(self.target, options)
+            self.report = probe(self.target, options, name=named(self.target, self.target_id))
         except BaseException as exc:  # whatever happened (SystemExit too), the target keeps its row
             if isinstance(exc, OptionNeeded) and isinstance(self.parent, ScanRoot):
                 self._unchecked(exc.for_scan(self.target_id))  # unmarked code

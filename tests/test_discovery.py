@@ -701,6 +701,10 @@ def test_scan_and_the_cli_check_torch_loss_modules(pytester, torch_package):
     code, out, _ = lossguard_here("tlpkg/losses.py", cwd=torch_package)
     assert code == 1 and "3 target(s)" in out
     assert "lossguard: SquaredError broadcasts labels against predictions" in out
+    # A module's instance is headed by the name its row gives it, and by what it is.
+    assert "lossguard: criterion (MSELoss) broadcasts labels against predictions" in out
+    assert "lossguard: criterion (MSELoss) broadcasts labels against predictions" \
+        in result.stdout.str()
     assert "(torch module, torch tensors, prediction first, reference: numpy port of keras 3)" \
         in out
 

@@ -65,8 +65,9 @@ class BuiltKind(TargetKind, Protocol):
         """This kind as built by `build`, a factory or class the user marked."""
 
 
-def classify(obj: Any) -> TargetKind:
-    """The kind of `obj`, without building anything; LossguardError if it has none.
+def classify(obj: Any, name: str = "") -> TargetKind:
+    """The kind of `obj`, without building anything; LossguardError if it has none. `name` is
+    what reports call it (`describe(obj)` by default).
 
     Cheap enough for collection time.
     """
@@ -80,7 +81,7 @@ def classify(obj: Any) -> TargetKind:
     from pytest_lossguard.kinds.torch_module import TorchModule
 
     objects = (LossObject, MetricObject, ModelObject)
-    name = describe(obj)
+    name = name or describe(obj)
     if isinstance(obj, type):
         for kind in objects:
             if keras_base(obj, kind.base):
