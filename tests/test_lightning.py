@@ -311,7 +311,8 @@ def test_a_forward_that_also_returns_features_is_told_how_to_give_labels_to_one_
     report = check(WithFeatures)
     assert report.error is not None
     assert ("given labels for each of its 2 outputs (0, 1): if only some take labels, pass "
-            "those alone with batch=, e.g. batch=lambda x, y: (x, y[0])") in report.error.message
+            "those alone with the batch= option of the mark or check(), e.g. "
+            "batch=lambda x, y: (x, y[0])") in report.error.message
     # Followed, the advice gives a verdict: the broadcast at its line, and the aligned twin safe.
     flagged = check(WithFeatures, batch=labelled_first)
     assert [f.probe for f in flagged.failures] == ["labels-missing-unit-axis [0]",

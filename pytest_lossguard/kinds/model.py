@@ -432,7 +432,8 @@ def _labelled_outputs(harness: Harness) -> str:
     first = repr(heads[0].name) if isinstance(harness.feed.outputs, Mapping) else 0
     return (f"; it was given labels for each of its {len(heads)} outputs "
             f"({', '.join(head.name for head in heads)}): if only some take labels, pass "
-            f"those alone with batch=, e.g. batch=lambda x, y: (x, y[{first}])")
+            "those alone with the batch= option of the mark or check(), e.g. "
+            f"batch=lambda x, y: (x, y[{first}])")
 
 
 def _nonfinite(step: Step) -> dict[str, float]:
