@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import sys
+import textwrap
 import time
 import traceback
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from pytest_lossguard.errors import LossguardError, OptionNeeded
 from pytest_lossguard.json_report import document, entry, skipped, write
 from pytest_lossguard.quiet import framework_import
 from pytest_lossguard.render import ansi, colour_wanted, plain, render, row, summary_table
-from pytest_lossguard.text import display_path, one_line, prefixed
+from pytest_lossguard.text import WIDTH, display_path, one_line, prefixed
 
 if TYPE_CHECKING:
     from pytest_lossguard.findings import Report
@@ -275,6 +276,16 @@ def _unmatched(config: settings.Settings, candidates: list[discovery.Candidate],
                        "names targets)")
 
 
+def _skip_block(candidate: discovery.Candidate, why: str) -> str:
+    """What the text output says of a candidate it cannot check: why it was picked, why it is
+    skipped and what to set, wrapped as a failure block is."""
+    text = prefixed(f"skipped {candidate.id} ({candidate.reason}): {why}")
+    kept = text.replace(" = ", "\N{NO-BREAK SPACE}=\N{NO-BREAK SPACE}")  # a TOML line stays whole
+    lines = textwrap.wrap(kept, WIDTH, subsequent_indent="  ", break_long_words=False,
+                          break_on_hyphens=False)
+    return "\n".join(lines).replace("\N{NO-BREAK SPACE}", " ")
+
+
 def _findable(module: str) -> bool:
     """Whether a source file of that module name lies where imports look (`sys.path`, which
     holds the rootdir's import paths by now), without importing anything."""
@@ -335,8 +346,7 @@ def _run(args: argparse.Namespace) -> int:
     for candidate in candidates:
         if candidate.skipped:
             entries.append(skipped(candidate.id, candidate.skipped))
-            blocks.append(prefixed(f"skipped {candidate.id} ({candidate.reason}): "
-                                   f"{candidate.skipped}"))
+            blocks.append(_skip_block(candidate, candidate.skipped))
             continue
         started = time.perf_counter()
         try:
@@ -345,7 +355,7 @@ def _run(args: argparse.Namespace) -> int:
                            named(candidate.obj, candidate.id))
         except OptionNeeded as exc:
             entries.append(skipped(candidate.id, exc.for_scan(candidate.id)))
-            blocks.append(prefixed(f"skipped {candidate.id}: {exc.for_scan(candidate.id)}"))
+            blocks.append(_skip_block(candidate, exc.for_scan(candidate.id)))
             continue
         except LossguardError as exc:  # the message names the target; its id follows
             entries.append(entry(candidate.id, None, str(exc), time.perf_counter() - started))
