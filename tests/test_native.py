@@ -7,6 +7,7 @@ import os
 import warnings
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -45,6 +46,21 @@ def test_a_native_loss_is_flagged_at_its_line_and_its_aligned_twin_passes(loss, 
     assert first.location.where.endswith(f"test_native.py:{loss.__code__.co_firstlineno + 1}")
     assert first.location.operation == "sub (7,), (7, 1) -> (7, 7)"
     assert check(aligned).ok
+
+
+jitted_mse = jax.jit(jax_mse)
+
+
+def test_a_jitted_loss_is_judged_traced_and_advised_as_the_jax_function_it_wraps():
+    # jax.jit returns a PjitFunction, not a function: it must still be JAX code at its line.
+    report = check(jitted_mse)
+    first = report.failures[0]
+    assert report.backend == "jax" and report.source.endswith(
+        f"test_native.py:{jax_mse.__code__.co_firstlineno}")
+    assert first.verdict == "broadcast"
+    assert first.location.where.endswith(f"test_native.py:{jax_mse.__code__.co_firstlineno + 1}")
+    assert "jnp.reshape(y_true, jnp.shape(y_pred))" in str(report)
+    assert check(jax.jit(jax_aligned_mse)).ok
 
 
 def tf_bfloat16_mse(y_true, y_pred, aligned=False):
