@@ -132,6 +132,27 @@ def test_the_order_option_sets_which_argument_gets_the_prediction(order, operati
     assert f"torch tensors, {header}, reference" in str(report)
 
 
+class RMSELoss(torch.nn.Module):
+    """The RMSE module users copy from Q&A sites: forward(yhat, y), prediction first."""
+
+    def forward(self, yhat, y):
+        return torch.sqrt(torch.nn.functional.mse_loss(yhat, y) + 1e-6)
+
+
+def rmse(y, yhat):
+    return torch.sqrt(torch.mean((y - yhat) ** 2))
+
+
+@pytest.mark.parametrize(("loss", "operation", "header"), [
+    (RMSELoss(), "mse_loss (7, 1), (7,) -> (), broadcast to (7, 7) inside", "prediction first"),
+    (rmse, "sub (7,), (7, 1) -> (7, 7)", "labels first"),
+])
+def test_yhat_y_reads_as_prediction_first_as_y_yhat_reads_labels_first(loss, operation, header):
+    first = check(loss).failures[0]
+    assert first.probe == "labels-missing-unit-axis" and first.location.operation == operation
+    assert f"torch tensors, {header}, reference" in str(check(loss))
+
+
 def test_poisson_nll_broadcasts_without_any_torch_warning():
     report = check(torch.nn.PoissonNLLLoss(log_input=False), domain="probability")
     assert report.counts()["broadcast"] == 4
