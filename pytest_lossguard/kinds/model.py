@@ -43,7 +43,7 @@ from pytest_lossguard.locate import Locator
 from pytest_lossguard.options import Options
 from pytest_lossguard.paths import EVALUATE, FIT
 from pytest_lossguard.probes import Case
-from pytest_lossguard.state import PYTHON_RANDOM, preserved
+from pytest_lossguard.state import PYTHON_RANDOM, notes_of, preserved, warnings_recorded
 from pytest_lossguard.text import one_line
 from pytest_lossguard.tolerance import close, tolerances
 
@@ -68,7 +68,7 @@ class Step:
     update: tuple[np.ndarray, ...] = ()
     itemsize: int = 4
     error: BaseException | None = None
-    # What the step warned (a Lightning module's torch size warning), as a finding's notes.
+    # What the step warned (torch's size warning among them), as a finding's notes.
     notes: tuple[str, ...] = ()
 
     def logs_only(self) -> Step:
@@ -217,13 +217,15 @@ class Harness:
         model.reset_metrics()
         try:
             data = rebuild([self.to_tensor(a) for a in arrays])
-            values = step_logs(self.backend.step(model, self.methods[phase], data), self.backend)
+            with self.attached(phase) as (_, warned):
+                values = step_logs(self.backend.step(model, self.methods[phase], data),
+                                   self.backend)
         except Exception as exc:
             return Step(error=exc)
         update = tuple(self.backend.read(v) - self.start[id(v)]
                        for v in model.trainable_variables)
         itemsize = min((u.dtype.itemsize for u in update if u.dtype.kind == "f"), default=4)
-        return Step(values, update, itemsize)
+        return Step(values, update, itemsize, notes=notes_of(warned))
 
     def traced(self, phase: str, batch: Batch) -> tuple[Callable[..., Any], list[np.ndarray]]:
         """The step as a function of the positional tensors of its data, for tracing, and the
@@ -247,10 +249,14 @@ class Harness:
         legacy = getattr(self.model, "compiled_metrics", None)
         return {metric.name for metric in getattr(legacy, "metrics", None) or ()}
 
-    def attached(self, phase: str) -> contextlib.AbstractContextManager[Any]:
-        """What a phase's step runs inside: nothing for a Keras model; a Lightning module is
-        attached to what its Trainer would give it."""
-        return contextlib.nullcontext()
+    @contextlib.contextmanager
+    def attached(self, phase: str) -> Iterator[tuple[dict[str, Any], list[Any]]]:
+        """What a phase's step runs inside, yielding what it logs and what it warns: a Keras
+        model's warnings (torch's size warning on Keras's torch backend) become notes, as a
+        loss's do, in its runs and its traces; a Lightning module is also attached to what its
+        Trainer would give it."""
+        with warnings_recorded() as warned:
+            yield {}, warned
 
     def retyped(self, tensor: Any) -> Any:
         """A traced tensor as the step takes it: as the tracer made it, for a Keras model."""
