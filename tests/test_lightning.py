@@ -275,6 +275,32 @@ def test_torch_s_size_warning_in_a_step_is_a_note_on_its_finding(recwarn):
     assert not [w for w in recwarn if "target size" in str(w.message)]
 
 
+class SqueezedRegression(Regression):
+    """Squeezes the prediction to fit (B,) labels: on output-shaped (B, 1) labels, the
+    canonical layout, it is this line that broadcasts."""
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return torch.nn.functional.mse_loss(self(x).squeeze(-1), y)
+
+
+class SqueezedAlignedRegression(Regression):
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        y_hat = self(x).squeeze(-1)
+        return torch.nn.functional.mse_loss(y_hat, y.reshape(y_hat.shape))
+
+
+def test_a_step_whose_canonical_layout_broadcasts_is_located_there():
+    report = check(SqueezedRegression)
+    first = report.failures[0]
+    line = SqueezedRegression.training_step.__code__.co_firstlineno + 2
+    assert first.verdict == "broadcast" and first.location.layout == "canonical"
+    assert first.location.where.endswith(f"test_lightning.py:{line}")
+    assert first.location.operation.startswith("mse_loss (7,), (7, 1) -> ()")
+    assert check(SqueezedAlignedRegression).ok
+
+
 def test_options_that_do_not_apply_to_a_lightning_module_are_refused():
     with pytest.raises(LossguardError,
                        match=r"compile= and order= do not apply to LinearRegression"):

@@ -588,6 +588,11 @@ def _located(harness: Harness, index: int, case: Case, phase: str, finding: Find
         where = harness.locate(call, references, arrays, tag=phase)
         if where is not None:
             finding = _swapped(finding, probe, reference)
+    elif where is None and not case.probe.label_dtype:
+        # The probe shows no growth of its own: does the reference mix ranks where it does not
+        # (a step that squeezes its prediction to fit (B,) labels)?
+        grew = harness.locate(call, references, arrays, tag=phase, mixed=True)
+        where = grew and dataclasses.replace(grew, layout="canonical")
     return dataclasses.replace(finding, verdict=judge.verdict(False, False, where),
                                location=where)
 
