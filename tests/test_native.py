@@ -153,6 +153,26 @@ def test_yhat_y_reads_as_prediction_first_as_y_yhat_reads_labels_first(loss, ope
     assert f"torch tensors, {header}, reference" in str(check(loss))
 
 
+def picked_nll(y_true, y_pred):
+    """Picks each sample's class probability by its id: (B, 1) ids pick a (B, B) grid."""
+    return -torch.log(y_pred[torch.arange(len(y_true)), y_true]).mean()
+
+
+def aligned_picked_nll(y_true, y_pred):
+    return picked_nll(y_true.reshape(-1), y_pred)
+
+
+SPARSE = {"domain": "sparse", "y_true_shape": (), "y_pred_shape": (5,)}
+
+
+def test_torch_losses_on_class_ids_get_integer_ids_and_are_judged():
+    # torch takes class ids as int64 only; Keras's container's float ids cannot be indexed.
+    report = check(torch.nn.CrossEntropyLoss(), **SPARSE)
+    assert report.ok and report.counts()["raises"] == 2, str(report)
+    assert not check(picked_nll, **SPARSE).ok
+    assert check(aligned_picked_nll, **SPARSE).ok
+
+
 def test_poisson_nll_broadcasts_without_any_torch_warning():
     report = check(torch.nn.PoissonNLLLoss(log_input=False), domain="probability")
     assert report.counts()["broadcast"] == 4
