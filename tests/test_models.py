@@ -68,6 +68,20 @@ def test_an_overridden_compute_loss_that_broadcasts_is_named():
     assert {method for _, method in failing(report)} == {"compute_loss"}
 
 
+class SuperComputeLoss(zoo.Linear):
+    """BrokenComputeLoss with the fix lossguard gives it pasted: Keras's own compute_loss."""
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
+
+
+def test_an_overridden_compute_loss_is_told_to_call_keras_s_own_not_itself():
+    fix = " ".join(check(zoo.BrokenComputeLoss, **SHAPE).failures[0].fix.text.split())
+    assert ("return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)"
+            in fix and "self.compute_loss" not in fix), fix
+    assert check(SuperComputeLoss, **SHAPE).ok
+
+
 def test_a_compiled_custom_metric_is_judged_as_keras_runs_it():
     compile = {**zoo.COMPILE, "metrics": [zoo.r2]}
     report = check(zoo.Linear, compile=compile, **SHAPE)

@@ -721,8 +721,12 @@ class ModelObject:
         if method.name == "compiled loss":
             return (f"align ranks inside the compiled Loss's call(), e.g. {align_code}: a Loss "
                     "subclass that overrides call gets no alignment, even in compile()")
-        return (f"in {method}, let Keras align the labels: "
-                "loss = self.compute_loss(x=x, y=y, y_pred=y_pred), or align them to the "
+        # Inside compute_loss itself, self.compute_loss would call the override again.
+        keras_own = ("return super().compute_loss(x=x, y=y, y_pred=y_pred, "
+                     "sample_weight=sample_weight), with the loss given to compile()"
+                     if method.name == "compute_loss"
+                     else "loss = self.compute_loss(x=x, y=y, y_pred=y_pred)")
+        return (f"in {method}, let Keras align the labels: {keras_own}, or align them to the "
                 f"prediction before the loss, e.g. y = {ns}.reshape(y, {ns}.shape(y_pred))")
 
     def needs_keras(self, options: Options) -> bool:
