@@ -525,6 +525,21 @@ def test_per_output_keys_and_shapes_are_checked_against_the_model_s_outputs():
         check(zoo.mse, domain={0: "probability"})
 
 
+def classifier():
+    """A single-output 3-class classifier on integer ids, as Keras's guides compile one."""
+    model = zoo.keras.Sequential([zoo.keras.Input((4,)),
+                                  zoo.keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def test_a_plain_domain_is_checked_against_the_model_s_output_not_the_default_shape():
+    # The classifier's output gives the class axis; a loss has only the output_shape option.
+    assert check(classifier, domain="sparse").ok
+    with pytest.raises(LossguardError, match=r"domain='sparse' needs a class axis"):
+        check(zoo.mse, domain="sparse")
+
+
 def test_a_two_input_model_takes_a_list_of_input_shapes():
     report = check(zoo.Critic, input_shape=[(3,), (1,)])
     assert [str(f.method) for f in report.failures] == ["train_step"] * 2
