@@ -94,6 +94,9 @@ class Harness:
     seeding: ClassVar[str] = "keras.random.SeedGenerator"
     # The alignment rule of the reference labels: None for the installed Keras's own.
     rule: ClassVar[align.Reference | None] = None
+    # Class ids as int64 (probes.draw), as code outside Keras takes them; Keras's own steps
+    # get them as floats, as its loss container does.
+    ids: ClassVar[bool] = False
 
     def __init__(self, model: Any, name: str, backend: Backend, options: Options) -> None:
         self.model = model
@@ -143,7 +146,7 @@ class Harness:
 
     def canonical(self, batch: int) -> Batch:
         """Inputs and the labels each output was meant to get, at this batch size."""
-        labels = [probes.draw(head.options, batch).y_true for head in self.heads]
+        labels = [probes.draw(head.options, batch, self.ids).y_true for head in self.heads]
         return Batch(self.inputs(batch), labels)
 
     def variables(self) -> list[Any]:
@@ -482,7 +485,8 @@ def _model_cases(harness: Harness) -> Iterator[tuple[int, Case]]:
     steps take sample weights: the model makes the predictions, so only labels vary."""
     weighted = any(map(harness.feed.takes_weights, harness.methods))
     for index, head in enumerate(harness.heads):
-        for case in probes.cases(head.options, takes_weights=weighted and index == 0):
+        for case in probes.cases(head.options, takes_weights=weighted and index == 0,
+                                 ids=harness.ids):
             if case.inputs.y_pred.shape == case.canonical.y_pred.shape:
                 yield index, case
 
