@@ -173,6 +173,20 @@ def test_torch_losses_on_class_ids_get_integer_ids_and_are_judged():
     assert check(aligned_picked_nll, **SPARSE).ok
 
 
+def hand_accuracy(y_true, y_pred):
+    return torch.mean((y_pred.argmax(-1) == y_true).float())
+
+
+def test_a_comparison_of_integer_ids_that_broadcasts_is_located():
+    report = check(hand_accuracy, **SPARSE)
+    first = report.failures[0]
+    assert first.verdict == "broadcast", str(report)
+    assert first.location.where.endswith(
+        f"test_native.py:{hand_accuracy.__code__.co_firstlineno + 1}")
+    assert first.location.operation == "eq (7,), (7, 1) -> (7, 7)"
+    assert check(lambda y_true, y_pred: hand_accuracy(y_true.reshape(-1), y_pred), **SPARSE).ok
+
+
 def test_poisson_nll_broadcasts_without_any_torch_warning():
     report = check(torch.nn.PoissonNLLLoss(log_input=False), domain="probability")
     assert report.counts()["broadcast"] == 4
