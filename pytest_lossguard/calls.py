@@ -239,7 +239,8 @@ def check(target: Callee, options: Options) -> Report:
     findings: list[Finding] = []
     with warnings_recorded() as log, preserved() as restored:
         run = Probing(target, options, log)
-        for case in probes.cases(options, target.takes_weights):
+        # Keras's container hands class ids over as floats; other frameworks' code takes ints.
+        for case in probes.cases(options, target.takes_weights, ids=not target.backend.keras):
             with stage(f"probing {case.label}"):
                 finding = _judge(run, case)
             if finding is not None and finding.verdict is Verdict.ERROR:

@@ -11,11 +11,12 @@ PAIRS = frozenset({
     ("targets", "predictions"), ("target", "pred"), ("y", "y_hat"), ("y", "yhat"),
     ("y", "y_pred"), ("y_true", "logits"), ("true", "pred"), ("truth", "prediction"),
 })
-# First two parameter names that read as (predictions, labels): torch's forward(input, target).
+# First two parameter names that read as (predictions, labels): torch's forward(input, target),
+# and every labels-first pair the other way round (a module's forward(yhat, y)).
 PREDICTION_FIRST = frozenset({
     ("input", "target"), ("pred", "target"), ("preds", "target"), ("prediction", "target"),
     ("predictions", "targets"), ("output", "target"), ("outputs", "targets"),
-    ("y_pred", "y_true"), ("logits", "labels"), ("logits", "targets"), ("y_hat", "y"),
+    ("logits", "targets"), *((second, first) for first, second in PAIRS),
 })
 # The methods whose override makes a model worth probing.
 STEPS = ("train_step", "test_step", "compute_loss")

@@ -110,12 +110,16 @@ def _unpacking(inner: Any) -> str:
 
 
 def unwrap(obj: Any) -> Any:
-    """The plain Python function behind partials, tf.functions, bound methods and callables."""
+    """The plain Python function behind partials, tf.functions, jax.jit functions (a
+    compiled callable whose `__wrapped__` is the user's function), bound methods and
+    callables."""
     for _ in range(10):
         if isinstance(obj, functools.partial):
             obj = obj.func
         elif hasattr(obj, "python_function"):
             obj = obj.python_function
+        elif not inspect.isfunction(obj) and inspect.isfunction(getattr(obj, "__wrapped__", None)):
+            obj = obj.__wrapped__
         elif inspect.ismethod(obj):
             obj = obj.__func__
         elif not inspect.isfunction(obj) and callable(obj) and not isinstance(obj, type):

@@ -137,6 +137,24 @@ class Options:
         options._validate()
         return options
 
+    def classes(self) -> Options:
+        """These options, once the domain is checked against the prediction's shape: by a
+        loss's check, and by each output of a model, whose shapes come from the model (a plain
+        domain='sparse' on a classifier is not checked against the default output_shape)."""
+        if self.domain in ("one-hot", "sparse") and self.pred_shape[-1:] in ((), (1,)):
+            raise LossguardError(
+                f"domain={self.domain!r} needs a class axis: set output_shape=(C,) with C >= 2"
+            )
+        # Class ids as Keras's sparse losses take them: one per sample, or as a column.
+        ids = self.pred_shape[:-1]
+        if self.domain == "sparse" and self.true_shape not in (ids, (*ids, 1)):
+            raise LossguardError(
+                f"domain='sparse' needs y_true_shape == y_pred_shape[:-1] (class ids) or "
+                f"y_pred_shape[:-1] + (1,) (ids as a column), got {self.true_shape} and "
+                f"{self.pred_shape}"
+            )
+        return self
+
     def _validate(self) -> None:
         if not isinstance(self.strict, bool):
             raise LossguardError(f"strict={self.strict!r} must be True or False")
@@ -160,18 +178,6 @@ class Options:
         if self.order not in ORDERS:
             raise LossguardError(
                 f"order={self.order!r} is not known; use one of {', '.join(ORDERS)}"
-            )
-        if self.domain in ("one-hot", "sparse") and self.pred_shape[-1:] in ((), (1,)):
-            raise LossguardError(
-                f"domain={self.domain!r} needs a class axis: set output_shape=(C,) with C >= 2"
-            )
-        # Class ids as Keras's sparse losses take them: one per sample, or as a column.
-        ids = self.pred_shape[:-1]
-        if self.domain == "sparse" and self.true_shape not in (ids, (*ids, 1)):
-            raise LossguardError(
-                f"domain='sparse' needs y_true_shape == y_pred_shape[:-1] (class ids) or "
-                f"y_pred_shape[:-1] + (1,) (ids as a column), got {self.true_shape} and "
-                f"{self.pred_shape}"
             )
         if self.batch_size is not None:
             if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int):

@@ -129,9 +129,16 @@ class Case:
         return self.probe.weights
 
 
-def draw(options: Options, batch: int) -> Inputs:
-    """Seeded canonical labels and predictions drawn near each other inside the domain."""
-    return _draw(options.seed, batch, options.true_shape, options.pred_shape, options.domain)
+def draw(options: Options, batch: int, ids: bool = False) -> Inputs:
+    """Seeded canonical labels and predictions drawn near each other inside the domain. Class
+    ids are float, as Keras's loss container hands them over, unless `ids` asks for int64 ones,
+    as torch, JAX and NumPy code takes them (torch's CrossEntropyLoss refuses float ids)."""
+    drawn = _draw(options.seed, batch, options.true_shape, options.pred_shape, options.domain)
+    if not ids or options.domain != "sparse":
+        return drawn
+    labels = drawn.y_true.astype(np.int64)
+    labels.setflags(write=False)
+    return dataclasses.replace(drawn, y_true=labels)
 
 
 @cached(maxsize=256)
@@ -178,11 +185,12 @@ def _inputs(y_true: np.ndarray, y_pred: np.ndarray) -> Inputs:
     return Inputs(*arrays)
 
 
-def cases(options: Options, takes_weights: bool) -> Iterator[Case]:
-    """Every applicable probe of the selected set, built from the canonical draw."""
+def cases(options: Options, takes_weights: bool, ids: bool = False) -> Iterator[Case]:
+    """Every applicable probe of the selected set, built from the canonical draw (class ids
+    as int64 with `ids`, see `draw`)."""
     selected = select(options.probes)
     batch = options.probe_batch
-    canonical = draw(options, batch)
+    canonical = draw(options, batch, ids)
     for probe in selected:
         if probe.weights:
             if takes_weights:
@@ -190,7 +198,7 @@ def cases(options: Options, takes_weights: bool) -> Iterator[Case]:
         elif probe.label_dtype:
             yield _dtype_case(probe, canonical, options)
         elif probe.coincident:
-            yield from _coincident_cases(probe, options)
+            yield from _coincident_cases(probe, options, ids)
         else:
             case = _shape_case(probe, probe, canonical, options)
             if case is not None:
@@ -229,11 +237,11 @@ def _dtype_case(probe: Probe, canonical: Inputs, options: Options) -> Case:
     return Case(probe, inputs, canonical, f"{probe.name} (y_true {np.dtype(dtype).name})")
 
 
-def _coincident_cases(row: Probe, options: Options) -> Iterator[Case]:
+def _coincident_cases(row: Probe, options: Options, ids: bool) -> Iterator[Case]:
     batch = max(options.axes)
     if batch < 2:
         return
-    canonical = draw(options, batch)
+    canonical = draw(options, batch, ids)
     for probe in SHAPE_PROBES:
         case = _shape_case(row, probe, canonical, options)
         if case is not None:

@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import keras
@@ -117,6 +118,15 @@ class WeightedComputeLoss(Linear):
         return keras.ops.mean(error if sample_weight is None else error * sample_weight)
 
 
+class WarnsOfRank(Linear):
+    """Warns, as torch's mse_loss does on Keras's torch backend, when the ranks differ."""
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if len(y.shape) != len(y_pred.shape):
+            warnings.warn("label rank differs from the prediction's", UserWarning, stacklevel=1)
+        return mse(y, y_pred)
+
+
 def failing_methods(report):
     return {str(f.method) for f in report.failures}
 
@@ -172,6 +182,14 @@ def test_a_compiled_custom_metric_is_judged_as_keras_runs_it():
     report = check(Linear, input_shape=(3,),
                    compile={"optimizer": "sgd", "loss": "mse", "metrics": [r2]})
     assert failing_methods(report) == {"metric 'r2'"}
+
+
+def test_what_a_model_s_step_warns_is_a_note_on_its_finding_never_a_pytest_warning(recwarn):
+    report = check(WarnsOfRank, **MODEL)
+    assert report.failures
+    assert all(any("label rank differs" in note for note in f.notes) for f in report.failures)
+    assert not [w for w in recwarn if "label rank differs" in str(w.message)]
+    assert check(Linear, **MODEL).ok
 
 
 def test_a_model_instance_keeps_its_weights():

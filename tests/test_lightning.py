@@ -275,6 +275,64 @@ def test_torch_s_size_warning_in_a_step_is_a_note_on_its_finding(recwarn):
     assert not [w for w in recwarn if "target size" in str(w.message)]
 
 
+class SqueezedRegression(Regression):
+    """Squeezes the prediction to fit (B,) labels: on output-shaped (B, 1) labels, the
+    canonical layout, it is this line that broadcasts."""
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return torch.nn.functional.mse_loss(self(x).squeeze(-1), y)
+
+
+class SqueezedAlignedRegression(Regression):
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        y_hat = self(x).squeeze(-1)
+        return torch.nn.functional.mse_loss(y_hat, y.reshape(y_hat.shape))
+
+
+def test_a_step_whose_canonical_layout_broadcasts_is_located_there():
+    report = check(SqueezedRegression)
+    first = report.failures[0]
+    line = SqueezedRegression.training_step.__code__.co_firstlineno + 2
+    assert first.verdict == "broadcast" and first.location.layout == "canonical"
+    assert first.location.where.endswith(f"test_lightning.py:{line}")
+    assert first.location.operation.startswith("mse_loss (7,), (7, 1) -> ()")
+    assert check(SqueezedAlignedRegression).ok
+
+
+class Classifier(Regression):
+    """Three classes on integer ids: torch's cross_entropy takes int64 ids only; the accuracy
+    it logs by hand compares (B,) argmaxes with the ids."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 3)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(x)
+        self.log("train_acc", (logits.argmax(-1) == y).float().mean())
+        return torch.nn.functional.cross_entropy(logits, y.view(-1))
+
+
+class AlignedClassifier(Classifier):
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        y = y.view(-1)
+        logits = self(x)
+        self.log("train_acc", (logits.argmax(-1) == y).float().mean())
+        return torch.nn.functional.cross_entropy(logits, y)
+
+
+def test_a_classifier_on_class_ids_gets_integer_ids_and_its_hand_metric_is_judged():
+    report = check(Classifier, domain="sparse")
+    assert report.error is None and not report.ok, str(report)
+    assert report.failures[0].probe == "labels-extra-unit-axis"
+    assert "train_acc" in report.failures[0].message
+    assert check(AlignedClassifier, domain="sparse").ok
+
+
 def test_options_that_do_not_apply_to_a_lightning_module_are_refused():
     with pytest.raises(LossguardError,
                        match=r"compile= and order= do not apply to LinearRegression"):

@@ -68,6 +68,20 @@ def test_an_overridden_compute_loss_that_broadcasts_is_named():
     assert {method for _, method in failing(report)} == {"compute_loss"}
 
 
+class SuperComputeLoss(zoo.Linear):
+    """BrokenComputeLoss with the fix lossguard gives it pasted: Keras's own compute_loss."""
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
+
+
+def test_an_overridden_compute_loss_is_told_to_call_keras_s_own_not_itself():
+    fix = " ".join(check(zoo.BrokenComputeLoss, **SHAPE).failures[0].fix.text.split())
+    assert ("return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)"
+            in fix and "self.compute_loss" not in fix), fix
+    assert check(SuperComputeLoss, **SHAPE).ok
+
+
 def test_a_compiled_custom_metric_is_judged_as_keras_runs_it():
     compile = {**zoo.COMPILE, "metrics": [zoo.r2]}
     report = check(zoo.Linear, compile=compile, **SHAPE)
@@ -509,6 +523,21 @@ def test_per_output_keys_and_shapes_are_checked_against_the_model_s_outputs():
     with pytest.raises(LossguardError, match=r"domain= per output apply to models only, and mse "
                                              "is a function"):
         check(zoo.mse, domain={0: "probability"})
+
+
+def classifier():
+    """A single-output 3-class classifier on integer ids, as Keras's guides compile one."""
+    model = zoo.keras.Sequential([zoo.keras.Input((4,)),
+                                  zoo.keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def test_a_plain_domain_is_checked_against_the_model_s_output_not_the_default_shape():
+    # The classifier's output gives the class axis; a loss has only the output_shape option.
+    assert check(classifier, domain="sparse").ok
+    with pytest.raises(LossguardError, match=r"domain='sparse' needs a class axis"):
+        check(zoo.mse, domain="sparse")
 
 
 def test_a_two_input_model_takes_a_list_of_input_shapes():

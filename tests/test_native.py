@@ -7,6 +7,7 @@ import os
 import warnings
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -45,6 +46,21 @@ def test_a_native_loss_is_flagged_at_its_line_and_its_aligned_twin_passes(loss, 
     assert first.location.where.endswith(f"test_native.py:{loss.__code__.co_firstlineno + 1}")
     assert first.location.operation == "sub (7,), (7, 1) -> (7, 7)"
     assert check(aligned).ok
+
+
+jitted_mse = jax.jit(jax_mse)
+
+
+def test_a_jitted_loss_is_judged_traced_and_advised_as_the_jax_function_it_wraps():
+    # jax.jit returns a PjitFunction, not a function: it must still be JAX code at its line.
+    report = check(jitted_mse)
+    first = report.failures[0]
+    assert report.backend == "jax" and report.source.endswith(
+        f"test_native.py:{jax_mse.__code__.co_firstlineno}")
+    assert first.verdict == "broadcast"
+    assert first.location.where.endswith(f"test_native.py:{jax_mse.__code__.co_firstlineno + 1}")
+    assert "jnp.reshape(y_true, jnp.shape(y_pred))" in str(report)
+    assert check(jax.jit(jax_aligned_mse)).ok
 
 
 def tf_bfloat16_mse(y_true, y_pred, aligned=False):
@@ -114,6 +130,61 @@ def test_the_order_option_sets_which_argument_gets_the_prediction(order, operati
     first = report.failures[0]
     assert first.probe == "labels-missing-unit-axis" and first.location.operation == operation
     assert f"torch tensors, {header}, reference" in str(report)
+
+
+class RMSELoss(torch.nn.Module):
+    """The RMSE module users copy from Q&A sites: forward(yhat, y), prediction first."""
+
+    def forward(self, yhat, y):
+        return torch.sqrt(torch.nn.functional.mse_loss(yhat, y) + 1e-6)
+
+
+def rmse(y, yhat):
+    return torch.sqrt(torch.mean((y - yhat) ** 2))
+
+
+@pytest.mark.parametrize(("loss", "operation", "header"), [
+    (RMSELoss(), "mse_loss (7, 1), (7,) -> (), broadcast to (7, 7) inside", "prediction first"),
+    (rmse, "sub (7,), (7, 1) -> (7, 7)", "labels first"),
+])
+def test_yhat_y_reads_as_prediction_first_as_y_yhat_reads_labels_first(loss, operation, header):
+    first = check(loss).failures[0]
+    assert first.probe == "labels-missing-unit-axis" and first.location.operation == operation
+    assert f"torch tensors, {header}, reference" in str(check(loss))
+
+
+def picked_nll(y_true, y_pred):
+    """Picks each sample's class probability by its id: (B, 1) ids pick a (B, B) grid."""
+    return -torch.log(y_pred[torch.arange(len(y_true)), y_true]).mean()
+
+
+def aligned_picked_nll(y_true, y_pred):
+    return picked_nll(y_true.reshape(-1), y_pred)
+
+
+SPARSE = {"domain": "sparse", "y_true_shape": (), "y_pred_shape": (5,)}
+
+
+def test_torch_losses_on_class_ids_get_integer_ids_and_are_judged():
+    # torch takes class ids as int64 only; Keras's container's float ids cannot be indexed.
+    report = check(torch.nn.CrossEntropyLoss(), **SPARSE)
+    assert report.ok and report.counts()["raises"] == 2, str(report)
+    assert not check(picked_nll, **SPARSE).ok
+    assert check(aligned_picked_nll, **SPARSE).ok
+
+
+def hand_accuracy(y_true, y_pred):
+    return torch.mean((y_pred.argmax(-1) == y_true).float())
+
+
+def test_a_comparison_of_integer_ids_that_broadcasts_is_located():
+    report = check(hand_accuracy, **SPARSE)
+    first = report.failures[0]
+    assert first.verdict == "broadcast", str(report)
+    assert first.location.where.endswith(
+        f"test_native.py:{hand_accuracy.__code__.co_firstlineno + 1}")
+    assert first.location.operation == "eq (7,), (7, 1) -> (7, 7)"
+    assert check(lambda y_true, y_pred: hand_accuracy(y_true.reshape(-1), y_pred), **SPARSE).ok
 
 
 def test_poisson_nll_broadcasts_without_any_torch_warning():

@@ -16,7 +16,8 @@ from pytest_lossguard.trace import Growth, grown, live_frames
 
 
 class _Recorder(TorchFunctionMode):
-    """Records every op whose float (or boolean) tensor inputs grew into its output."""
+    """Records every op whose tensor inputs grew into its output: float, boolean and integer
+    ones (class ids compared with an argmax), complex ones left out."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -28,7 +29,7 @@ class _Recorder(TorchFunctionMode):
         if isinstance(result, torch.Tensor):
             tensors = [a for a in (*args, *(kwargs or {}).values())
                        if isinstance(a, torch.Tensor)
-                       and (a.dtype.is_floating_point or a.dtype == torch.bool)]
+                       and not a.dtype.is_complex]
             name = getattr(func, "__name__", str(func)).strip("_")
             growth = grown(name, [tuple(t.shape) for t in tensors], tuple(result.shape),
                            live_frames(sys._getframe()))

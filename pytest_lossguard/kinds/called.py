@@ -89,6 +89,7 @@ class Called(abc.ABC):
             raise LossguardError(
                 f"{' and '.join(model_only)} apply to models only, and {self.name} is a "
                 f"{self.label}; give it one value of each option and no batch=")
+        options = options.classes()
         if options.order != "auto":
             self.order(self.parameters, options.order == "prediction-first")
         self.backend = self._backend(options)

@@ -76,6 +76,7 @@ class LightningHarness(Harness):
 
     seeding: ClassVar[str] = "a torch.Generator seeded in the module"
     rule: ClassVar[align.Reference | None] = align.PORT
+    ids: ClassVar[bool] = True  # torch's cross_entropy takes int64 class ids only
 
     def __init__(self, module: Any, name: str, options: Options) -> None:
         import torch

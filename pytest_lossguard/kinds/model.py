@@ -43,7 +43,7 @@ from pytest_lossguard.locate import Locator
 from pytest_lossguard.options import Options
 from pytest_lossguard.paths import EVALUATE, FIT
 from pytest_lossguard.probes import Case
-from pytest_lossguard.state import PYTHON_RANDOM, preserved
+from pytest_lossguard.state import PYTHON_RANDOM, notes_of, preserved, warnings_recorded
 from pytest_lossguard.text import one_line
 from pytest_lossguard.tolerance import close, tolerances
 
@@ -68,7 +68,7 @@ class Step:
     update: tuple[np.ndarray, ...] = ()
     itemsize: int = 4
     error: BaseException | None = None
-    # What the step warned (a Lightning module's torch size warning), as a finding's notes.
+    # What the step warned (torch's size warning among them), as a finding's notes.
     notes: tuple[str, ...] = ()
 
     def logs_only(self) -> Step:
@@ -94,6 +94,9 @@ class Harness:
     seeding: ClassVar[str] = "keras.random.SeedGenerator"
     # The alignment rule of the reference labels: None for the installed Keras's own.
     rule: ClassVar[align.Reference | None] = None
+    # Class ids as int64 (probes.draw), as code outside Keras takes them; Keras's own steps
+    # get them as floats, as its loss container does.
+    ids: ClassVar[bool] = False
 
     def __init__(self, model: Any, name: str, backend: Backend, options: Options) -> None:
         self.model = model
@@ -143,7 +146,7 @@ class Harness:
 
     def canonical(self, batch: int) -> Batch:
         """Inputs and the labels each output was meant to get, at this batch size."""
-        labels = [probes.draw(head.options, batch).y_true for head in self.heads]
+        labels = [probes.draw(head.options, batch, self.ids).y_true for head in self.heads]
         return Batch(self.inputs(batch), labels)
 
     def variables(self) -> list[Any]:
@@ -217,13 +220,15 @@ class Harness:
         model.reset_metrics()
         try:
             data = rebuild([self.to_tensor(a) for a in arrays])
-            values = step_logs(self.backend.step(model, self.methods[phase], data), self.backend)
+            with self.attached(phase) as (_, warned):
+                values = step_logs(self.backend.step(model, self.methods[phase], data),
+                                   self.backend)
         except Exception as exc:
             return Step(error=exc)
         update = tuple(self.backend.read(v) - self.start[id(v)]
                        for v in model.trainable_variables)
         itemsize = min((u.dtype.itemsize for u in update if u.dtype.kind == "f"), default=4)
-        return Step(values, update, itemsize)
+        return Step(values, update, itemsize, notes=notes_of(warned))
 
     def traced(self, phase: str, batch: Batch) -> tuple[Callable[..., Any], list[np.ndarray]]:
         """The step as a function of the positional tensors of its data, for tracing, and the
@@ -247,10 +252,14 @@ class Harness:
         legacy = getattr(self.model, "compiled_metrics", None)
         return {metric.name for metric in getattr(legacy, "metrics", None) or ()}
 
-    def attached(self, phase: str) -> contextlib.AbstractContextManager[Any]:
-        """What a phase's step runs inside: nothing for a Keras model; a Lightning module is
-        attached to what its Trainer would give it."""
-        return contextlib.nullcontext()
+    @contextlib.contextmanager
+    def attached(self, phase: str) -> Iterator[tuple[dict[str, Any], list[Any]]]:
+        """What a phase's step runs inside, yielding what it logs and what it warns: a Keras
+        model's warnings (torch's size warning on Keras's torch backend) become notes, as a
+        loss's do, in its runs and its traces; a Lightning module is also attached to what its
+        Trainer would give it."""
+        with warnings_recorded() as warned:
+            yield {}, warned
 
     def retyped(self, tensor: Any) -> Any:
         """A traced tensor as the step takes it: as the tracer made it, for a Keras model."""
@@ -477,7 +486,8 @@ def _model_cases(harness: Harness) -> Iterator[tuple[int, Case]]:
     steps take sample weights: the model makes the predictions, so only labels vary."""
     weighted = any(map(harness.feed.takes_weights, harness.methods))
     for index, head in enumerate(harness.heads):
-        for case in probes.cases(head.options, takes_weights=weighted and index == 0):
+        for case in probes.cases(head.options, takes_weights=weighted and index == 0,
+                                 ids=harness.ids):
             if case.inputs.y_pred.shape == case.canonical.y_pred.shape:
                 yield index, case
 
@@ -583,6 +593,11 @@ def _located(harness: Harness, index: int, case: Case, phase: str, finding: Find
         where = harness.locate(call, references, arrays, tag=phase)
         if where is not None:
             finding = _swapped(finding, probe, reference)
+    elif where is None and not case.probe.label_dtype:
+        # The probe shows no growth of its own: does the reference mix ranks where it does not
+        # (a step that squeezes its prediction to fit (B,) labels)?
+        grew = harness.locate(call, references, arrays, tag=phase, mixed=True)
+        where = grew and dataclasses.replace(grew, layout="canonical")
     return dataclasses.replace(finding, verdict=judge.verdict(False, False, where),
                                location=where)
 
@@ -711,8 +726,12 @@ class ModelObject:
         if method.name == "compiled loss":
             return (f"align ranks inside the compiled Loss's call(), e.g. {align_code}: a Loss "
                     "subclass that overrides call gets no alignment, even in compile()")
-        return (f"in {method}, let Keras align the labels: "
-                "loss = self.compute_loss(x=x, y=y, y_pred=y_pred), or align them to the "
+        # Inside compute_loss itself, self.compute_loss would call the override again.
+        keras_own = ("return super().compute_loss(x=x, y=y, y_pred=y_pred, "
+                     "sample_weight=sample_weight), with the loss given to compile()"
+                     if method.name == "compute_loss"
+                     else "loss = self.compute_loss(x=x, y=y, y_pred=y_pred)")
+        return (f"in {method}, let Keras align the labels: {keras_own}, or align them to the "
                 f"prediction before the loss, e.g. y = {ns}.reshape(y, {ns}.shape(y_pred))")
 
     def needs_keras(self, options: Options) -> bool:

@@ -111,7 +111,7 @@ def heads(model: Any, outputs: Any, options: Options, target: str) -> list[Head]
         try:
             head = Options.build(plain, output_shape=shape, y_pred_shape=None,
                                  y_true_shape=own.get("y_true_shape", options.y_true_shape),
-                                 domain=own.get("domain", options.domain))
+                                 domain=own.get("domain", options.domain)).classes()
         except LossguardError as exc:
             raise LossguardError(f"{what}: {exc}") from None
         found.append(Head(name, shape, head))
