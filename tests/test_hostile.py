@@ -486,3 +486,47 @@ def test_a_model_with_dropout_gives_the_same_report_on_every_build():
     finally:
         random.setstate(state)
     assert first["findings"] and first == second
+
+
+class ResetRaises(keras.metrics.Metric):
+    """A stateful metric whose reset_state raises once `armed`, as after some epochs."""
+
+    def __init__(self, name="reset_raises", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+        self.armed = False
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        self.total.assign_add(tf.reduce_mean(tf.abs(y_pred)))
+
+    def result(self):
+        return self.total
+
+    def reset_state(self):
+        if self.armed:
+            raise RuntimeError("reset_state broke")
+        self.total.assign(0.0)
+
+
+def variables_of(model):
+    """Every value a check could leave changed: weights, optimizer slots and iterations, and
+    each metric's state."""
+    owners = [model, model.optimizer, *model.metrics]
+    return [np.array(v.numpy()) for owner in owners for v in owner.variables]
+
+
+def test_a_metric_whose_reset_raises_is_named_and_the_model_is_given_back():
+    metric = ResetRaises()
+    model = zoo.Linear()
+    model.compile(optimizer="adam", loss="mse", metrics=[metric])
+    model.fit(np.ones((8, 3)), np.ones((8, 1)), epochs=1, verbose=0)
+    metric.armed = True
+    before = variables_of(model)
+    with pytest.raises(LossguardError) as raised:
+        check(model, input_shape=(3,))
+    message = str(raised.value)
+    assert message.startswith("Linear: ") and "reset_state broke" in message
+    assert "reset_state()" in message and "lossguard bug" not in message
+    after = variables_of(model)
+    assert len(after) == len(before)
+    assert all(np.array_equal(a, b) for a, b in zip(after, before, strict=True))

@@ -97,6 +97,7 @@ class Harness:
 
     def __init__(self, model: Any, name: str, backend: Backend, options: Options) -> None:
         self.model = model
+        self.name = name
         self.backend = backend
         self.to_tensor = backend.to_tensor
         self.options = options
@@ -214,7 +215,7 @@ class Harness:
         model = self.model
         arrays, rebuild = flatten(self.feed.data(phase, batch))  # batch= errors are the user's
         self.restore()
-        model.reset_metrics()
+        reset_metrics(model, self.name)
         try:
             data = rebuild([self.to_tensor(a) for a in arrays])
             values = step_logs(self.backend.step(model, self.methods[phase], data), self.backend)
@@ -255,6 +256,18 @@ class Harness:
     def retyped(self, tensor: Any) -> Any:
         """A traced tensor as the step takes it: as the tracer made it, for a Keras model."""
         return tensor
+
+
+def reset_metrics(model: Any, name: str) -> None:
+    """Empty the model's metrics, as fit() does each epoch; a metric whose reset_state()
+    raises is the user's error, named as such."""
+    try:
+        model.reset_metrics()
+    except Exception as exc:
+        raise LossguardError(
+            f"{name}: a metric's reset_state() raised {one_line(exc)}; make reset_state() work "
+            "on a metric at any time, as fit() and evaluate() call it before every epoch"
+        ) from exc
 
 
 @contextlib.contextmanager
@@ -679,9 +692,11 @@ class ModelObject:
                     findings = judge_steps(harness)
             finally:
                 with stage("restoring the model"), shielded():  # the time limit waits
-                    harness.model.reset_metrics()  # metrics first built while probing start empty
-                    harness.restore(original=True)
-                    harness.uncompile()
+                    try:  # metrics first built while probing start empty
+                        reset_metrics(harness.model, self.name)
+                    finally:  # the user's values come back even when a reset raised
+                        harness.restore(original=True)
+                        harness.uncompile()
         restored[:] = dict.fromkeys(restored)  # each named once
         first = harness.heads[0].options
         header = judge.Header(self.flavour, self.flavour, align.reference().name,
