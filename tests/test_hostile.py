@@ -462,6 +462,21 @@ def test_a_trained_instance_is_given_back_on_every_exit(monkeypatch, third):
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
 
+def test_a_model_whose_call_raises_while_lossguard_prepares_it_is_the_user_s_error():
+    model = SlowThirdCall(RuntimeError("setup broke"))
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(np.ones((8, 3)), np.ones((8, 1)), epochs=1, verbose=0)
+    model.calls = 1  # its third call is lossguard's second, which prepares the weights
+    weights = [w.numpy().copy() for w in model.weights]
+    with pytest.raises(LossguardError) as raised:
+        check(model, input_shape=(3,))
+    message = str(raised.value)
+    assert message.startswith("SlowThirdCall raised on inputs of per-sample shape (3,): "
+                              "RuntimeError")
+    assert "lossguard bug" not in message
+    assert all(np.array_equal(w.numpy(), v) for w, v in zip(model.weights, weights, strict=True))
+
+
 def test_a_model_with_dropout_gives_the_same_report_on_every_build():
     class WithDropout(zoo.HandMSE):
         def build(self, input_shape):

@@ -103,18 +103,9 @@ class Harness:
         self.options = options
         self.uncompile = _compile(model, options, name)
         with _undone_on_error(self.uncompile):  # every failure, the time limit too
-            try:
-                self.input_shapes = input_shapes(model, options, name)
-                x = self.inputs(options.probe_batch)
-                outputs = backend.forward(model, x)
-            except LossguardError:
-                raise
-            except Exception as exc:
-                raise LossguardError(
-                    f"{name} raised on inputs of per-sample shape "
-                    f"{describe_inputs(self.input_shapes)}: "
-                    f"{one_line(exc)}; set input_shape= to what the model expects"
-                ) from exc
+            self.input_shapes = input_shapes(model, options, name)
+            x = self.inputs(options.probe_batch)
+            outputs = self.forward(x)
             self.judged(outputs, name)
             labels = pack(outputs, self.canonical(options.probe_batch).y)
             try:
@@ -137,6 +128,17 @@ class Harness:
         self.locate = Locator(self.backend)
         self.memo: judge.Memo[tuple[str, Batch], Step] = judge.Memo(
             lambda run: self.run(*run), lambda run: (run[0], run[1].key))
+
+    def forward(self, x: Any) -> Any:
+        """The model's outputs on `x`; what its call raises is the user's error, with the fix."""
+        try:
+            return self.backend.forward(self.model, x)
+        except Exception as exc:
+            raise LossguardError(
+                f"{self.name} raised on inputs of per-sample shape "
+                f"{describe_inputs(self.input_shapes)}: "
+                f"{one_line(exc)}; set input_shape= to what the model expects"
+            ) from exc
 
     def inputs(self, batch: int) -> Any:
         """Seeded inputs of the given batch size, laid out as the model's inputs."""
@@ -183,7 +185,7 @@ class Harness:
                 self.backend.write(variable, fresh)
         x = self.inputs(self.options.probe_batch)
         constant = all(np.ptp(self.backend.to_numpy(value), axis=0).max() == 0
-                       for _, value in leaves(self.backend.forward(self.model, x)))
+                       for _, value in leaves(self.forward(x)))
         if constant:
             rng = np.random.default_rng([self.options.seed, 3])
             for variable in self.model.trainable_variables:
