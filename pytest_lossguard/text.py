@@ -21,6 +21,10 @@ PREFIX = "lossguard: "
 WIDTH = 100
 # TensorFlow's device preamble and trailing "name:" in op errors, which bury the message.
 _TF_NOISE = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*name:\s*$", re.MULTILINE)
+# Keras wraps what a layer's call raised: this line, a blank one, then the original message
+# (in bold, Keras 3), then the call's arguments.
+_KERAS_CALL = re.compile(r"Exception encountered when calling (.+)\.")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def prefixed(text: str) -> str:
@@ -105,9 +109,14 @@ def number(value: float | None) -> str:
 
 
 def one_line(exc: BaseException) -> str:
-    """The exception's first line, without TensorFlow's device preamble, at most 160 chars."""
-    text = _TF_NOISE.sub("", str(exc)).strip().splitlines()
+    """The exception's first line, without TensorFlow's device preamble (or, for an error a
+    Keras layer's call wrapped, the first line of its own message), at most 160 chars."""
+    text = _TF_NOISE.sub("", _ANSI.sub("", str(exc))).strip().splitlines()
     first = text[0] if text else ""
+    wrapped = _KERAS_CALL.fullmatch(first)
+    inner = next((line.strip() for line in text[1:] if line.strip()), "")
+    if wrapped and inner:  # the user's own message, and where Keras caught it
+        first = f"{inner} (in {wrapped.group(1)})"
     if len(first) > 160:
         first = first[:157] + "..."
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

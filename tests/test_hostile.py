@@ -477,6 +477,17 @@ def test_a_model_whose_call_raises_while_lossguard_prepares_it_is_the_user_s_err
     assert all(np.array_equal(w.numpy(), v) for w, v in zip(model.weights, weights, strict=True))
 
 
+def test_the_error_a_model_s_call_raises_is_shown_not_only_keras_s_wrapper_of_it():
+    model = SlowThirdCall(ValueError("expects 4 features\nsecond line"))
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(np.ones((8, 3)), np.ones((8, 1)), epochs=1, verbose=0)
+    model.calls = 2  # its third call is lossguard's first
+    with pytest.raises(LossguardError) as raised:
+        check(model, input_shape=(3,))
+    assert ("raised on inputs of per-sample shape (3,): ValueError: expects 4 features "
+            "(in SlowThirdCall.call()); set input_shape=") in str(raised.value)
+
+
 def test_a_model_with_dropout_gives_the_same_report_on_every_build():
     class WithDropout(zoo.HandMSE):
         def build(self, input_shape):
