@@ -103,6 +103,9 @@ def _slots() -> list[Slot]:
     if torch is not None and hasattr(torch, "random"):
         slots.append((TORCH_RANDOM, torch.random.get_rng_state,
                       torch.random.set_rng_state, lambda a, b: bool(torch.equal(a, b))))
+        slots.append(("torch default dtype", torch.get_default_dtype, torch.set_default_dtype,
+                      same))
+        slots.append(("torch grad mode", torch.is_grad_enabled, torch.set_grad_enabled, same))
     tf = sys.modules.get("tensorflow")
     if tf is not None:
         slots.append(("tf.config.run_functions_eagerly", tf.config.functions_run_eagerly,
@@ -111,11 +114,14 @@ def _slots() -> list[Slot]:
     if keras is not None and hasattr(keras, "config"):
         slots.append(("keras dtype policy", lambda: keras.config.dtype_policy().name,
                       keras.config.set_dtype_policy, same))
+        slots.append(("keras floatx", keras.config.floatx, keras.config.set_floatx, same))
     tf_keras = sys.modules.get("tf_keras")
     if tf_keras is not None:
         policy = tf_keras.mixed_precision
         slots.append(("tf_keras dtype policy", lambda: policy.global_policy().name,
                       policy.set_global_policy, same))
+        slots.append(("tf_keras floatx", tf_keras.backend.floatx, tf_keras.backend.set_floatx,
+                      same))
     return slots
 
 

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import torch
 import zoo
 from test_plugin import outcomes_by_item
 from zoo import always_inf, returns_none, returns_text
@@ -311,6 +312,23 @@ def test_a_changed_warnings_filter_is_put_back_and_named():
     assert report.ok and report.restored == ("warnings filters",)
     assert "restored    the target changed warnings filters" in str(report)
     assert warnings.filters == before
+
+
+@pytest.mark.parametrize(("meddle", "read", "slot"), [
+    (lambda: keras.config.set_floatx("float64"), keras.config.floatx, "keras floatx"),
+    (lambda: torch.set_default_dtype(torch.float64), torch.get_default_dtype,
+     "torch default dtype"),
+    (lambda: torch.set_grad_enabled(False), torch.is_grad_enabled, "torch grad mode"),
+])
+def test_a_framework_default_a_loss_changes_is_put_back_and_named(meddle, read, slot):
+    def meddling(y_true, y_pred):
+        meddle()
+        return np.mean(np.square(np.reshape(y_true, np.shape(y_pred)) - y_pred))
+
+    before = read()
+    report = check(meddling, backend="numpy")
+    assert report.ok and report.restored == (slot,)
+    assert read() == before
 
 
 def test_the_tensorflow_version_is_read_from_tensorflow_cpu_too(monkeypatch):
