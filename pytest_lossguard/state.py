@@ -29,6 +29,20 @@ def _environ(key: str) -> tuple[Getter, Setter]:
     return (lambda: os.environ.get(key)), put
 
 
+def _environment() -> tuple[Getter, Setter]:
+    """Every environment variable but KERAS_BACKEND (a slot of its own): put back as it was,
+    the ones the block added removed."""
+    def get() -> dict[str, str]:
+        return {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+
+    def put(saved: dict[str, str]) -> None:
+        for key in get().keys() - saved.keys():
+            del os.environ[key]
+        os.environ.update(saved)
+
+    return get, put
+
+
 def _numpy_equal(a: Any, b: Any) -> bool:
     return bool(a[0] == b[0] and np.array_equal(a[1], b[1]) and a[2:] == b[2:])
 
@@ -92,6 +106,7 @@ def _slots() -> list[Slot]:
         (PYTHON_RANDOM, random.getstate, random.setstate, same),
         ("numpy random state", np.random.get_state, np.random.set_state, _numpy_equal),
         ("KERAS_BACKEND", *_environ("KERAS_BACKEND"), same),
+        ("environment variables", *_environment(), same),
     ]
     context = sys.modules.get("tensorflow.python.eager.context")
     if context is not None:

@@ -3,6 +3,7 @@
 import functools
 import importlib.util
 import json
+import os
 import random
 import signal
 import threading
@@ -329,6 +330,21 @@ def test_a_framework_default_a_loss_changes_is_put_back_and_named(meddle, read, 
     report = check(meddling, backend="numpy")
     assert report.ok and report.restored == (slot,)
     assert read() == before
+
+
+def test_environment_variables_a_loss_sets_or_removes_are_put_back_and_named(monkeypatch):
+    monkeypatch.setenv("LOSSGUARD_QA_KEPT", "1")
+    monkeypatch.delenv("LOSSGUARD_QA_ADDED", raising=False)
+
+    def meddling(y_true, y_pred):
+        os.environ["LOSSGUARD_QA_ADDED"] = "1"
+        os.environ.pop("LOSSGUARD_QA_KEPT")
+        return np.mean(np.square(np.reshape(y_true, np.shape(y_pred)) - y_pred))
+
+    before = dict(os.environ)
+    report = check(meddling, backend="numpy")
+    assert report.ok and report.restored == ("environment variables",)
+    assert dict(os.environ) == before
 
 
 def test_the_tensorflow_version_is_read_from_tensorflow_cpu_too(monkeypatch):
