@@ -522,6 +522,12 @@ def test_the_error_a_model_s_call_raises_is_shown_not_only_keras_s_wrapper_of_it
             "(in SlowThirdCall.call()); set input_shape=") in str(raised.value)
 
 
+def test_the_error_a_tf_function_raises_is_shown_not_only_autograph_s_wrapper_of_it():
+    report = check(tf.function(zoo.raising))
+    assert report.error is not None
+    assert report.error.message == "ValueError: helper refuses (7, 1) (in helper)"
+
+
 def test_a_model_with_dropout_gives_the_same_report_on_every_build():
     class WithDropout(zoo.HandMSE):
         def build(self, input_shape):
