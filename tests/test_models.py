@@ -448,6 +448,22 @@ def test_a_compile_option_that_breaks_the_steps_leaves_the_instance_compiled_as_
     assert (model.loss, model.optimizer) == (loss, optimizer)
 
 
+class CompileRaises(zoo.HandMSE):
+    """Its compile() sets Keras's compile state, then raises."""
+
+    def compile(self, *args, **kwargs):
+        super().compile(*args, **kwargs)
+        raise RuntimeError("compile broke")
+
+
+def test_a_compile_that_raises_part_way_leaves_the_instance_uncompiled():
+    model = CompileRaises()
+    with pytest.raises(LossguardError, match=r"cannot compile CompileRaises .*compile broke"):
+        check(model, **SHAPE)
+    assert not (getattr(model, "compiled", False) or getattr(model, "_is_compiled", False))
+    assert getattr(model, "optimizer", None) is None
+
+
 class GlorotCompiledLoss(zoo.CompiledLoss):
     """A correct model whose Dense starts from Keras's unseeded default initialiser."""
 

@@ -328,17 +328,27 @@ def _compile(model: Any, options: Options, name: str) -> Callable[[], None]:
     contents = {key: list(value) for key, value in before.items() if isinstance(value, list)}
     try:
         model.compile(**kwargs)
-    except Exception as exc:
+    except BaseException as exc:
+        with shielded():  # a compile that raised (or ran out of time) part way is undone too
+            _compiled_since(model, before, contents)()
+        if not isinstance(exc, Exception):
+            raise
         raise LossguardError(
             f"cannot compile {name} with compile={kwargs!r}: {one_line(exc)}; fix the "
             "compile= option"
         ) from exc
+    return _compiled_since(model, before, contents)
+
+
+def _compiled_since(model: Any, before: dict[str, Any],
+                    contents: dict[str, list[Any]]) -> Callable[[], None]:
+    """What puts back the attributes set since `before` (and the lists grown since
+    `contents`), bypassing Keras's attribute tracking."""
     changed = [key for key, value in vars(model).items()
                if key not in before or value is not before[key]]
     grown = [key for key, items in contents.items() if before[key] != items]
 
     def undo() -> None:
-        """Put back the attributes compile() set, bypassing Keras's attribute tracking."""
         state = vars(model)
         for key in changed:
             if key in before:
