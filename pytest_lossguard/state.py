@@ -121,6 +121,10 @@ def _slots() -> list[Slot]:
         slots.append(("torch default dtype", torch.get_default_dtype, torch.set_default_dtype,
                       same))
         slots.append(("torch grad mode", torch.is_grad_enabled, torch.set_grad_enabled, same))
+    jax = sys.modules.get("jax")
+    if jax is not None and hasattr(jax, "config"):  # JAX's default dtypes: 32 or 64 bits
+        slots.append(("jax x64", lambda: bool(jax.config.jax_enable_x64),
+                      lambda value: jax.config.update("jax_enable_x64", value), same))
     tf = sys.modules.get("tensorflow")
     if tf is not None:
         slots.append(("tf.config.run_functions_eagerly", tf.config.functions_run_eagerly,

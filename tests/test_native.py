@@ -98,6 +98,19 @@ def test_a_torch_loss_s_buffers_come_back_as_they_were():
     assert loss.calls.item() == 0
 
 
+def test_jax_s_x64_switch_a_loss_flips_is_put_back_and_named():
+    import jax
+
+    def enables_x64(y_true, y_pred):
+        jax.config.update("jax_enable_x64", True)
+        return jnp.mean((y_true.reshape(y_pred.shape) - y_pred) ** 2)
+
+    assert not jax.config.jax_enable_x64
+    report = check(enables_x64)
+    assert report.ok and report.restored == ("jax x64",)
+    assert not jax.config.jax_enable_x64
+
+
 def functional_mse(input, target):
     return torch.nn.functional.mse_loss(input, target)
 
