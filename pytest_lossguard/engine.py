@@ -21,8 +21,10 @@ def probe(obj: Any, options: Options, timeout_setting: str = SETTING) -> Report:
     """Check `obj`; LossguardError only if it cannot be checked. `timeout_setting` is where
     the caller's user raises the time limit, as a target that runs out of time is told."""
     __tracebackhide__ = True
-    name = describe(obj)
+    name = type(obj).__name__  # until describe() reads a better one off the user's object
     try:
+        with stage("naming it"):
+            name = describe(obj)
         with stage("classifying it"):
             kind = classify(obj)
             keras = kind.needs_keras(options)

@@ -34,6 +34,22 @@ def test_a_model_stage_is_named_too(monkeypatch):
         check(zoo.HandMSE, input_shape=(3,))
 
 
+class Proxy:
+    """A callable whose every missing attribute raises something else than AttributeError, as
+    a lazily initialised wrapper's may."""
+
+    def __getattr__(self, name):
+        raise RuntimeError(f"not ready: {name}")
+
+    def __call__(self, y_true, y_pred):
+        return mse(y_true, y_pred)
+
+
+def test_an_object_whose_attributes_raise_is_a_lossguard_error_naming_it():
+    with pytest.raises(LossguardError, match=r"^Proxy: .*RuntimeError: not ready"):
+        check(Proxy())
+
+
 def test_a_user_error_stays_a_verdict_not_a_lossguard_failure():
     def raising(y_true, y_pred):
         raise RuntimeError("the user's own bug")
