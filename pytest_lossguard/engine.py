@@ -12,14 +12,16 @@ from pytest_lossguard.deadline import SETTING, deadline
 from pytest_lossguard.errors import LossguardError, stage, unexpected
 from pytest_lossguard.findings import Report
 from pytest_lossguard.introspect import describe
-from pytest_lossguard.kinds import classify
+from pytest_lossguard.kinds import TargetKind, classify
 from pytest_lossguard.options import Options
 from pytest_lossguard.quiet import framework_import
 
 
-def probe(obj: Any, options: Options, timeout_setting: str = SETTING) -> Report:
+def probe(obj: Any, options: Options, timeout_setting: str = SETTING,
+          model: bool | None = None) -> Report:
     """Check `obj`; LossguardError only if it cannot be checked. `timeout_setting` is where
-    the caller's user raises the time limit, as a target that runs out of time is told."""
+    the caller's user raises the time limit, as a target that runs out of time is told;
+    `model` is the kind the caller asked for (check_model, check_loss), None for any."""
     __tracebackhide__ = True
     name = type(obj).__name__  # until describe() reads a better one off the user's object
     try:
@@ -27,6 +29,7 @@ def probe(obj: Any, options: Options, timeout_setting: str = SETTING) -> Report:
             name = describe(obj)
         with stage("classifying it"):
             kind = classify(obj)
+            _expect(kind, model)
             keras = kind.needs_keras(options)
         if keras and not align.loaded():
             # Importing Keras takes seconds and reseeds Python's random module: do it before
@@ -40,3 +43,11 @@ def probe(obj: Any, options: Options, timeout_setting: str = SETTING) -> Report:
         raise
     except Exception as exc:
         raise unexpected(name, exc) from exc
+
+
+def _expect(kind: TargetKind, model: bool | None) -> None:
+    """Refuse a target of the other kind than the caller asked for."""
+    if model is None or kind.is_model is None or kind.is_model == model:
+        return
+    wanted, other = ("a keras Model", "check_loss") if model else ("a loss", "check_model")
+    raise LossguardError(f"{kind.name} is not {wanted}; use {other} or check")

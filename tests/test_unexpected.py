@@ -3,7 +3,7 @@ under it) names the target, the stage and the original exception."""
 
 import pytest
 
-from pytest_lossguard import LossguardError, check
+from pytest_lossguard import LossguardError, check, check_loss, check_model
 from pytest_lossguard.kinds import model as model_kind
 
 
@@ -45,9 +45,10 @@ class Proxy:
         return mse(y_true, y_pred)
 
 
-def test_an_object_whose_attributes_raise_is_a_lossguard_error_naming_it():
+@pytest.mark.parametrize("entry", [check, check_loss, check_model])
+def test_an_object_whose_attributes_raise_is_a_lossguard_error_naming_it(entry):
     with pytest.raises(LossguardError, match=r"^Proxy: .*RuntimeError: not ready"):
-        check(Proxy())
+        entry(Proxy())
 
 
 def test_a_user_error_stays_a_verdict_not_a_lossguard_failure():
