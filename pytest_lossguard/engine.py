@@ -41,6 +41,12 @@ def probe(obj: Any, options: Options, timeout_setting: str = SETTING,
             return kind.check(options)
     except LossguardError:
         raise
+    except SystemExit as exc:  # pytest makes it the test's error; the command must go on too
+        raise LossguardError(
+            f"{name} called sys.exit({exc.code!r}); a target must return or raise, not end the "
+            "process (argparse's parse_args() exits on arguments it does not know): give it "
+            "what it reads with init= or a zero-argument factory"
+        ) from exc
     except Exception as exc:
         raise unexpected(name, exc) from exc
 

@@ -144,6 +144,36 @@ def test_a_factory_that_hangs_while_building_hits_the_timeout_too():
         check(slow_factory, timeout=0.2)
 
 
+EXITS = """import sys
+
+import numpy as np
+
+
+def exits(y_true, y_pred):
+    sys.exit(2)  # as an argparse parse_args() does on arguments it does not know
+
+
+def mse(y_true, y_pred):
+    return np.mean((y_true - y_pred) ** 2)
+"""
+
+
+def test_a_target_that_exits_the_process_is_an_error_and_the_command_goes_on(
+        tmp_path, monkeypatch, capsys):
+    from pytest_lossguard import cli
+
+    namespace = {}
+    exec(compile(EXITS, "exits.py", "exec"), namespace)
+    with pytest.raises(LossguardError, match=r"^exits called sys.exit\(2\); "):
+        check(namespace["exits"])
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "losses_exit.py").write_text(EXITS)
+    assert cli.main(["losses_exit.py", "--format", "json"]) == 1
+    rows = {row["nodeid"]: row for row in json.loads(capsys.readouterr().out)["targets"]}
+    assert rows["losses_exit:exits"]["error"] == 1
+    assert rows["losses_exit:mse"]["broadcast"] == 4
+
+
 def test_a_huge_output_shape_is_refused_before_allocating():
     with pytest.raises(LossguardError, match=r"over the limit of 1000000"):
         check(returns_none, output_shape=(1000, 1000))
