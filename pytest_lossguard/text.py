@@ -131,6 +131,15 @@ def _unwrapped(text: list[str], kind: str) -> str:
     return f"{inner.removeprefix(kind + ': ')} (in {innermost.group(1)})" if inner else first
 
 
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def stable_repr(value: object) -> str:
+    """`repr(value)` without the memory addresses of the objects in it (`<function mse>`), so
+    that a message reads the same on every run."""
+    return _ADDRESS.sub("", repr(value))
+
+
 def one_line(exc: BaseException) -> str:
     """The exception's first line, without TensorFlow's device preamble (or, for an error a
     Keras layer's call or a tf.function wrapped, the first line of its own message), at most

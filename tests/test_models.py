@@ -464,6 +464,17 @@ def test_a_compile_that_raises_part_way_leaves_the_instance_uncompiled():
     assert getattr(model, "optimizer", None) is None
 
 
+def test_a_compile_error_reads_the_same_on_every_run():
+    """Objects in compile= are named without their memory address, which changes every run
+    and would make the JSON report differ."""
+    with pytest.raises(LossguardError) as raised:
+        check(CompileRaises(), **SHAPE,
+              compile={"optimizer": zoo.keras.optimizers.SGD(), "loss": zoo.mse})
+    message = str(raised.value)
+    assert "0x" not in message
+    assert "'loss': <function mse>" in message and "SGD object>" in message
+
+
 class GlorotCompiledLoss(zoo.CompiledLoss):
     """A correct model whose Dense starts from Keras's unseeded default initialiser."""
 

@@ -44,7 +44,7 @@ from pytest_lossguard.options import Options
 from pytest_lossguard.paths import EVALUATE, FIT
 from pytest_lossguard.probes import Case
 from pytest_lossguard.state import PYTHON_RANDOM, preserved
-from pytest_lossguard.text import one_line
+from pytest_lossguard.text import one_line, stable_repr
 from pytest_lossguard.tolerance import close, tolerances
 
 # What an uncompiled model is compiled with when the `compile` option is not given.
@@ -334,7 +334,7 @@ def _compile(model: Any, options: Options, name: str) -> Callable[[], None]:
         if not isinstance(exc, Exception):
             raise
         raise LossguardError(
-            f"cannot compile {name} with compile={kwargs!r}: {one_line(exc)}; fix the "
+            f"cannot compile {name} with compile={stable_repr(kwargs)}: {one_line(exc)}; fix the "
             "compile= option"
         ) from exc
     return _compiled_since(model, before, contents)
