@@ -141,10 +141,10 @@ def stable_repr(value: object) -> str:
 
 
 def one_line(exc: BaseException) -> str:
-    """The exception's first line, without TensorFlow's device preamble (or, for an error a
-    Keras layer's call or a tf.function wrapped, the first line of its own message), at most
-    160 chars."""
-    text = _TF_NOISE.sub("", _ANSI.sub("", str(exc))).strip().splitlines()
+    """The exception's first line, without TensorFlow's device preamble or memory addresses
+    (or, for an error a Keras layer's call or a tf.function wrapped, the first line of its own
+    message), at most 160 chars."""
+    text = _TF_NOISE.sub("", _ANSI.sub("", _ADDRESS.sub("", str(exc)))).strip().splitlines()
     first = _unwrapped(text, type(exc).__name__) if text else ""
     if len(first) > 160:
         first = first[:157] + "..."
