@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pytest_lossguard.engine import probe
-from pytest_lossguard.errors import LossguardError
 from pytest_lossguard.findings import Report
-from pytest_lossguard.kinds import classify
 from pytest_lossguard.options import Options
 
 
@@ -25,24 +23,13 @@ def check(target: Any, **options: Any) -> Report:
 _TIMEOUT_SETTING = "check(target, timeout=<seconds>) (0 turns it off)"
 
 
-def _expect(target: Any, model: bool) -> None:
-    __tracebackhide__ = True
-    kind = classify(target)
-    if kind.is_model is None or kind.is_model == model:
-        return
-    wanted, other = ("a keras Model", "check_loss") if model else ("a loss", "check_model")
-    raise LossguardError(f"{kind.name} is not {wanted}; use {other} or check")
-
-
 def check_loss(target: Any, **options: Any) -> Report:
     """`check` for a loss or metric function, Loss class or instance, or factory of one."""
     __tracebackhide__ = True
-    _expect(target, model=False)
-    return check(target, **options)
+    return probe(target, Options.build(**options), _TIMEOUT_SETTING, model=False)
 
 
 def check_model(target: Any, **options: Any) -> Report:
     """`check` for a keras Model class or instance, or a factory of one."""
     __tracebackhide__ = True
-    _expect(target, model=True)
-    return check(target, **options)
+    return probe(target, Options.build(**options), _TIMEOUT_SETTING, model=True)

@@ -352,7 +352,7 @@ def _run(args: argparse.Namespace) -> int:
         try:
             options = settings.layered(candidate.id, candidate.obj, base, config)
             report = probe(candidate.obj, options, _TIMEOUT_SETTING,
-                           named(candidate.obj, candidate.id))
+                           name=named(candidate.obj, candidate.id))
         except OptionNeeded as exc:
             entries.append(skipped(candidate.id, exc.for_scan(candidate.id)))
             blocks.append(_skip_block(candidate, exc.for_scan(candidate.id)))
@@ -381,8 +381,8 @@ def _run(args: argparse.Namespace) -> int:
 def _unchecked(problems: Problems) -> list[dict[str, Any]]:
     """An error row for each file or module that could not be read or imported: what it holds
     is unknown, so the file stands for its candidates in the table and the JSON report."""
-    named = dict(problems)  # a package's module can be named twice
-    return [entry(name, None, text) for name, text in named.items() if name]
+    texts = dict(problems)  # a package's module can be named twice
+    return [entry(name, None, text) for name, text in texts.items() if name]
 
 
 def _finish(problems: Problems, code: int) -> int:

@@ -29,6 +29,20 @@ def _environ(key: str) -> tuple[Getter, Setter]:
     return (lambda: os.environ.get(key)), put
 
 
+def _environment() -> tuple[Getter, Setter]:
+    """Every environment variable but KERAS_BACKEND (a slot of its own): put back as it was,
+    the ones the block added removed."""
+    def get() -> dict[str, str]:
+        return {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+
+    def put(saved: dict[str, str]) -> None:
+        for key in get().keys() - saved.keys():
+            del os.environ[key]
+        os.environ.update(saved)
+
+    return get, put
+
+
 def _numpy_equal(a: Any, b: Any) -> bool:
     return bool(a[0] == b[0] and np.array_equal(a[1], b[1]) and a[2:] == b[2:])
 
@@ -92,6 +106,7 @@ def _slots() -> list[Slot]:
         (PYTHON_RANDOM, random.getstate, random.setstate, same),
         ("numpy random state", np.random.get_state, np.random.set_state, _numpy_equal),
         ("KERAS_BACKEND", *_environ("KERAS_BACKEND"), same),
+        ("environment variables", *_environment(), same),
     ]
     context = sys.modules.get("tensorflow.python.eager.context")
     if context is not None:
@@ -103,6 +118,13 @@ def _slots() -> list[Slot]:
     if torch is not None and hasattr(torch, "random"):
         slots.append((TORCH_RANDOM, torch.random.get_rng_state,
                       torch.random.set_rng_state, lambda a, b: bool(torch.equal(a, b))))
+        slots.append(("torch default dtype", torch.get_default_dtype, torch.set_default_dtype,
+                      same))
+        slots.append(("torch grad mode", torch.is_grad_enabled, torch.set_grad_enabled, same))
+    jax = sys.modules.get("jax")
+    if jax is not None and hasattr(jax, "config"):  # JAX's default dtypes: 32 or 64 bits
+        slots.append(("jax x64", lambda: bool(jax.config.jax_enable_x64),
+                      lambda value: jax.config.update("jax_enable_x64", value), same))
     tf = sys.modules.get("tensorflow")
     if tf is not None:
         slots.append(("tf.config.run_functions_eagerly", tf.config.functions_run_eagerly,
@@ -111,11 +133,14 @@ def _slots() -> list[Slot]:
     if keras is not None and hasattr(keras, "config"):
         slots.append(("keras dtype policy", lambda: keras.config.dtype_policy().name,
                       keras.config.set_dtype_policy, same))
+        slots.append(("keras floatx", keras.config.floatx, keras.config.set_floatx, same))
     tf_keras = sys.modules.get("tf_keras")
     if tf_keras is not None:
         policy = tf_keras.mixed_precision
         slots.append(("tf_keras dtype policy", lambda: policy.global_policy().name,
                       policy.set_global_policy, same))
+        slots.append(("tf_keras floatx", tf_keras.backend.floatx, tf_keras.backend.set_floatx,
+                      same))
     return slots
 
 

@@ -21,6 +21,14 @@ PREFIX = "lossguard: "
 WIDTH = 100
 # TensorFlow's device preamble and trailing "name:" in op errors, which bury the message.
 _TF_NOISE = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*name:\s*$", re.MULTILINE)
+# Keras wraps what a layer's call raised: this line, a blank one, then the original message
+# (in bold, Keras 3), then the call's arguments.
+_KERAS_CALL = re.compile(r"Exception encountered when calling (.+)\.")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# TensorFlow's autograph wraps what a tf.function's code raised: "in user code:", the frames
+# (a File line, then its code), a blank line, then the original "Type: message".
+_AUTOGRAPH = "in user code:"
+_FRAME = re.compile(r'\s*File "[^"]*", line \d+, in (\S+)')
 
 
 def prefixed(text: str) -> str:
@@ -104,10 +112,40 @@ def number(value: float | None) -> str:
     return f"{value:.4g}"
 
 
+def _unwrapped(text: list[str], kind: str) -> str:
+    """The first line of an error's own message, and where it was raised, when Keras or
+    autograph wrapped it; else the first line."""
+    first = text[0]
+    keras = _KERAS_CALL.fullmatch(first)
+    if keras:
+        inner = next((line.strip() for line in text[1:] if line.strip()), "")
+        return f"{inner} (in {keras.group(1)})" if inner else first
+    frames = [index for index, line in enumerate(text) if _FRAME.match(line)]
+    if first.strip() != _AUTOGRAPH or not frames:
+        return first
+    innermost = _FRAME.match(text[frames[-1]])
+    assert innermost is not None
+    after = text[frames[-1] + 1:]
+    blank = next((index for index, line in enumerate(after) if not line.strip()), len(after))
+    inner = next((line.strip() for line in after[blank:] if line.strip()), "")
+    return f"{inner.removeprefix(kind + ': ')} (in {innermost.group(1)})" if inner else first
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def stable_repr(value: object) -> str:
+    """`repr(value)` without the memory addresses of the objects in it (`<function mse>`), so
+    that a message reads the same on every run."""
+    return _ADDRESS.sub("", repr(value))
+
+
 def one_line(exc: BaseException) -> str:
-    """The exception's first line, without TensorFlow's device preamble, at most 160 chars."""
-    text = _TF_NOISE.sub("", str(exc)).strip().splitlines()
-    first = text[0] if text else ""
+    """The exception's first line, without TensorFlow's device preamble or memory addresses
+    (or, for an error a Keras layer's call or a tf.function wrapped, the first line of its own
+    message), at most 160 chars."""
+    text = _TF_NOISE.sub("", _ANSI.sub("", _ADDRESS.sub("", str(exc)))).strip().splitlines()
+    first = _unwrapped(text, type(exc).__name__) if text else ""
     if len(first) > 160:
         first = first[:157] + "..."
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -181,6 +181,17 @@ def test_a_metric_that_cannot_be_rebuilt_from_its_config_says_how_to_fix_it():
     assert check(Thresholded, init={"threshold": 0.5}).ok
 
 
+def test_a_metric_whose_get_config_raises_says_how_to_fix_it():
+    class Unconfigured(AlignedResidualMetric):
+        def get_config(self):
+            raise NotImplementedError("no config yet")
+
+    with pytest.raises(LossguardError, match=r"cannot rebuild metric Unconfigured from its "
+                                             r"get_config\(\): NotImplementedError: no config "
+                                             r"yet; return every constructor argument"):
+        check(Unconfigured())
+
+
 def test_sparse_categorical_crossentropy_with_int_labels_is_not_flagged():
     def sparse_ce(y_true, y_pred):
         return keras.losses.sparse_categorical_crossentropy(tf.cast(y_true, tf.int32), y_pred)

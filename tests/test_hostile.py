@@ -3,6 +3,7 @@
 import functools
 import importlib.util
 import json
+import os
 import random
 import signal
 import threading
@@ -13,6 +14,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import torch
 import zoo
 from test_plugin import outcomes_by_item
 from zoo import always_inf, returns_none, returns_text
@@ -140,6 +142,36 @@ def test_a_factory_that_hangs_while_building_hits_the_timeout_too():
 
     with pytest.raises(LossguardError, match=r"slow_factory did not finish within timeout=0.2 s"):
         check(slow_factory, timeout=0.2)
+
+
+EXITS = """import sys
+
+import numpy as np
+
+
+def exits(y_true, y_pred):
+    sys.exit(2)  # as an argparse parse_args() does on arguments it does not know
+
+
+def mse(y_true, y_pred):
+    return np.mean((y_true - y_pred) ** 2)
+"""
+
+
+def test_a_target_that_exits_the_process_is_an_error_and_the_command_goes_on(
+        tmp_path, monkeypatch, capsys):
+    from pytest_lossguard import cli
+
+    namespace = {}
+    exec(compile(EXITS, "exits.py", "exec"), namespace)
+    with pytest.raises(LossguardError, match=r"^exits called sys.exit\(2\); "):
+        check(namespace["exits"])
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "losses_exit.py").write_text(EXITS)
+    assert cli.main(["losses_exit.py", "--format", "json"]) == 1
+    rows = {row["nodeid"]: row for row in json.loads(capsys.readouterr().out)["targets"]}
+    assert rows["losses_exit:exits"]["error"] == 1
+    assert rows["losses_exit:mse"]["broadcast"] == 4
 
 
 def test_a_huge_output_shape_is_refused_before_allocating():
@@ -313,6 +345,38 @@ def test_a_changed_warnings_filter_is_put_back_and_named():
     assert warnings.filters == before
 
 
+@pytest.mark.parametrize(("meddle", "read", "slot"), [
+    (lambda: keras.config.set_floatx("float64"), keras.config.floatx, "keras floatx"),
+    (lambda: torch.set_default_dtype(torch.float64), torch.get_default_dtype,
+     "torch default dtype"),
+    (lambda: torch.set_grad_enabled(False), torch.is_grad_enabled, "torch grad mode"),
+])
+def test_a_framework_default_a_loss_changes_is_put_back_and_named(meddle, read, slot):
+    def meddling(y_true, y_pred):
+        meddle()
+        return np.mean(np.square(np.reshape(y_true, np.shape(y_pred)) - y_pred))
+
+    before = read()
+    report = check(meddling, backend="numpy")
+    assert report.ok and report.restored == (slot,)
+    assert read() == before
+
+
+def test_environment_variables_a_loss_sets_or_removes_are_put_back_and_named(monkeypatch):
+    monkeypatch.setenv("LOSSGUARD_QA_KEPT", "1")
+    monkeypatch.delenv("LOSSGUARD_QA_ADDED", raising=False)
+
+    def meddling(y_true, y_pred):
+        os.environ["LOSSGUARD_QA_ADDED"] = "1"
+        os.environ.pop("LOSSGUARD_QA_KEPT")
+        return np.mean(np.square(np.reshape(y_true, np.shape(y_pred)) - y_pred))
+
+    before = dict(os.environ)
+    report = check(meddling, backend="numpy")
+    assert report.ok and report.restored == ("environment variables",)
+    assert dict(os.environ) == before
+
+
 def test_the_tensorflow_version_is_read_from_tensorflow_cpu_too(monkeypatch):
     import importlib.metadata as metadata
 
@@ -462,6 +526,38 @@ def test_a_trained_instance_is_given_back_on_every_exit(monkeypatch, third):
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
 
+def test_a_model_whose_call_raises_while_lossguard_prepares_it_is_the_user_s_error():
+    model = SlowThirdCall(RuntimeError("setup broke"))
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(np.ones((8, 3)), np.ones((8, 1)), epochs=1, verbose=0)
+    model.calls = 1  # its third call is lossguard's second, which prepares the weights
+    weights = [w.numpy().copy() for w in model.weights]
+    with pytest.raises(LossguardError) as raised:
+        check(model, input_shape=(3,))
+    message = str(raised.value)
+    assert message.startswith("SlowThirdCall raised on inputs of per-sample shape (3,): "
+                              "RuntimeError")
+    assert "lossguard bug" not in message
+    assert all(np.array_equal(w.numpy(), v) for w, v in zip(model.weights, weights, strict=True))
+
+
+def test_the_error_a_model_s_call_raises_is_shown_not_only_keras_s_wrapper_of_it():
+    model = SlowThirdCall(ValueError("expects 4 features\nsecond line"))
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(np.ones((8, 3)), np.ones((8, 1)), epochs=1, verbose=0)
+    model.calls = 2  # its third call is lossguard's first
+    with pytest.raises(LossguardError) as raised:
+        check(model, input_shape=(3,))
+    assert ("raised on inputs of per-sample shape (3,): ValueError: expects 4 features "
+            "(in SlowThirdCall.call()); set input_shape=") in str(raised.value)
+
+
+def test_the_error_a_tf_function_raises_is_shown_not_only_autograph_s_wrapper_of_it():
+    report = check(tf.function(zoo.raising))
+    assert report.error is not None
+    assert report.error.message == "ValueError: helper refuses (7, 1) (in helper)"
+
+
 def test_a_model_with_dropout_gives_the_same_report_on_every_build():
     class WithDropout(zoo.HandMSE):
         def build(self, input_shape):
@@ -486,3 +582,67 @@ def test_a_model_with_dropout_gives_the_same_report_on_every_build():
     finally:
         random.setstate(state)
     assert first["findings"] and first == second
+
+
+class ResetRaises(keras.metrics.Metric):
+    """A stateful metric whose reset_state raises once `armed`, as after some epochs."""
+
+    def __init__(self, name="reset_raises", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+        self.armed = False
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        self.total.assign_add(tf.reduce_mean(tf.abs(y_pred)))
+
+    def result(self):
+        return self.total
+
+    def reset_state(self):
+        if self.armed == "hangs":
+            time.sleep(5)
+        elif self.armed:
+            raise RuntimeError("reset_state broke")
+        self.total.assign(0.0)
+
+
+def variables_of(model):
+    """Every value a check could leave changed: weights, optimizer slots and iterations, and
+    each metric's state."""
+    owners = [model, model.optimizer, *model.metrics]
+    return [np.array(v.numpy()) for owner in owners for v in owner.variables]
+
+
+def trained_with(metric):
+    model = zoo.Linear()
+    model.compile(optimizer="adam", loss="mse", metrics=[metric])
+    model.fit(np.ones((8, 3)), np.ones((8, 1)), epochs=1, verbose=0)
+    return model
+
+
+def test_a_metric_whose_reset_raises_is_named_and_the_model_is_given_back():
+    metric = ResetRaises()
+    model = trained_with(metric)
+    metric.armed = True
+    before = variables_of(model)
+    with pytest.raises(LossguardError) as raised:
+        check(model, input_shape=(3,))
+    message = str(raised.value)
+    assert message.startswith("Linear: ") and "reset_state broke" in message
+    assert "reset_state()" in message and "lossguard bug" not in message
+    after = variables_of(model)
+    assert len(after) == len(before)
+    assert all(np.array_equal(a, b) for a, b in zip(after, before, strict=True))
+
+
+def test_a_metric_whose_reset_hangs_is_stopped_by_the_time_limit_and_the_model_given_back():
+    metric = ResetRaises()
+    model = trained_with(metric)
+    metric.armed = "hangs"
+    before = variables_of(model)
+    started = time.perf_counter()
+    with pytest.raises(LossguardError, match=r"Linear did not finish within timeout=0\.5 s"):
+        check(model, input_shape=(3,), timeout=0.5)
+    assert time.perf_counter() - started < 4  # one reset_state sleeps 5 s
+    after = variables_of(model)
+    assert all(np.array_equal(a, b) for a, b in zip(after, before, strict=True))

@@ -140,6 +140,41 @@ def test_a_module_that_cannot_run_on_its_inputs_is_a_clear_error():
         check(without_example_input(), input_shape=(4,))
 
 
+class Scale(torch.nn.Module):
+    """A layer of the user's whose reset_parameters raises."""
+
+    def __init__(self):
+        super().__init__()
+        self.factor = torch.nn.Parameter(torch.ones(1))
+
+    def reset_parameters(self):
+        raise RuntimeError("no reset for Scale")
+
+    def forward(self, x):
+        return x * self.factor
+
+
+class ScaledRegression(AlignedRegression):
+    def __init__(self):
+        super().__init__()
+        self.scale = Scale()
+
+    def forward(self, x):
+        return self.scale(self.linear(x))
+
+
+def test_a_layer_whose_reset_parameters_raises_is_named_with_the_fix():
+    module = ScaledRegression()
+    weights = [p.detach().clone() for p in module.parameters()]
+    with pytest.raises(LossguardError) as raised:
+        check(module)
+    message = str(raised.value)
+    assert message.startswith("ScaledRegression: Scale.reset_parameters() raised RuntimeError: "
+                              "no reset for Scale; ")
+    assert "lossguard bug" not in message
+    assert all(torch.equal(p, w) for p, w in zip(module.parameters(), weights, strict=True))
+
+
 def test_a_session_that_checks_keras_then_lightning_ends_with_its_report(pytester):
     """Keras first, then Lightning, in one session: the order that crashes with some torch
     builds. The session ends with its report (test_native checks that Lightning alone never

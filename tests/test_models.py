@@ -462,6 +462,40 @@ def test_a_compile_option_that_breaks_the_steps_leaves_the_instance_compiled_as_
     assert (model.loss, model.optimizer) == (loss, optimizer)
 
 
+class CompileRaises(zoo.HandMSE):
+    """Its compile() sets Keras's compile state, then raises."""
+
+    def compile(self, *args, **kwargs):
+        super().compile(*args, **kwargs)
+        raise RuntimeError("compile broke")
+
+
+def test_a_compile_that_raises_part_way_leaves_the_instance_uncompiled():
+    model = CompileRaises()
+    with pytest.raises(LossguardError, match=r"cannot compile CompileRaises .*compile broke"):
+        check(model, **SHAPE)
+    assert not (getattr(model, "compiled", False) or getattr(model, "_is_compiled", False))
+    assert getattr(model, "optimizer", None) is None
+
+
+class Opaque:
+    """An object Keras cannot interpret as an optimizer: its error shows the object's repr."""
+
+
+@pytest.mark.parametrize(("model", "optimizer", "shown"), [
+    (CompileRaises, zoo.keras.optimizers.SGD, "SGD object>"),
+    (zoo.HandMSE, Opaque, "optimizer identifier: <test_models.Opaque object>"),
+])
+def test_a_compile_error_reads_the_same_on_every_run(model, optimizer, shown):
+    """Objects in compile= and in Keras's error are named without their memory address, which
+    changes every run and would make the JSON report differ."""
+    with pytest.raises(LossguardError) as raised:
+        check(model(), **SHAPE, compile={"optimizer": optimizer(), "loss": zoo.mse})
+    message = str(raised.value)
+    assert "0x" not in message
+    assert "'loss': <function mse>" in message and shown in message
+
+
 class GlorotCompiledLoss(zoo.CompiledLoss):
     """A correct model whose Dense starts from Keras's unseeded default initialiser."""
 

@@ -96,6 +96,37 @@ class AlignedSquaredError(torch.nn.Module):
         return ((input - target.reshape(input.shape)) ** 2).mean()
 
 
+class CountsCalls(AlignedSquaredError):
+    """An aligned loss that keeps state in a buffer, as a loss with running statistics does."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("calls", torch.zeros((), dtype=torch.int64))
+
+    def forward(self, input, target):
+        self.calls += 1
+        return super().forward(input, target)
+
+
+def test_a_torch_loss_s_buffers_come_back_as_they_were():
+    loss = CountsCalls()
+    assert check(loss).ok
+    assert loss.calls.item() == 0
+
+
+def test_jax_s_x64_switch_a_loss_flips_is_put_back_and_named():
+    import jax
+
+    def enables_x64(y_true, y_pred):
+        jax.config.update("jax_enable_x64", True)
+        return jnp.mean((y_true.reshape(y_pred.shape) - y_pred) ** 2)
+
+    assert not jax.config.jax_enable_x64
+    report = check(enables_x64)
+    assert report.ok and report.restored == ("jax x64",)
+    assert not jax.config.jax_enable_x64
+
+
 def functional_mse(input, target):
     return torch.nn.functional.mse_loss(input, target)
 

@@ -3,7 +3,7 @@ under it) names the target, the stage and the original exception."""
 
 import pytest
 
-from pytest_lossguard import LossguardError, check
+from pytest_lossguard import LossguardError, check, check_loss, check_model
 from pytest_lossguard.kinds import model as model_kind
 
 
@@ -32,6 +32,23 @@ def test_a_model_stage_is_named_too(monkeypatch):
     with pytest.raises(LossguardError, match="HandMSE: lossguard failed while stepping the model: "
                                              "ZeroDivisionError"):
         check(zoo.HandMSE, input_shape=(3,))
+
+
+class Proxy:
+    """A callable whose every missing attribute raises something else than AttributeError, as
+    a lazily initialised wrapper's may."""
+
+    def __getattr__(self, name):
+        raise RuntimeError(f"not ready: {name}")
+
+    def __call__(self, y_true, y_pred):
+        return mse(y_true, y_pred)
+
+
+@pytest.mark.parametrize("entry", [check, check_loss, check_model])
+def test_an_object_whose_attributes_raise_is_a_lossguard_error_naming_it(entry):
+    with pytest.raises(LossguardError, match=r"^Proxy: .*RuntimeError: not ready"):
+        entry(Proxy())
 
 
 def test_a_user_error_stays_a_verdict_not_a_lossguard_failure():

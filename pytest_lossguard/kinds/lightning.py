@@ -70,6 +70,18 @@ def _returned_loss(result: Any) -> Any:
     return result
 
 
+def _reset(layer: Any, name: str) -> None:
+    """A layer's own initialisation; what the user's `reset_parameters` raises is theirs."""
+    try:
+        layer.reset_parameters()
+    except Exception as exc:
+        raise LossguardError(
+            f"{name}: {type(layer).__name__}.reset_parameters() raised {one_line(exc)}; make it "
+            "work (lossguard draws seeded weights through it, so that verdicts are the same on "
+            "every run), or remove it from a layer that has nothing to reset"
+        ) from exc
+
+
 class LightningHarness(Harness):
     """A LightningModule whose parameters and buffers are snapshotted, so that every step
     starts alike; the judging of `model.py` runs on it unchanged."""
@@ -83,6 +95,7 @@ class LightningHarness(Harness):
 
         self.torch = torch
         self.model = module
+        self.name = name
         self.backend = backends.load("torch")
         self.options = options
         # Inputs and labels take the module's float dtype, as a DataLoader of its data would.
@@ -133,7 +146,7 @@ class LightningHarness(Harness):
             torch.default_generator.manual_seed(self.options.seed)
             for submodule in self.model.modules():
                 if callable(getattr(submodule, "reset_parameters", None)):
-                    submodule.reset_parameters()
+                    _reset(submodule, self.name)
                     reset.update(id(p) for p in submodule.parameters(recurse=False))
         rest = [p for p in self.model.parameters()
                 if id(p) not in reset and p.dtype.is_floating_point]

@@ -40,8 +40,8 @@ class MetricObject(Called):
         return super().check(options)
 
     def _from_config(self) -> Callable[[], Any]:
-        twin = functools.partial(type(self.obj).from_config, self.obj.get_config())
         try:
+            twin = functools.partial(type(self.obj).from_config, self.obj.get_config())
             twin()
         except Exception as exc:
             raise LossguardError(

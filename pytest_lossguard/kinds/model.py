@@ -44,7 +44,7 @@ from pytest_lossguard.options import Options
 from pytest_lossguard.paths import EVALUATE, FIT
 from pytest_lossguard.probes import Case
 from pytest_lossguard.state import PYTHON_RANDOM, notes_of, preserved, warnings_recorded
-from pytest_lossguard.text import one_line
+from pytest_lossguard.text import one_line, stable_repr
 from pytest_lossguard.tolerance import close, tolerances
 
 # What an uncompiled model is compiled with when the `compile` option is not given.
@@ -100,23 +100,15 @@ class Harness:
 
     def __init__(self, model: Any, name: str, backend: Backend, options: Options) -> None:
         self.model = model
+        self.name = name
         self.backend = backend
         self.to_tensor = backend.to_tensor
         self.options = options
         self.uncompile = _compile(model, options, name)
         with _undone_on_error(self.uncompile):  # every failure, the time limit too
-            try:
-                self.input_shapes = input_shapes(model, options, name)
-                x = self.inputs(options.probe_batch)
-                outputs = backend.forward(model, x)
-            except LossguardError:
-                raise
-            except Exception as exc:
-                raise LossguardError(
-                    f"{name} raised on inputs of per-sample shape "
-                    f"{describe_inputs(self.input_shapes)}: "
-                    f"{one_line(exc)}; set input_shape= to what the model expects"
-                ) from exc
+            self.input_shapes = input_shapes(model, options, name)
+            x = self.inputs(options.probe_batch)
+            outputs = self.forward(x)
             self.judged(outputs, name)
             labels = pack(outputs, self.canonical(options.probe_batch).y)
             try:
@@ -139,6 +131,17 @@ class Harness:
         self.locate = Locator(self.backend)
         self.memo: judge.Memo[tuple[str, Batch], Step] = judge.Memo(
             lambda run: self.run(*run), lambda run: (run[0], run[1].key))
+
+    def forward(self, x: Any) -> Any:
+        """The model's outputs on `x`; what its call raises is the user's error, with the fix."""
+        try:
+            return self.backend.forward(self.model, x)
+        except Exception as exc:
+            raise LossguardError(
+                f"{self.name} raised on inputs of per-sample shape "
+                f"{describe_inputs(self.input_shapes)}: "
+                f"{one_line(exc)}; set input_shape= to what the model expects"
+            ) from exc
 
     def inputs(self, batch: int) -> Any:
         """Seeded inputs of the given batch size, laid out as the model's inputs."""
@@ -185,7 +188,7 @@ class Harness:
                 self.backend.write(variable, fresh)
         x = self.inputs(self.options.probe_batch)
         constant = all(np.ptp(self.backend.to_numpy(value), axis=0).max() == 0
-                       for _, value in leaves(self.backend.forward(self.model, x)))
+                       for _, value in leaves(self.forward(x)))
         if constant:
             rng = np.random.default_rng([self.options.seed, 3])
             for variable in self.model.trainable_variables:
@@ -217,7 +220,7 @@ class Harness:
         model = self.model
         arrays, rebuild = flatten(self.feed.data(phase, batch))  # batch= errors are the user's
         self.restore()
-        model.reset_metrics()
+        reset_metrics(model, self.name)
         try:
             data = rebuild([self.to_tensor(a) for a in arrays])
             with self.attached(phase) as (_, warned):
@@ -264,6 +267,18 @@ class Harness:
     def retyped(self, tensor: Any) -> Any:
         """A traced tensor as the step takes it: as the tracer made it, for a Keras model."""
         return tensor
+
+
+def reset_metrics(model: Any, name: str) -> None:
+    """Empty the model's metrics, as fit() does each epoch; a metric whose reset_state()
+    raises is the user's error, named as such."""
+    try:
+        model.reset_metrics()
+    except Exception as exc:
+        raise LossguardError(
+            f"{name}: a metric's reset_state() raised {one_line(exc)}; make reset_state() work "
+            "on a metric at any time, as fit() and evaluate() call it before every epoch"
+        ) from exc
 
 
 @contextlib.contextmanager
@@ -322,17 +337,27 @@ def _compile(model: Any, options: Options, name: str) -> Callable[[], None]:
     contents = {key: list(value) for key, value in before.items() if isinstance(value, list)}
     try:
         model.compile(**kwargs)
-    except Exception as exc:
+    except BaseException as exc:
+        with shielded():  # a compile that raised (or ran out of time) part way is undone too
+            _compiled_since(model, before, contents)()
+        if not isinstance(exc, Exception):
+            raise
         raise LossguardError(
-            f"cannot compile {name} with compile={kwargs!r}: {one_line(exc)}; fix the "
+            f"cannot compile {name} with compile={stable_repr(kwargs)}: {one_line(exc)}; fix the "
             "compile= option"
         ) from exc
+    return _compiled_since(model, before, contents)
+
+
+def _compiled_since(model: Any, before: dict[str, Any],
+                    contents: dict[str, list[Any]]) -> Callable[[], None]:
+    """What puts back the attributes set since `before` (and the lists grown since
+    `contents`), bypassing Keras's attribute tracking."""
     changed = [key for key, value in vars(model).items()
                if key not in before or value is not before[key]]
     grown = [key for key, items in contents.items() if before[key] != items]
 
     def undo() -> None:
-        """Put back the attributes compile() set, bypassing Keras's attribute tracking."""
         state = vars(model)
         for key in changed:
             if key in before:
@@ -694,10 +719,12 @@ class ModelObject:
                 with stage("stepping the model"):
                     findings = judge_steps(harness)
             finally:
-                with stage("restoring the model"), shielded():  # the time limit waits
-                    harness.model.reset_metrics()  # metrics first built while probing start empty
-                    harness.restore(original=True)
-                    harness.uncompile()
+                try:  # metrics first built while probing start empty; the user's reset_state
+                    reset_metrics(harness.model, self.name)  # is still under the time limit
+                finally:  # the user's values come back even when a reset raised or hung
+                    with stage("restoring the model"), shielded():  # the time limit waits
+                        harness.restore(original=True)
+                        harness.uncompile()
         restored[:] = dict.fromkeys(restored)  # each named once
         first = harness.heads[0].options
         header = judge.Header(self.flavour, self.flavour, align.reference().name,

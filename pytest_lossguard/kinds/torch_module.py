@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from pytest_lossguard.conventions import PREDICTION_FIRST, pair
+from pytest_lossguard.deadline import shielded
 from pytest_lossguard.findings import Finding, Report
 from pytest_lossguard.introspect import signature, source
 from pytest_lossguard.kinds.called import Called, unreduced
@@ -45,9 +46,20 @@ class TorchModule(Called):
         self.order(parameters, _builtin_loss(cls) or tuple(parameters[:2]) in PREDICTION_FIRST)
 
     def check(self, options: Options) -> Report:
+        """Every probe; parameters and buffers the module's forward changes (running
+        statistics) are put back, as a model's weights are."""
+        import torch
+
         reduces = isinstance(getattr(self.obj, "reduction", None), str)
         self.callee = unreduced(self.obj) if reduces else self.obj
-        return super().check(options)
+        state = [*self.obj.parameters(), *self.obj.buffers()]
+        saved = [tensor.detach().clone() for tensor in state]
+        try:
+            return super().check(options)
+        finally:
+            with shielded(), torch.no_grad():  # the time limit waits
+                for tensor, value in zip(state, saved, strict=True):
+                    tensor.copy_(value)
 
     def hint(self, align: str, finding: Finding) -> str:
         return (f"align ranks before the loss, e.g. {align}: torch broadcasts the two silently "
