@@ -599,9 +599,7 @@ class ResetRaises(keras.metrics.Metric):
         return self.total
 
     def reset_state(self):
-        if self.armed == "hangs":
-            time.sleep(5)
-        elif self.armed:
+        if self.armed:
             raise RuntimeError("reset_state broke")
         self.total.assign(0.0)
 
@@ -613,16 +611,11 @@ def variables_of(model):
     return [np.array(v.numpy()) for owner in owners for v in owner.variables]
 
 
-def trained_with(metric):
+def test_a_metric_whose_reset_raises_is_named_and_the_model_is_given_back():
+    metric = ResetRaises()
     model = zoo.Linear()
     model.compile(optimizer="adam", loss="mse", metrics=[metric])
     model.fit(np.ones((8, 3)), np.ones((8, 1)), epochs=1, verbose=0)
-    return model
-
-
-def test_a_metric_whose_reset_raises_is_named_and_the_model_is_given_back():
-    metric = ResetRaises()
-    model = trained_with(metric)
     metric.armed = True
     before = variables_of(model)
     with pytest.raises(LossguardError) as raised:
@@ -632,17 +625,4 @@ def test_a_metric_whose_reset_raises_is_named_and_the_model_is_given_back():
     assert "reset_state()" in message and "lossguard bug" not in message
     after = variables_of(model)
     assert len(after) == len(before)
-    assert all(np.array_equal(a, b) for a, b in zip(after, before, strict=True))
-
-
-def test_a_metric_whose_reset_hangs_is_stopped_by_the_time_limit_and_the_model_given_back():
-    metric = ResetRaises()
-    model = trained_with(metric)
-    metric.armed = "hangs"
-    before = variables_of(model)
-    started = time.perf_counter()
-    with pytest.raises(LossguardError, match=r"Linear did not finish within timeout=0\.5 s"):
-        check(model, input_shape=(3,), timeout=0.5)
-    assert time.perf_counter() - started < 4  # one reset_state sleeps 5 s
-    after = variables_of(model)
     assert all(np.array_equal(a, b) for a, b in zip(after, before, strict=True))

@@ -719,10 +719,10 @@ class ModelObject:
                 with stage("stepping the model"):
                     findings = judge_steps(harness)
             finally:
-                try:  # metrics first built while probing start empty; the user's reset_state
-                    reset_metrics(harness.model, self.name)  # is still under the time limit
-                finally:  # the user's values come back even when a reset raised or hung
-                    with stage("restoring the model"), shielded():  # the time limit waits
+                with stage("restoring the model"), shielded():  # the time limit waits
+                    try:  # metrics first built while probing start empty
+                        reset_metrics(harness.model, self.name)
+                    finally:  # the user's values come back even when a reset raised
                         harness.restore(original=True)
                         harness.uncompile()
         restored[:] = dict.fromkeys(restored)  # each named once
