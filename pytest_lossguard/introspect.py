@@ -130,7 +130,15 @@ def unwrap(obj: Any) -> Any:
 
 
 def describe(obj: Any) -> str:
-    """A short, stable name for reports and node ids."""
+    """A short, stable name for reports and node ids; never raises: an object whose attribute
+    reads raise (a lazy proxy's `__getattr__`) is named by its type."""
+    try:
+        return _described(obj)
+    except Exception:
+        return type(obj).__name__
+
+
+def _described(obj: Any) -> str:
     if isinstance(obj, type) or inspect.isfunction(obj) or inspect.ismethod(obj):
         return str(obj.__qualname__)
     if isinstance(obj, functools.partial) or hasattr(obj, "python_function"):

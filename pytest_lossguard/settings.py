@@ -101,9 +101,14 @@ def own_marks(marks: Any) -> list[Any]:
 
 def marks_of(obj: Any) -> list[Any]:
     """Lossguard marks set on `obj` itself: a class does not inherit its base's marks here,
-    so marking a base Loss marks only the base."""
-    return own_marks(vars(obj).get("pytestmark", []) if isinstance(obj, type)
-                     else getattr(obj, "pytestmark", []))
+    so marking a base Loss marks only the base. An object whose attribute reads raise (a lazy
+    proxy's `__getattr__`) has none that can be read."""
+    try:
+        marks = (vars(obj).get("pytestmark", []) if isinstance(obj, type)
+                 else getattr(obj, "pytestmark", []))
+    except Exception:
+        return []
+    return own_marks(marks)
 
 
 def marker_kwargs(obj: Any) -> dict[str, Any]:

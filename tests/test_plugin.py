@@ -321,6 +321,16 @@ def test_fixture_fails_the_test_with_the_report(pytester):
         def test_not_a_loss(lossguard):
             lossguard.check(42)
 
+        class Proxy:
+            def __getattr__(self, name):
+                raise RuntimeError(f"not ready: {name}")
+
+            def __call__(self, y_true, y_pred):
+                return np_mae(y_true, y_pred)
+
+        def test_proxy(lossguard):
+            lossguard.check(Proxy())
+
         def test_twice(lossguard):
             lossguard.check(quantiles)
             lossguard.check(quantiles, seed=1)
@@ -336,10 +346,13 @@ def test_fixture_fails_the_test_with_the_report(pytester):
         "test_fixture.py::test_aligned": "PASSED",
         "test_fixture.py::test_override_applies": "PASSED",
         "test_fixture.py::test_not_a_loss": "FAILED",
+        "test_fixture.py::test_proxy": "FAILED",
         "test_fixture.py::test_twice": "PASSED",
     }
     result.stdout.fnmatch_lines(["*lossguard: np_mae broadcasts labels against predictions"])
     result.stdout.fnmatch_lines(["lossguard: 42 (int) is not callable; lossguard accepts*"])
+    # An object whose attribute reads raise is a lossguard error naming it, not a raw exception.
+    result.stdout.fnmatch_lines(["lossguard: Proxy: *RuntimeError: not ready*"])
     assert "pytest_lossguard/" not in result.stdout.str()
     # Once, not again after "During handling of the above exception".
     assert "During handling" not in result.stdout.str()
@@ -355,6 +368,7 @@ def test_fixture_fails_the_test_with_the_report(pytester):
         "test_fixture.py::test_aligned[lossguard-test_aligned.<locals>.<lambda>]": (True, 0, 0),
         "test_fixture.py::test_override_applies[lossguard-quantiles]": (True, 0, 0),
         "test_fixture.py::test_not_a_loss[lossguard-int]": (False, 0, 1),
+        "test_fixture.py::test_proxy[lossguard-Proxy]": (False, 0, 1),
         "test_fixture.py::test_twice[lossguard-quantiles]": (True, 0, 0),
         "test_fixture.py::test_twice[lossguard-quantiles-2]": (True, 0, 0),
     }
