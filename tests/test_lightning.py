@@ -140,6 +140,23 @@ def test_a_module_that_cannot_run_on_its_inputs_is_a_clear_error():
         check(without_example_input(), input_shape=(4,))
 
 
+class ReturnsText(AlignedRegression):
+    def training_step(self, batch, batch_idx):
+        return "done"
+
+
+@pytest.mark.parametrize("module", [ReturnsText, AlignedRegression])
+def test_a_step_that_returns_no_loss_is_told_what_lightning_takes(module):
+    report = check(module())
+    if module is AlignedRegression:  # a dict holding the loss is one of Lightning's forms
+        assert report.ok and report.error is None
+        return
+    assert report.error is not None
+    assert ("training_step raised on canonical labels: TypeError: training_step returned str "
+            "'done'; return the loss tensor, a dict holding it under 'loss', or None"
+            ) in report.error.message
+
+
 class Scale(torch.nn.Module):
     """A layer of the user's whose reset_parameters raises."""
 

@@ -63,11 +63,15 @@ def _input_shapes(module: Any, options: Options, name: str) -> InputShape:
                        "example_input_array)", "input_shape")
 
 
-def _returned_loss(result: Any) -> Any:
-    """The loss a step returned: a tensor, or a dict's "loss" (Lightning's two forms)."""
-    if isinstance(result, Mapping):
-        return result.get("loss")
-    return result
+def _returned_loss(result: Any, method: str) -> Any:
+    """The loss a step returned: a tensor, or a dict's "loss" (Lightning's two forms), or None
+    (a step that skips the batch); anything else is the user's error, said as Lightning
+    would take it."""
+    loss = result.get("loss") if isinstance(result, Mapping) else result
+    if loss is not None and not hasattr(loss, "requires_grad"):
+        raise TypeError(f"{method} returned {type(loss).__name__} {loss!r:.40}; return the loss "
+                        "tensor, a dict holding it under 'loss', or None")
+    return loss
 
 
 def _reset(layer: Any, name: str) -> None:
@@ -190,7 +194,8 @@ class LightningHarness(Harness):
         try:
             data = rebuild([self.to_tensor(a) for a in arrays])
             with self.attached(phase) as (logged, warned):
-                loss = _returned_loss(self.backend.step(self.model, self.methods[phase], data))
+                method = self.methods[phase]
+                loss = _returned_loss(self.backend.step(self.model, method, data), method)
                 gradients: tuple[Any, ...] = ()
                 if loss is not None and loss.requires_grad and parameters:
                     gradients = self.torch.autograd.grad(loss, parameters, allow_unused=True)
