@@ -89,3 +89,29 @@ def test_the_readme_s_models_example_runs_and_its_models_pass():
     assert len(reports) == 2 and all(report.ok for report in reports), reports
     assert [f.probe for f in reports[0].findings if f.output == "cls"] == [
         "labels-extra-unit-axis [cls]"]
+
+
+def test_options_md_names_every_option_ini_key_and_flag(pytester):
+    """Every marker option in the table, and every ini key and flag `pytest --help` lists under
+    lossguard, is named on docs/options.md, so a newcomer finds each where the README sends them."""
+    from pytest_lossguard.options import Options
+
+    text = (ROOT / "docs" / "options.md").read_text()
+    table = set(re.findall(r"^\| `(\w+)`(?:, `(\w+)`)?", text, re.MULTILINE))
+    in_table = {name for row in table for name in row if name}
+    assert Options.names() <= in_table, Options.names() - in_table
+    help_text = pytester.runpytest("--help").stdout.str()
+    keys = set(re.findall(r"^  (lossguard\w*) \(", help_text, re.MULTILINE))
+    flags = set(re.findall(r"^  (--lossguard[\w-]*)", help_text, re.MULTILINE))
+    assert len(keys) > 10 and len(flags) >= 4, (keys, flags)
+    missing = {name for name in keys | flags if f"`{name}" not in text}
+    assert not missing, missing
+
+
+def test_discovery_md_names_every_flag_of_the_command():
+    from pytest_lossguard.cli import _parser
+
+    flags = {option for action in _parser()._actions for option in action.option_strings
+             if option.startswith("--") and option != "--help"}
+    text = (ROOT / "docs" / "discovery-and-cli.md").read_text()
+    assert flags and not {flag for flag in flags if f"`{flag}" not in text}, flags
