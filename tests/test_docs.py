@@ -115,3 +115,31 @@ def test_discovery_md_names_every_flag_of_the_command():
              if option.startswith("--") and option != "--help"}
     text = (ROOT / "docs" / "discovery-and-cli.md").read_text()
     assert flags and not {flag for flag in flags if f"`{flag}" not in text}, flags
+
+
+def test_the_command_prints_what_discovery_md_shows(tmp_path):
+    """The `lossguard` command's example: the skipped class, the instance named with its class,
+    the table; each shown part (between `...` cuts) is printed as shown, up to the seconds."""
+    page = (ROOT / "docs" / "discovery-and-cli.md").read_text()
+    package = tmp_path / "src" / "mypkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "losses.py").write_text(block(page, "python", "For example, a package"))
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest_lossguard", "src/mypkg/losses.py"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 1, result.stdout + result.stderr[-2000:]
+
+    def steady(text):  # the seconds column, and torch's line numbers, vary
+        text = re.sub(r"(?m)^((?:\s+\d+){6})\s+\d+\.\d+", r"\1 S", text)
+        return re.sub(r"(torch/[\w/]+\.py):\d+", r"\1:N", text)
+
+    printed = steady(result.stdout)
+    shown = steady(block(page, "text", "For example, a package"))
+    at = 0
+    for part in shown.split("  ...\n"):
+        found = printed.find(part, at)
+        assert found >= 0, f"not printed after offset {at}:\n{part}\n--- printed:\n{printed}"
+        at = found + len(part)
