@@ -143,3 +143,12 @@ def test_the_command_prints_what_discovery_md_shows(tmp_path):
         found = printed.find(part, at)
         assert found >= 0, f"not printed after offset {at}:\n{part}\n--- printed:\n{printed}"
         at = found + len(part)
+
+
+def test_discovery_md_lists_the_parameter_pairs_discovery_reads():
+    from pytest_lossguard.conventions import PAIRS
+
+    text = (ROOT / "docs" / "discovery-and-cli.md").read_text()
+    listed = text[text.index("functions whose first two parameters"):text.index("- `keras.losses")]
+    shown = set(re.findall(r"`\((\w+), (\w+)\)`", listed))
+    assert shown == PAIRS, (shown - PAIRS, PAIRS - shown)
