@@ -1,7 +1,8 @@
 """pytest-lossguard: find losses and metrics that silently broadcast labels against predictions.
 
-Importing this package is cheap: the engine (and NumPy) load on first use of an attribute,
-and no framework loads until a target is probed.
+Importing this package is cheap: each name below loads its module on first use (`check`,
+`check_loss` and `check_model` bring the engine and NumPy), and no framework loads until a
+target is probed.
 """
 
 from __future__ import annotations
