@@ -85,19 +85,20 @@ def _outcome(target: Callee, inputs: Inputs) -> Outcome:
         args = to_tensor(inputs.y_true), to_tensor(inputs.y_pred)
         raw = target.call(*args, sample_weight=weight) if weight is not None else target.call(*args)
         if raw is None or isinstance(raw, (str, bytes)):
-            raise TypeError(f"returned {raw!r:.40} ({type(raw).__name__}), not a number; a loss "
-                            "must return its value: a tensor, an array or a number computed "
-                            "from its inputs")
+            raise TypeError(f"returned {raw!r:.40} ({type(raw).__name__}), not a number; a loss or "
+                            "metric must return its value: a tensor, an array or a number "
+                            "computed from its inputs")
         if isinstance(raw, (tuple, list, dict)):
             parts = raw.values() if isinstance(raw, dict) else raw
             kinds = ", ".join(type(part).__name__ for part in list(parts)[:4])
-            raise TypeError(f"returned a {type(raw).__name__} of {len(raw)} ({kinds}); a loss "
-                            "must return one tensor: return the loss alone, not (loss, aux)")
+            raise TypeError(f"returned a {type(raw).__name__} of {len(raw)} ({kinds}); a loss or "
+                            "metric must return one tensor: return its value alone, not "
+                            "(loss, aux)")
         array = np.asarray(target.backend.to_numpy(raw))
         read = numeric(array)
         if read is None:
-            raise TypeError(f"returned {type(raw).__name__} of dtype {array.dtype}; a loss "
-                            "must return a real-valued tensor or array")
+            raise TypeError(f"returned {type(raw).__name__} of dtype {array.dtype}; a loss or "
+                            "metric must return a real-valued tensor or array")
     except Exception as exc:
         return Outcome(error=exc)
     result, itemsize = read

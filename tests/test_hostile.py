@@ -23,8 +23,8 @@ from pytest_lossguard import LossguardError, LossguardWarning, check
 
 
 @pytest.mark.parametrize(("target", "reason"), [
-    (returns_none, "TypeError: returned None (NoneType), not a number; a loss must return its "
-                   "value: a tensor, an array or a number"),
+    (returns_none, "TypeError: returned None (NoneType), not a number; a loss or metric must "
+                   "return its value: a tensor, an array or a number"),
     (returns_text, "TypeError: returned 'low' (str), not a number"),
     (always_inf, "returned inf on well-formed input; check domain="),
 ])
@@ -214,7 +214,7 @@ def test_the_rest_of_the_suite_runs_on(zoo_pytester):
     result.stdout.fnmatch_lines_random([
         "ERROR test_hostile_suite.py::returns_none[[]lossguard[]] - lossguard: returns_none c*",
         "lossguard: 42 (int) is not callable; lossguard accepts*",
-        "*returned None (NoneType), not a number; a loss must return its value*",
+        "*returned None (NoneType), not a number; a loss or metric must return its",
         "*returned nan on well-formed input; check domain=*",
         "lossguard: hangs did not finish within timeout=0.5 s; fix the hang*",
         "lossguard: canonical shapes (1000, 1000) / (1000, 1000) at batch 7 need * over the limit*",
@@ -328,8 +328,8 @@ def test_a_tuple_result_says_what_was_returned():
 
     report = check(with_aux)
     assert report.error is not None
-    assert "returned a tuple of 2 (EagerTensor, dict); a loss must return one tensor: return " \
-           "the loss alone, not (loss, aux)" in report.error.message
+    assert "returned a tuple of 2 (EagerTensor, dict); a loss or metric must return one tensor: " \
+           "return its value alone, not (loss, aux)" in report.error.message
     assert "inhomogeneous" not in report.error.message
 
 

@@ -67,7 +67,7 @@ def test_a_number_from_aligned_code_is_safe():
 @pytest.mark.parametrize(("returned", "words"), [
     (None, "returned None (NoneType), not a number"),
     ("0.5", "returned '0.5' (str), not a number"),
-    (True, "returned bool of dtype bool; a loss must return a real-valued"),
+    (True, "returned bool of dtype bool; a loss or metric must return a real-valued"),
     (1j, "returned complex of dtype complex128"),
 ])
 def test_a_result_that_is_no_real_number_stays_an_error_naming_the_fix(returned, words):
