@@ -180,7 +180,7 @@ def weights_hint(backend: Backend, where: Location | None = None,
     shape = str((-1, *[1] * (len(loss) - 1)))
     return (f"{name} {weights} meets {against} at {where.where}; Keras hands sample_weight "
             f"over as (B,) or (B, 1) alike, so give it the loss's rank {place}: "
-            f"{name} = {backend.reshape(name, shape)}")
+            f"{_assign(name, backend.reshape(name, shape))}")
 
 
 def canonical_growth(report: Report) -> tuple[Finding, Location] | None:
