@@ -148,13 +148,15 @@ def _reshape(where: Location, varying: Shape, backend: Backend,
 def step_labels(finding: Finding, head: str | int | None, true_shape: Shape, pred_shape: Shape,
                 backend: Backend, names: tuple[str, str]) -> tuple[str, str]:
     """(statement, the line it goes before, if it is read off one) that aligns a step's labels
-    to its prediction. On one output
-    of several (`head`: its key or index; its canonical shapes), the located op's operands as
-    its line writes them (`y["reg"]`, or the step's own names for them), else the step's
-    labels and predictions (`names`) subscripted by the head: `y` alone is then a dict or a
-    list, which a reshape cannot take. A model of one output gets `names` as they are."""
+    to its prediction. On one output of several (`head`: its key or index; its canonical
+    shapes), the located op's operands as its line writes them (`y["reg"]`, or the step's own
+    names for them), else the step's labels and predictions (`names`) subscripted by the head:
+    `y` alone is then a dict or a list, which a reshape cannot take. A model of one output
+    gets `names` as they are."""
     where = finding.location
-    if head is not None and where is not None and where.where and not where.layout:
+    # An op inside a library function the line calls has operands of its own, not the line's.
+    if (head is not None and where is not None and where.where and not where.layout
+            and not where.internals):
         code = _reshape(where, finding.y_true, backend, finding.y_pred)
         if code is not None:
             return code, where.where
