@@ -9,6 +9,7 @@ when the line writes it; otherwise the hint names shapes, never an invented vari
 from __future__ import annotations
 
 import ast
+import json
 import math
 
 from pytest_lossguard.backends import Backend
@@ -36,18 +37,36 @@ _SPELLINGS: tuple[tuple[frozenset[str], type[ast.AST] | None], ...] = (
 
 
 def fix_code(finding: Finding, true_shape: tuple[int, ...], pred_shape: tuple[int, ...],
-             backend: Backend, names: tuple[str, str] = ("y_true", "y_pred")) -> str:
+             backend: Backend, names: tuple[str, str] = ("y_true", "y_pred"),
+             head: str | int | None = None) -> str:
     """The statement that aligns the probe's odd side, to put first in the loss's body.
 
     With equal canonical shapes, labels reshaped to the prediction's shape fix every probe
     (Keras's own idiom); otherwise the side the probe edited goes back to its own shape.
+    `head` is the key (a dict's) or index (a list's) of the output the finding is on, for
+    code that gets the labels and predictions of several outputs at once.
     """
+    if head is not None:
+        key = json.dumps(head)
+        names = (f"{names[0]}[{key}]", f"{names[1]}[{key}]")
     labels, predictions = names
     if true_shape == pred_shape:
-        return f"{labels} = {backend.reshape(labels, backend.shape(predictions))}"
+        return _assign(labels, backend.reshape(labels, backend.shape(predictions)))
     side, own = ((predictions, pred_shape) if finding.edits == ("y_pred",)
                  else (labels, true_shape))
-    return f"{side} = {backend.reshape(side, str((-1, *own)))}"
+    return _assign(side, backend.reshape(side, str((-1, *own))))
+
+
+def _assign(target: str, value: str) -> str:
+    """`target = value` as a statement that runs when pasted into a step: an output's item
+    (`y["reg"]`, `y[0]`) is set on a copy of its dict or list, since fit() hands a list of
+    outputs over as a tuple, and a compiled step may not change the data it is given."""
+    node = ast.parse(target, mode="eval").body
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+        base = ast.unparse(node.value)
+        copy = "list" if isinstance(node.slice.value, int) else "dict"
+        return f"{base} = {copy}({base}); {target} = {value}"
+    return f"{target} = {value}"
 
 
 def _callee(node: ast.expr) -> str:
@@ -76,38 +95,72 @@ def _pairs(tree: ast.AST, names: frozenset[str],
     return found
 
 
+def _written(node: ast.expr, line: str) -> str | None:
+    """An operand as the line writes it, when a statement can assign to it: a name, or a
+    name subscripted by a constant (`y["reg"]`, `y_pred[0]`, the output of several)."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
+            and isinstance(node.slice, ast.Constant)
+            and isinstance(node.slice.value, (str, int))):
+        return ast.get_source_segment(line, node)
+    return None
+
+
 def operands(where: Location) -> tuple[str | None, str | None]:
-    """The names of the located op's two operands as its line writes them, in the op's input
-    order: None for an operand that is not a plain name, or when the line does not write
+    """The located op's two operands as its line writes them, in the op's input order: None
+    for an operand that is neither a name nor a name's item, or when the line does not write
     exactly one such op."""
     spelling = next((s for s in _SPELLINGS if where.op.lower() in s[0]), None)
     if spelling is None or len(where.inputs) != 2:
         return None, None
+    line = where.source.strip()
     try:
-        tree = ast.parse(where.source.strip())
+        tree = ast.parse(line)
     except SyntaxError:  # one line of a longer statement
         return None, None
     found = _pairs(tree, *spelling)
     if len(found) != 1:
         return None, None
     left, right = found[0]
-    return tuple(side.id if isinstance(side, ast.Name) else None  # type: ignore[return-value]
-                 for side in (left, right))
+    return _written(left, line), _written(right, line)
 
 
-def _reshape(where: Location, varying: Shape, backend: Backend) -> str | None:
+def _reshape(where: Location, varying: Shape, backend: Backend,
+             prediction: Shape | None = None) -> str | None:
     """The statement that reshapes the located op's operand of shape `varying` (the one the
-    layouts vary) to the other operand's shape, batch left free, in the user's name for it;
-    None when that operand has no name or the reshape cannot hold."""
+    layouts vary) to the other operand's shape, in the user's name for it: to the other's
+    own shape when that is the named `prediction`, else batch left free; None when that
+    operand has no name or the reshape cannot hold."""
     names = operands(where)
     side = next((i for i, shape in enumerate(where.inputs)
                  if shape == varying and names[i] is not None), None)
     if side is None:
         return None
-    other = where.inputs[1 - side]
+    name, other, named = str(names[side]), where.inputs[1 - side], names[1 - side]
+    if other == prediction and named is not None:
+        return _assign(name, backend.reshape(name, backend.shape(named)))
     if other[:1] != varying[:1] or math.prod(other[1:]) != math.prod(varying[1:]):
         return None
-    return f"{names[side]} = {backend.reshape(str(names[side]), str((-1, *other[1:])))}"
+    return _assign(name, backend.reshape(name, str((-1, *other[1:]))))
+
+
+def step_labels(finding: Finding, head: str | int | None, true_shape: Shape, pred_shape: Shape,
+                backend: Backend, names: tuple[str, str]) -> tuple[str, str]:
+    """(statement, the line it goes before, if it is read off one) that aligns a step's labels
+    to its prediction. On one output of several (`head`: its key or index; its canonical
+    shapes), the located op's operands as its line writes them (`y["reg"]`, or the step's own
+    names for them), else the step's labels and predictions (`names`) subscripted by the head:
+    `y` alone is then a dict or a list, which a reshape cannot take. A model of one output
+    gets `names` as they are."""
+    where = finding.location
+    # An op inside a library function the line calls has operands of its own, not the line's.
+    if (head is not None and where is not None and where.where and not where.layout
+            and not where.internals):
+        code = _reshape(where, finding.y_true, backend, finding.y_pred)
+        if code is not None:
+            return code, where.where
+    return fix_code(finding, true_shape, pred_shape, backend, names, head), ""
 
 
 def weights_hint(backend: Backend, where: Location | None = None,
@@ -129,7 +182,7 @@ def weights_hint(backend: Backend, where: Location | None = None,
     shape = str((-1, *[1] * (len(loss) - 1)))
     return (f"{name} {weights} meets {against} at {where.where}; Keras hands sample_weight "
             f"over as (B,) or (B, 1) alike, so give it the loss's rank {place}: "
-            f"{name} = {backend.reshape(name, shape)}")
+            f"{_assign(name, backend.reshape(name, shape))}")
 
 
 def canonical_growth(report: Report) -> tuple[Finding, Location] | None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from pasting import pasted
 
 from pytest_lossguard import LossguardError, check
 from pytest_lossguard.errors import OptionNeeded
@@ -438,3 +439,52 @@ class UnpacksLabels(Regression):
     def training_step(self, batch, batch_idx):
         x, (y, _) = batch
         return torch.mean((y - self(x)) ** 2)
+
+
+class DictHeads(Regression):
+    """forward returns a dict of a regression and a 4-class head; the regression's loss is
+    torch's mse_loss on (B,) labels, over several lines with the class head's."""
+
+    def __init__(self):
+        super().__init__()
+        self.classes = torch.nn.Linear(3, 4)
+
+    def forward(self, x):
+        return {"reg": self.linear(x), "cls": self.classes(x)}
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        y_hat = self(x)
+        loss = torch.nn.functional.mse_loss(y_hat["reg"], y["reg"]) + (
+            torch.nn.functional.cross_entropy(y_hat["cls"], y["cls"]))
+        return loss
+
+
+class TupleHeads(DictHeads):
+    """forward returns a tuple; the regression's error on a line of its own."""
+
+    def forward(self, x):
+        return self.linear(x), self.classes(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        y_hat = self(x)
+        error = y_hat[0] - y[0]
+        return torch.mean(error ** 2) + torch.nn.functional.cross_entropy(y_hat[1], y[1])
+
+
+@pytest.mark.parametrize(("module", "head", "domain", "code"), [
+    # Located inside mse_loss, on a line that is not a whole statement: the step's y and
+    # y_hat, by the head's key, on a copy of the dict.
+    (DictHeads, "reg", {"cls": "sparse"},
+     'y_hat = self(x); y = dict(y); y["reg"] = y["reg"].reshape(y_hat["reg"].shape)'),
+    # Located on the line's own operands, by index, on a list copy.
+    (TupleHeads, "0", {1: "sparse"}, "y = list(y); y[0] = y[0].reshape(y_hat[0].shape)"),
+])
+@pytest.mark.filterwarnings("ignore:Using a target size")
+def test_the_fix_of_one_head_of_several_names_it_and_works_pasted(module, head, domain, code):
+    report = check(module, domain=domain)
+    assert {f.output for f in report.failures} == {head}, str(report)
+    fixed, given = pasted(module, report)
+    assert given == code
+    assert check(fixed, domain=domain).ok, str(check(fixed, domain=domain))

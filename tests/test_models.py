@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import zoo
+from pasting import pasted
 
 from pytest_lossguard import LossguardError, Options, check, check_loss, check_model, probes
 from pytest_lossguard.advice import fix_code
@@ -709,3 +710,35 @@ def test_a_factory_built_functional_model_points_at_the_factory():
     # A factory of the user's own Model class points at that class, as before.
     line = inspect.getsourcelines(zoo.HandMSE)[1]
     assert check(zoo.hand_mse_factory, **SHAPE).source == f"tests/zoo.py:{line}"
+
+
+# The fix of a model with several outputs, pasted as lossguard writes it.
+
+DICT_HEADS = {**HEADS, "compile": {"optimizer": "sgd", "loss": {
+    "reg": "mean_squared_error", "cls": "sparse_categorical_crossentropy"}}}
+
+
+@pytest.mark.parametrize(("model", "options", "code"), [
+    # The located line names the head: the fix uses its operands, on a copy of the dict.
+    (zoo.DictHands, DICT_HEADS, 'y = dict(y); y["reg"] = {ns}.reshape(y["reg"], '
+                                '{ns}.shape(y_pred["reg"]))'),
+    # A statement over several lines: the step's y and y_pred, by the head's index, on a list
+    # (fit() hands a list of labels over as a tuple).
+    (zoo.ListHands, HAND_HEADS, "y = list(y); y[0] = {ns}.reshape(y[0], {ns}.shape(y_pred[0]))"),
+    (zoo.DictComputeLoss, DICT_HEADS, 'y = dict(y); y["reg"] = {ns}.reshape(y["reg"], '
+                                      '{ns}.shape(y_pred["reg"]))'),
+])
+def test_the_fix_of_one_head_of_several_names_it_and_works_pasted(model, options, code):
+    report = check(model, **options)
+    assert {f.output for f in report.failures} == {"reg"}, str(report)
+    fixed, given = pasted(model, report)
+    assert given == code.format(ns="tf" if zoo.LEGACY else "keras.ops")
+    assert check(fixed, **options).ok, str(check(fixed, **options))
+
+
+def test_the_fix_of_a_model_of_one_output_keeps_the_step_s_y_and_y_pred():
+    report = check(zoo.HandMSE, **SHAPE)
+    ns = "tf" if zoo.LEGACY else "keras.ops"
+    assert " ".join(report.failures[0].fix.text.split()).endswith(
+        f"or align them to the prediction before the loss, e.g. y = {ns}.reshape(y, "
+        f"{ns}.shape(y_pred))")

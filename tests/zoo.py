@@ -359,6 +359,13 @@ HEADS_COMPILE = {"optimizer": "sgd",
                  "loss": ["mean_squared_error", "sparse_categorical_crossentropy"]}
 
 
+def applied(model, tape, loss):
+    """A hand-written step's end: the gradients of its loss applied, the loss reported."""
+    grads = tape.gradient(loss, model.trainable_variables)
+    model.optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+    return {"loss": loss}
+
+
 class HandHeads(keras.Model):
     """The two heads, with both losses written by hand in train_step (evaluate() computes
     them from HEADS_COMPILE)."""
@@ -377,13 +384,56 @@ class HandHeads(keras.Model):
             reg_pred, cls_pred = self(x, training=True)
             loss = self.regression(reg, reg_pred) + tf.reduce_mean(
                 keras.losses.sparse_categorical_crossentropy(cls, cls_pred))
-        grads = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables, strict=True))
-        return {"loss": loss}
+        return applied(self, tape, loss)
 
 
 class AlignedHeads(HandHeads):
     regression = staticmethod(aligned_mse)
+
+
+class ListHands(HandHeads):
+    """The two heads as a list, both losses by hand on one statement over several lines, which
+    names the heads by index: the fix subscripts the step's own y and y_pred."""
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = tf.reduce_mean(tf.square(y[0] - y_pred[0])) + tf.reduce_mean(
+                keras.losses.sparse_categorical_crossentropy(y[1], y_pred[1]))
+        return applied(self, tape, loss)
+
+
+class DictHeads(keras.Model):
+    """The two heads as a dict, trained by Keras's own steps."""
+
+    def __init__(self, **kwargs):
+        inputs = keras.Input((3,))
+        super().__init__(inputs, {
+            "reg": keras.layers.Dense(1, name="reg")(inputs),
+            "cls": keras.layers.Dense(4, activation="softmax", name="cls")(inputs)}, **kwargs)
+
+
+class DictHands(DictHeads):
+    """The regression's loss by hand on a line of its own that names the head: the fix reads
+    its operands off that line."""
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            regression = tf.reduce_mean(tf.square(y["reg"] - y_pred["reg"]))
+            loss = regression + tf.reduce_mean(
+                keras.losses.sparse_categorical_crossentropy(y["cls"], y_pred["cls"]))
+        return applied(self, tape, loss)
+
+
+class DictComputeLoss(DictHeads):
+    """compute_loss overridden by hand, over several lines."""
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return tf.reduce_mean(tf.abs(y["reg"] - y_pred["reg"])) + tf.reduce_mean(
+            keras.losses.sparse_categorical_crossentropy(y["cls"], y_pred["cls"]))
 
 
 class Critic(Linear):

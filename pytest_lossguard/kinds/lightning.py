@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pytest_lossguard import align, backends, judge
-from pytest_lossguard.advice import advised, fix_code, weights_hint
+from pytest_lossguard.advice import advised, fix_code, step_labels, weights_hint
 from pytest_lossguard.conventions import LIGHTNING_STEPS
 from pytest_lossguard.deadline import shielded
 from pytest_lossguard.errors import LossguardError, OptionNeeded, stage
@@ -30,6 +30,7 @@ from pytest_lossguard.kinds import BuiltKind
 from pytest_lossguard.kinds.model import Harness, Step, judge_steps, redraw, step_logs
 from pytest_lossguard.kinds.model_data import (
     Batch,
+    Outputs,
     describe_inputs,
     flatten,
     leaves,
@@ -227,6 +228,7 @@ class LightningModule:
         self.name = name
         self.source = source(type(module))
         self.backend = backends.load("torch")
+        self.outputs: Outputs | None = None  # set by check, read by advise
 
     def check(self, options: Options) -> Report:
         """Every label probe of the module; its weights and modes are put back on the way out."""
@@ -243,6 +245,7 @@ class LightningModule:
         with preserved() as restored:
             with stage("preparing the module"):
                 harness = LightningHarness(self.obj, self.name, options)
+                self.outputs = harness.outputs
                 if not harness.methods:
                     raise LossguardError(
                         f"{self.name} defines no training_step or validation_step that runs "
@@ -265,8 +268,10 @@ class LightningModule:
             return judge.report(self, header, findings, options, started, restored)
 
     def advise(self, report: Report, finding: Finding) -> Fix:
-        code = fix_code(finding, report.true_shape, report.pred_shape, self.backend,
-                        ("y", "y_hat"))
+        assert self.outputs is not None  # a report's advice follows its check
+        key, head = self.outputs.head(finding.output)
+        shapes = head.options.true_shape, head.options.pred_shape
+        code = fix_code(finding, *shapes, self.backend, ("y", "y_hat"))
         if finding.verdict is Verdict.ERROR:
             return advised(finding, code, LIGHTNING_ERROR)
         if finding.sample_weight is not None:
@@ -274,9 +279,10 @@ class LightningModule:
                                                        finding.sample_weight))
         method = finding.method or Method("training_step")
         where = f"where {method} is computed" if method.metric else f"in {method}"
-        return advised(finding, code, f"{where}, align the labels to the prediction first, "
-                                      f"e.g. y_hat = self(x); {code}: torch broadcasts the two "
-                                      "silently")
+        labels, line = step_labels(finding, key, *shapes, self.backend, ("y", "y_hat"))
+        place = f"before {line}: " if line else "first, e.g. y_hat = self(x); "
+        return advised(finding, code, f"{where}, align the labels to the prediction {place}"
+                                      f"{labels}: torch broadcasts the two silently")
 
     def needs_keras(self, options: Options) -> bool:
         return False

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pytest_lossguard import align, backends, judge, probes
-from pytest_lossguard.advice import advised, fix_code, weights_hint
+from pytest_lossguard.advice import advised, fix_code, step_labels, weights_hint
 from pytest_lossguard.backends import Backend
 from pytest_lossguard.conventions import STEPS
 from pytest_lossguard.deadline import shielded
@@ -31,6 +31,7 @@ from pytest_lossguard.kinds import BuiltKind
 from pytest_lossguard.kinds.model_data import (
     Batch,
     Feed,
+    Outputs,
     describe_inputs,
     draw_inputs,
     flatten,
@@ -124,6 +125,7 @@ class Harness:
         feed (steps the user wrote are told from `library`'s, Keras's by default), the empty
         snapshots, the locator and the memo of runs. Every harness's constructor ends here."""
         self.heads = heads(self.model, outputs, self.options, name)
+        self.outputs = Outputs(tuple(self.heads), isinstance(outputs, Mapping))
         self.feed = Feed(self.model, outputs, self.options, name, self.methods, library)
         self.original: list[tuple[Any, np.ndarray]] = []
         self.state: list[tuple[Any, Any]] = []
@@ -463,7 +465,7 @@ def _labelled_outputs(harness: Harness) -> str:
     heads = harness.heads
     if len(heads) < 2 or harness.options.batch is not None:
         return ""
-    first = repr(heads[0].name) if isinstance(harness.feed.outputs, Mapping) else 0
+    first = repr(heads[0].name) if harness.outputs.keyed else 0
     return (f"; it was given labels for each of its {len(heads)} outputs "
             f"({', '.join(head.name for head in heads)}): if only some take labels, pass "
             "those alone with the batch= option of the mark or check(), e.g. "
@@ -702,6 +704,7 @@ class ModelObject:
         self.source = source(type(model))
         self.flavour = keras_base(type(model), "Model") or "keras"
         self.backend = backends.load(_BACKENDS[self.flavour])
+        self.outputs: Outputs | None = None  # set by check, read by advise
 
     def check(self, options: Options) -> Report:
         """Every label probe of the model; its state is put back on the way out."""
@@ -710,6 +713,7 @@ class ModelObject:
         with preserved() as restored:
             with stage("building and compiling the model"), preserved() as built:
                 harness = Harness(self.obj, self.name, self.backend, options)
+                self.outputs = harness.outputs
             # Keras's unseeded initialisers draw seeds from Python's random state while
             # lossguard builds the model: put back, but not blamed on the target.
             restored.extend(name for name in built if name != PYTHON_RANDOM)
@@ -733,19 +737,25 @@ class ModelObject:
             return judge.report(self, header, findings, options, started, restored)
 
     def advise(self, report: Report, finding: Finding) -> Fix:
-        code = fix_code(finding, report.true_shape, report.pred_shape, self.backend)
-        return advised(finding, code, self._hint(finding, code))
+        assert self.outputs is not None  # a report's advice follows its check
+        key, head = self.outputs.head(finding.output)
+        shapes = head.options.true_shape, head.options.pred_shape
+        code = fix_code(finding, *shapes, self.backend)
+        step = step_labels(finding, key, *shapes, self.backend, ("y", "y_pred"))
+        return advised(finding, code, self._hint(finding, code, step))
 
-    def _hint(self, finding: Finding, align_code: str) -> str:
-        ns = self.backend.namespace
+    def _hint(self, finding: Finding, align_code: str, step: tuple[str, str]) -> str:
+        """`align_code` goes in a loss or metric function; `step` (statement, the located line
+        it goes before) in the user's step, whose labels may be a dict or list of outputs."""
         if finding.verdict is Verdict.ERROR:
             return MODEL_ERROR
         if finding.sample_weight is not None:
             return weights_hint(self.backend, finding.location, finding.sample_weight)
         method = finding.method or Method("compiled loss")
+        labels, line = step
         if method.metric and method.step:
             return (f"in {method.step}, align the labels to the prediction before computing the "
-                    f"{method}, e.g. y = {ns}.reshape(y, {ns}.shape(y_pred)): Keras aligns "
+                    f"{method}{f' at {line}' if line else ''}, e.g. {labels}: Keras aligns "
                     "nothing that your own code computes")
         if method.metric:
             return (f"align ranks inside the {method}, e.g. {align_code}: compile(metrics=...) "
@@ -758,8 +768,9 @@ class ModelObject:
                      "sample_weight=sample_weight), with the loss given to compile()"
                      if method.name == "compute_loss"
                      else "loss = self.compute_loss(x=x, y=y, y_pred=y_pred)")
+        place = f"before {line}: " if line else "before the loss, e.g. "
         return (f"in {method}, let Keras align the labels: {keras_own}, or align them to the "
-                f"prediction before the loss, e.g. y = {ns}.reshape(y, {ns}.shape(y_pred))")
+                f"prediction {place}{labels}")
 
     def needs_keras(self, options: Options) -> bool:
         return True

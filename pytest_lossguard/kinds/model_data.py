@@ -57,6 +57,25 @@ class Head:
     options: Options
 
 
+@dataclasses.dataclass(frozen=True)
+class Outputs:
+    """A model's heads as a step's code picks them out of its labels and predictions: by key
+    (dict outputs) or by index (a list or tuple), which the fix of one head's finding
+    subscripts them with."""
+
+    heads: tuple[Head, ...]
+    keyed: bool
+
+    def head(self, name: str) -> tuple[str | int | None, Head]:
+        """The key or index of the output a finding names, and its head; None and the first
+        head for a finding on no one output (a model of one, a weighting probe)."""
+        index = next((i for i, head in enumerate(self.heads)
+                      if name and head.name == name), None)
+        if index is None:
+            return None, self.heads[0]
+        return (name if self.keyed else index), self.heads[index]
+
+
 def _names(model: Any, outputs: Any) -> list[str]:
     """The outputs' names: a dict's keys, else the model's output names (a functional
     model's layer names), else their indices."""
