@@ -230,11 +230,18 @@ def _items(
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """A target that cannot be checked fails in setup: show it as the item words it (pytest
-    words setup errors itself, without asking the item)."""
+    words setup errors itself, without asking the item). A scanned target that is skipped
+    points at its own file, not at the line of lossguard's that skipped it."""
     report = yield
     if isinstance(item, LossguardItem) and call.when == "setup" and call.excinfo is not None \
             and report.failed:
         report.longrepr = item.repr_failure(call.excinfo)
+    if isinstance(item, LossguardItem) and report.skipped and isinstance(report.longrepr, tuple):
+        from pytest_lossguard.introspect import source
+
+        path, _, line = source(item.target).rpartition(":")
+        if path:
+            report.longrepr = (path, int(line), report.longrepr[2])
     return report
 
 
