@@ -31,16 +31,27 @@ def _environ(key: str) -> tuple[Getter, Setter]:
 
 def _environment() -> tuple[Getter, Setter]:
     """Every environment variable but KERAS_BACKEND (a slot of its own): put back as it was,
-    the ones the block added removed."""
-    def get() -> dict[str, str]:
-        return {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    the ones the block added removed. Held with the number of modules loaded, since a module
+    imported for the first time inside the block may set some at import (TensorFlow,
+    scikit-learn and Lightning do), and those are the import's, not the target's: see
+    `_environment_equal`."""
+    def get() -> tuple[int, dict[str, str]]:
+        return len(sys.modules), {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
 
-    def put(saved: dict[str, str]) -> None:
-        for key in get().keys() - saved.keys():
+    def put(saved: tuple[int, dict[str, str]]) -> None:
+        variables = saved[1]
+        for key in get()[1].keys() - variables.keys():
             del os.environ[key]
-        os.environ.update(saved)
+        os.environ.update(variables)
 
     return get, put
+
+
+def _environment_equal(now: tuple[int, dict[str, str]], saved: tuple[int, dict[str, str]],
+                       ) -> bool:
+    """Unchanged, or changed while new modules were imported: what an import sets up stays
+    (undoing it could break the library just loaded), and the target is not blamed for it."""
+    return now[0] > saved[0] or now[1] == saved[1]
 
 
 def _numpy_equal(a: Any, b: Any) -> bool:
@@ -106,7 +117,7 @@ def _slots() -> list[Slot]:
         (PYTHON_RANDOM, random.getstate, random.setstate, same),
         ("numpy random state", np.random.get_state, np.random.set_state, _numpy_equal),
         ("KERAS_BACKEND", *_environ("KERAS_BACKEND"), same),
-        ("environment variables", *_environment(), same),
+        ("environment variables", *_environment(), _environment_equal),
     ]
     context = sys.modules.get("tensorflow.python.eager.context")
     if context is not None:

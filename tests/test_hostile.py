@@ -6,6 +6,7 @@ import json
 import os
 import random
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -375,6 +376,26 @@ def test_environment_variables_a_loss_sets_or_removes_are_put_back_and_named(mon
     report = check(meddling, backend="numpy")
     assert report.ok and report.restored == ("environment variables",)
     assert dict(os.environ) == before
+
+
+def test_environment_variables_a_first_import_sets_are_the_import_s(tmp_path, monkeypatch):
+    """A loss that imports a library lazily: what the library sets up at import stays (as
+    TensorFlow's and scikit-learn's imports set KMP_ and TF_ variables), and is not blamed."""
+    (tmp_path / "sets_up.py").write_text('import os\nos.environ["LOSSGUARD_QA_IMPORT"] = "1"\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("LOSSGUARD_QA_IMPORT", raising=False)
+
+    def lazy(y_true, y_pred):
+        import sets_up  # noqa: F401
+
+        return np.mean(np.square(np.reshape(y_true, np.shape(y_pred)) - y_pred))
+
+    try:
+        report = check(lazy, backend="numpy")
+        assert report.ok and report.restored == ()
+        assert os.environ["LOSSGUARD_QA_IMPORT"] == "1"
+    finally:
+        sys.modules.pop("sets_up", None)
 
 
 def test_the_tensorflow_version_is_read_from_tensorflow_cpu_too(monkeypatch):
