@@ -24,11 +24,8 @@ def probe(obj: Any, options: Options, timeout_setting: str = SETTING,
     `model` is the kind the caller asked for (check_model, check_loss), None for any; `name`
     is what the report calls it (`introspect.describe` by default)."""
     __tracebackhide__ = True
-    given = name
-    name = given or type(obj).__name__  # until describe() reads a better one off the object
+    name = name or describe(obj)  # never raises, whatever the object's attributes do
     try:
-        with stage("naming it"):
-            name = given or describe(obj)
         with stage("classifying it"):
             kind = classify(obj, name)
             _expect(kind, model)
