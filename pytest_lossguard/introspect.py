@@ -67,22 +67,61 @@ def requires_weights(step: Any) -> bool:
 OPTIONAL, REQUIRED = "optional", "required"
 
 
+def labels_name(step: Any) -> str | None:
+    """The name a model step's own code gives its labels, so that a fix can be written in it:
+    the second name its data argument unpacks into (`x, y = data`, or through Keras's
+    `unpack_x_y_sample_weight(data)`), or compute_loss's own parameter for them; None when
+    the step takes them another way."""
+    return memo(_labels, unwrap(step))
+
+
 @cached()
-def _unpacking(inner: Any) -> str:
-    """How a step takes sample weights out of its data: "" (not at all), OPTIONAL or
-    REQUIRED. Cached: read off the step's source once per session."""
+def _labels(inner: Any) -> str | None:
+    """`labels_name`, read off the step's source once per session."""
+    parsed = _step_source(inner)
+    if parsed is None:
+        return None
+    function, data = parsed
+    if function.name == "compute_loss":  # compute_loss(self, x, y, y_pred, ...)
+        names = [p.arg for p in (*function.args.posonlyargs, *function.args.args)]
+        return names[2] if len(names) > 2 else None
+    for node in ast.walk(function):
+        if not isinstance(node, ast.Assign) or len(node.targets) != 1:
+            continue
+        target, value = node.targets[0], node.value
+        unpacks = (isinstance(value, ast.Name) and value.id == data) or (
+            isinstance(value, ast.Call)
+            and any(isinstance(a, ast.Name) and a.id == data for a in value.args))
+        if (unpacks and isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) > 1
+                and isinstance(target.elts[1], ast.Name)):
+            return target.elts[1].id
+    return None
+
+
+def _step_source(inner: Any) -> tuple[ast.FunctionDef | ast.AsyncFunctionDef, str] | None:
+    """A step's parsed definition and the name of its data parameter; None without source."""
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(inner)))
     except (TypeError, OSError, SyntaxError):
-        return ""
+        return None
     function = tree.body[0] if tree.body else None
     if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
-        return ""
+        return None
     # The data is the first parameter after self: train_step(self, data), and Lightning's
     # training_step(self, batch, batch_idx); after the state in Keras's JAX trainer's
     # stateless train_step(self, state, data), whose state unpacks into variable groups.
     names = [p.arg for p in (*function.args.posonlyargs, *function.args.args)][1:]
-    data = next((name for name in names[:2] if name != "state"), "")
+    return function, next((name for name in names[:2] if name != "state"), "")
+
+
+@cached()
+def _unpacking(inner: Any) -> str:
+    """How a step takes sample weights out of its data: "" (not at all), OPTIONAL or
+    REQUIRED. Cached: read off the step's source once per session."""
+    parsed = _step_source(inner)
+    if parsed is None:
+        return ""
+    function, data = parsed
     takes = strict = lenient = False
     for node in ast.walk(function):
         if isinstance(node, ast.Call) and isinstance(node.func, (ast.Attribute, ast.Name)):

@@ -2,6 +2,7 @@
 no Trainer and without importing Keras."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "pytorch" / \
     "lightning_regression.py"
 _spec = importlib.util.spec_from_file_location("lightning_regression", EXAMPLE)
 example = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = example  # inspect finds the source of its classes (tests/pasting.py)
 _spec.loader.exec_module(example)
 Regression = example.LinearRegression
 
@@ -82,7 +84,12 @@ def test_the_seed_case_is_flagged_at_its_line_in_training_step():
     assert first.location.operation == "sub (7,), (7, 1) -> (7, 7)"
     assert "weight update" in first.message
     assert dict(first.paths) == {"trainer.fit()": "affected"}
-    assert "y = y.reshape(y_hat.shape)" in first.fix.text
+    # In the step's own name for the labels, before the line, and it works pasted there.
+    assert " ".join(first.fix.text.split()).endswith(
+        f"before {first.location.where}: y = y.reshape(-1, 1): torch broadcasts the two "
+        "silently")
+    fixed, _ = pasted(Regression, report)
+    assert check(fixed).ok
 
 
 def test_its_aligned_twin_passes():
@@ -95,8 +102,12 @@ def test_a_metric_the_step_logs_by_hand_is_fixed_where_it_is_computed():
     report = check(LogsHandMetric)
     assert {str(f.method) for f in report.failures} == {"metric 'train_mae'"}
     assert all(f.method.step == "training_step" for f in report.failures)
-    assert report.failures[0].fix.text.startswith(
-        "where metric 'train_mae' is computed, align the labels to the prediction first")
+    line = LogsHandMetric.training_step.__code__.co_firstlineno + 3
+    assert " ".join(report.failures[0].fix.text.split()).startswith(
+        "where metric 'train_mae' is computed, align the labels to the prediction before "
+        f"tests/test_lightning.py:{line}: y = y.reshape(-1, 1)")
+    fixed, _ = pasted(LogsHandMetric, report)
+    assert check(fixed).ok
     assert "compile(" not in str(report)
     assert check(LogsAlignedMetric).ok
 

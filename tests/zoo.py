@@ -209,6 +209,18 @@ class HandMSE(Linear):
         return self.fit_step(data, lambda x, y, y_pred: mse(y, y_pred))
 
 
+class OwnNames(Linear):
+    """The seed bug in a step that names its data its own way, as the README's example does."""
+
+    def train_step(self, data):
+        features, targets = data
+        with tf.GradientTape() as tape:
+            loss = mse(targets, self(features, training=True))
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables, strict=True))
+        return {"loss": loss}
+
+
 class CompiledLoss(Linear):
     def train_step(self, data):
         return self.fit_step(data, lambda x, y, y_pred: self.compiled_loss(y, y_pred))

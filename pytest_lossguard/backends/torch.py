@@ -53,7 +53,9 @@ class Torch(ArrayBackend):
     namespace = "torch"
 
     def reshape(self, value: str, shape: str) -> str:
-        return f"{value}.reshape({shape})"
+        """torch's idiom takes a literal shape's sizes as arguments: y.reshape(-1, 1)."""
+        literal = shape.startswith("(") and shape.endswith(")")
+        return f"{value}.reshape({shape[1:-1] if literal else shape})"
 
     def shape(self, value: str) -> str:
         return f"{value}.shape"

@@ -279,7 +279,8 @@ class LightningModule:
                                                        finding.sample_weight))
         method = finding.method or Method("training_step")
         where = f"where {method} is computed" if method.metric else f"in {method}"
-        labels, line = step_labels(finding, key, *shapes, self.backend, ("y", "y_hat"))
+        labels, line = step_labels(finding, key, *shapes, self.backend, ("y", "y_hat"),
+                                   type(self.obj))
         place = f"before {line}: " if line else "first, e.g. y_hat = self(x); "
         return advised(finding, code, f"{where}, align the labels to the prediction {place}"
                                       f"{labels}: torch broadcasts the two silently")

@@ -741,7 +741,8 @@ class ModelObject:
         key, head = self.outputs.head(finding.output)
         shapes = head.options.true_shape, head.options.pred_shape
         code = fix_code(finding, *shapes, self.backend)
-        step = step_labels(finding, key, *shapes, self.backend, ("y", "y_pred"))
+        step = step_labels(finding, key, *shapes, self.backend, ("y", "y_pred"),
+                           type(self.obj))
         return advised(finding, code, self._hint(finding, code, step))
 
     def _hint(self, finding: Finding, align_code: str, step: tuple[str, str]) -> str:
