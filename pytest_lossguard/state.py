@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import sys
@@ -105,6 +106,14 @@ PYTHON_RANDOM = "python random state"
 TORCH_RANDOM = "torch random state"
 
 
+def _seterr(value: Any) -> None:
+    np.seterr(**value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return bool(a == b)
+
+
 def _keras_equal(a: Any, b: Any) -> bool:
     return bool(a[0] == b[0] and a[1] is b[1]
                 and (a[2] is None or b[2] is None or np.array_equal(a[2], b[2])))
@@ -112,11 +121,11 @@ def _keras_equal(a: Any, b: Any) -> bool:
 
 def _slots() -> list[Slot]:
     """Every restorable piece of state, for the frameworks that are already imported."""
-    same: Callable[[Any, Any], bool] = lambda a, b: bool(a == b)  # noqa: E731
     slots: list[Slot] = [
-        (PYTHON_RANDOM, random.getstate, random.setstate, same),
+        (PYTHON_RANDOM, random.getstate, random.setstate, _same),
         ("numpy random state", np.random.get_state, np.random.set_state, _numpy_equal),
-        ("KERAS_BACKEND", *_environ("KERAS_BACKEND"), same),
+        ("numpy error handling", np.geterr, _seterr, _same),
+        ("KERAS_BACKEND", *_environ("KERAS_BACKEND"), _same),
         ("environment variables", *_environment(), _environment_equal),
     ]
     context = sys.modules.get("tensorflow.python.eager.context")
@@ -130,29 +139,46 @@ def _slots() -> list[Slot]:
         slots.append((TORCH_RANDOM, torch.random.get_rng_state,
                       torch.random.set_rng_state, lambda a, b: bool(torch.equal(a, b))))
         slots.append(("torch default dtype", torch.get_default_dtype, torch.set_default_dtype,
-                      same))
-        slots.append(("torch grad mode", torch.is_grad_enabled, torch.set_grad_enabled, same))
+                      _same))
+        slots.append(("torch grad mode", torch.is_grad_enabled, torch.set_grad_enabled, _same))
+        slots.append(("torch threads", torch.get_num_threads, torch.set_num_threads, _same))
+        slots.append(("torch deterministic algorithms",
+                      lambda: (torch.are_deterministic_algorithms_enabled(),
+                               torch.is_deterministic_algorithms_warn_only_enabled()),
+                      lambda value: torch.use_deterministic_algorithms(value[0],
+                                                                       warn_only=value[1]),
+                      _same))
     jax = sys.modules.get("jax")
-    if jax is not None and hasattr(jax, "config"):  # JAX's default dtypes: 32 or 64 bits
-        slots.append(("jax x64", lambda: bool(jax.config.jax_enable_x64),
-                      lambda value: jax.config.update("jax_enable_x64", value), same))
+    if jax is not None and hasattr(jax, "config"):
+        # JAX's default dtypes (32 or 64 bits), and the precision of its float32 matmuls.
+        for label, option in (("jax x64", "jax_enable_x64"),
+                              ("jax matmul precision", "jax_default_matmul_precision")):
+            slots.append((label, functools.partial(getattr, jax.config, option),
+                          functools.partial(jax.config.update, option), _same))
     tf = sys.modules.get("tensorflow")
     if tf is not None:
         slots.append(("tf.config.run_functions_eagerly", tf.config.functions_run_eagerly,
-                      tf.config.run_functions_eagerly, same))
+                      tf.config.run_functions_eagerly, _same))
     keras = sys.modules.get("keras")
     if keras is not None and hasattr(keras, "config"):
         slots.append(("keras dtype policy", lambda: keras.config.dtype_policy().name,
-                      keras.config.set_dtype_policy, same))
-        slots.append(("keras floatx", keras.config.floatx, keras.config.set_floatx, same))
+                      keras.config.set_dtype_policy, _same))
+        slots.extend(_keras_config("keras", keras.config))
     tf_keras = sys.modules.get("tf_keras")
     if tf_keras is not None:
         policy = tf_keras.mixed_precision
         slots.append(("tf_keras dtype policy", lambda: policy.global_policy().name,
-                      policy.set_global_policy, same))
-        slots.append(("tf_keras floatx", tf_keras.backend.floatx, tf_keras.backend.set_floatx,
-                      same))
+                      policy.set_global_policy, _same))
+        slots.extend(_keras_config("tf_keras", tf_keras.backend))
     return slots
+
+
+def _keras_config(flavour: str, config: Any) -> list[Slot]:
+    """A Keras flavour's global settings that layers and losses read when they are made:
+    floatx, the fuzz factor (epsilon) and the image data format."""
+    return [(f"{flavour} {setting.replace('_', ' ')}", getattr(config, setting),
+             getattr(config, f"set_{setting}"), _same)
+            for setting in ("floatx", "epsilon", "image_data_format")]
 
 
 @contextlib.contextmanager

@@ -351,6 +351,14 @@ def test_a_changed_warnings_filter_is_put_back_and_named():
     (lambda: torch.set_default_dtype(torch.float64), torch.get_default_dtype,
      "torch default dtype"),
     (lambda: torch.set_grad_enabled(False), torch.is_grad_enabled, "torch grad mode"),
+    (lambda: keras.config.set_epsilon(1e-3), keras.config.epsilon, "keras epsilon"),
+    (lambda: keras.config.set_image_data_format("channels_first"),
+     keras.config.image_data_format, "keras image data format"),
+    (lambda: np.seterr(divide="ignore"), np.geterr, "numpy error handling"),
+    (lambda: torch.set_num_threads(torch.get_num_threads() + 1), torch.get_num_threads,
+     "torch threads"),
+    (lambda: torch.use_deterministic_algorithms(True, warn_only=True),
+     torch.are_deterministic_algorithms_enabled, "torch deterministic algorithms"),
 ])
 def test_a_framework_default_a_loss_changes_is_put_back_and_named(meddle, read, slot):
     def meddling(y_true, y_pred):

@@ -114,17 +114,22 @@ def test_a_torch_loss_s_buffers_come_back_as_they_were():
     assert loss.calls.item() == 0
 
 
-def test_jax_s_x64_switch_a_loss_flips_is_put_back_and_named():
+@pytest.mark.parametrize(("option", "value", "slot"), [
+    ("jax_enable_x64", True, "jax x64"),
+    ("jax_default_matmul_precision", "highest", "jax matmul precision"),
+])
+def test_jax_s_switches_a_loss_flips_are_put_back_and_named(option, value, slot):
     import jax
 
-    def enables_x64(y_true, y_pred):
-        jax.config.update("jax_enable_x64", True)
+    def flips(y_true, y_pred):
+        jax.config.update(option, value)
         return jnp.mean((y_true.reshape(y_pred.shape) - y_pred) ** 2)
 
-    assert not jax.config.jax_enable_x64
-    report = check(enables_x64)
-    assert report.ok and report.restored == ("jax x64",)
-    assert not jax.config.jax_enable_x64
+    before = getattr(jax.config, option)
+    assert before != value
+    report = check(flips)
+    assert report.ok and report.restored == (slot,)
+    assert getattr(jax.config, option) == before
 
 
 def functional_mse(input, target):
