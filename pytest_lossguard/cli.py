@@ -15,13 +15,12 @@ import os
 import sys
 import textwrap
 import time
-import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_lossguard import __version__, discovery, settings
-from pytest_lossguard.errors import LossguardError, OptionNeeded
+from pytest_lossguard.errors import LossguardError, NotProbed
 from pytest_lossguard.json_report import document, entry, skipped, write
 from pytest_lossguard.quiet import framework_import
 from pytest_lossguard.render import ansi, colour_wanted, plain, render, row, summary_table
@@ -60,12 +59,7 @@ def _files(target: str) -> Iterator[Path]:
         yield path
 
 
-# What could not be read or imported: the file or module (a row of its own; "" for none, as
-# a report that cannot be written) and the line that says why and what to do.
-Problems = list[tuple[str, str]]
-
-
-def _sources(targets: list[str], problems: Problems) -> tuple[list[Path], list[str]]:
+def _sources(targets: list[str], problems: discovery.Problems) -> tuple[list[Path], list[str]]:
     """Source files to read first, and the module names to import if any holds a candidate;
     a target that names nothing to read is told in `problems`, and the others still run."""
     files: list[Path] = []
@@ -88,7 +82,8 @@ def _sources(targets: list[str], problems: Problems) -> tuple[list[Path], list[s
         try:  # finding a submodule imports its package, which may raise anything
             spec = importlib.util.find_spec(target)
         except (Exception, SystemExit) as exc:
-            problems.append(_unimportable(target, _origin(target.rpartition(".")[0]), exc))
+            problems.append(discovery.unimportable(
+                target, discovery.origin(target.rpartition(".")[0]), exc))
             continue
         if spec is None:
             problems.append((target, f"no module named {target!r}; give a file, a "
@@ -104,7 +99,7 @@ def _sources(targets: list[str], problems: Problems) -> tuple[list[Path], list[s
 
 
 def _import_names(files: list[Path], names: list[str], root: Path,
-                  problems: Problems) -> list[str]:
+                  problems: discovery.Problems) -> list[str]:
     """Module names for the files (making them importable), plus the names given; a file that
     cannot be imported is told in `problems` and left out. Files that would share a module
     name (two `losses.py` outside any package) are each imported under their path from the
@@ -122,7 +117,7 @@ def _import_names(files: list[Path], names: list[str], root: Path,
             try:
                 name = _load_by_path(path, root)
             except (Exception, SystemExit) as exc:  # a script that parses its arguments exits
-                problems.append(_unimportable(str(path), path, exc))
+                problems.append(discovery.unimportable(str(path), path, exc))
                 continue
         result.append(name)
     return result
@@ -148,35 +143,6 @@ def _load_by_path(path: Path, root: Path) -> str:
         del sys.modules[name]
         raise
     return name
-
-
-def _origin(name: str) -> Path | None:
-    """The source file of a module that failed to import, if it can be found."""
-    try:
-        spec = importlib.util.find_spec(name)
-    except Exception:  # its package raises on import: the caller tells that error
-        return None
-    origin = spec.origin if spec is not None else None
-    return Path(origin) if origin and origin.endswith(".py") else None
-
-
-def _unimportable(where: str, path: Path | None, exc: BaseException) -> tuple[str, str]:
-    """One line for a file or module that cannot be parsed or imported: the file (at the line
-    that failed, when it is in that file), what went wrong, and the fix."""
-    shown = display_path(str(path)) if path is not None else where
-    home = path.resolve() if path is not None else None
-
-    def own(filename: str | None) -> bool:
-        return bool(filename) and Path(str(filename)).resolve() == home
-
-    if isinstance(exc, SyntaxError) and own(exc.filename):
-        return shown, f"{shown}:{exc.lineno}: SyntaxError: {exc.msg}; fix the syntax"
-    lines = [frame.lineno for frame in traceback.extract_tb(exc.__traceback__)
-             if own(frame.filename)]
-    at = f"{shown}:{lines[-1]}" if lines else shown
-    fix = (f"install {exc.name}, or fix the import" if isinstance(exc, ModuleNotFoundError)
-           and exc.name else "fix it so that importing it succeeds")
-    return shown, f"{at}: cannot be imported: {one_line(exc)}; {fix}"
 
 
 _ROOT_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
@@ -230,7 +196,7 @@ _TIMEOUT_SETTING = ("timeout = <seconds> under [tool.lossguard] in pyproject.tom
                     "target's [tool.lossguard.targets] entry (0 turns it off)")
 
 
-def _scanned(files: list[Path], problems: Problems) -> tuple[list[Path], bool]:
+def _scanned(files: list[Path], problems: discovery.Problems) -> tuple[list[Path], bool]:
     """The files that parse, and whether any may hold a candidate (read with `ast`, nothing
     imported); a file that cannot be read or parsed is told in `problems` and left out."""
     readable: list[Path] = []
@@ -244,7 +210,7 @@ def _scanned(files: list[Path], problems: Problems) -> tuple[list[Path], bool]:
                                     "file is readable"))
             continue
         except (SyntaxError, ValueError) as exc:  # ValueError: a null byte
-            problems.append(_unimportable(str(path), path, exc))
+            problems.append(discovery.unimportable(str(path), path, exc))
             continue
         readable.append(path)
     return readable, found
@@ -312,7 +278,7 @@ def _run(args: argparse.Namespace) -> int:
     for path in reversed(_import_paths(root)):
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))  # imports resolve as under pytest and `python -m`
-    problems: Problems = []  # what cannot be read or imported: a row each, told last, exit 2
+    problems: discovery.Problems = []  # a row each, told last, exit 2
     files, names = _sources(args.targets, problems)
     files, found = _scanned(files, problems)
     markup = ansi if colour_wanted(sys.stdout.isatty(), os.environ) else plain
@@ -331,9 +297,7 @@ def _run(args: argparse.Namespace) -> int:
     from pytest_lossguard.probes import select
 
     imported = _import_names(files, names, root, problems)
-    candidates = discovery.discover(
-        imported, config.targets,
-        lambda name, exc: problems.append(_unimportable(name, _origin(name), exc)))
+    candidates = discovery.discover(imported, config.targets, problems)
     for warning in _unmatched(config, candidates, imported):
         print(warning, file=sys.stderr)
     base = settings.base(config, {"strict": True} if args.strict else {})
@@ -353,7 +317,7 @@ def _run(args: argparse.Namespace) -> int:
             options = settings.layered(candidate.id, candidate.obj, base, config)
             report = probe(candidate.obj, options, _TIMEOUT_SETTING,
                            name=named(candidate.obj, candidate.id))
-        except OptionNeeded as exc:
+        except NotProbed as exc:
             entries.append(skipped(candidate.id, exc.for_scan(candidate.id)))
             blocks.append(_skip_block(candidate, exc.for_scan(candidate.id)))
             continue
@@ -378,14 +342,14 @@ def _run(args: argparse.Namespace) -> int:
     return _finish(problems, FINDINGS if doc["totals"]["failed"] else CLEAN)
 
 
-def _unchecked(problems: Problems) -> list[dict[str, Any]]:
+def _unchecked(problems: discovery.Problems) -> list[dict[str, Any]]:
     """An error row for each file or module that could not be read or imported: what it holds
     is unknown, so the file stands for its candidates in the table and the JSON report."""
     texts = dict(problems)  # a package's module can be named twice
     return [entry(name, None, text) for name, text in texts.items() if name]
 
 
-def _finish(problems: Problems, code: int) -> int:
+def _finish(problems: discovery.Problems, code: int) -> int:
     """Tell, after the results, what could not be read, imported or written: then the run
     exits 2 whatever it found, since it did not check everything it was given."""
     sys.stdout.flush()

@@ -12,9 +12,11 @@ from __future__ import annotations
 import ast
 import dataclasses
 import importlib
+import importlib.util
 import inspect
 import pkgutil
-from collections.abc import Callable, Iterator, Mapping
+import traceback
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -23,6 +25,7 @@ from pytest_lossguard.conventions import LIGHTNING_STEPS, STEPS, pair
 from pytest_lossguard.errors import LossguardError
 from pytest_lossguard.quiet import framework_import
 from pytest_lossguard.settings import marker_kwargs
+from pytest_lossguard.text import display_path, one_line
 
 _BASES = ("Loss", "Metric", "Model")
 
@@ -166,37 +169,91 @@ def target_id(obj: Any, module: ModuleType | None) -> str:
     return f"{type(obj).__module__}:{type(obj).__qualname__}"
 
 
-# Told the name of a module that could not be imported and why; discovery goes on without it.
-OnError = Callable[[str, BaseException], None]
+# What could not be read or imported: the file or module (a row of its own; "" for none, as
+# a report that cannot be written) and the line that says why and what to do.
+Problems = list[tuple[str, str]]
 
 
-def _modules(name: str, onerror: OnError | None) -> Iterator[ModuleType]:
+def origin(name: str) -> Path | None:
+    """The source file of a module that failed to import, if it can be found."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except Exception:  # its package raises on import: the caller tells that error
+        return None
+    found = spec.origin if spec is not None else None
+    return Path(found) if found and found.endswith(".py") else None
+
+
+def unimportable(where: str, path: Path | None, exc: BaseException) -> tuple[str, str]:
+    """One line for a file or module that cannot be parsed or imported: the file (at the line
+    that failed, when it is in that file), what went wrong, and the fix."""
+    shown = display_path(str(path)) if path is not None else where
+    home = path.resolve() if path is not None else None
+
+    def own(filename: str | None) -> bool:
+        return bool(filename) and Path(str(filename)).resolve() == home
+
+    if isinstance(exc, SyntaxError) and own(exc.filename):
+        return shown, f"{shown}:{exc.lineno}: SyntaxError: {exc.msg}; fix the syntax"
+    lines = [frame.lineno for frame in traceback.extract_tb(exc.__traceback__)
+             if own(frame.filename)]
+    at = f"{shown}:{lines[-1]}" if lines else shown
+    fix = (f"install {exc.name}, or fix the import" if isinstance(exc, ModuleNotFoundError)
+           and exc.name else "fix it so that importing it succeeds")
+    return shown, f"{at}: cannot be imported: {one_line(exc)}; {fix}"
+
+
+def misnamed(name: str) -> str:
+    """Why `name` cannot be scanned when it is not a module name as `import` spells it (a
+    path, most likely), and what to give instead; "" for a module name."""
+    if name and all(part.isidentifier() for part in name.split(".")):
+        return ""
+    path = Path(name)
+    source = path if path.suffix == ".py" else path / "__init__.py"
+    module = module_name(source)[0] if source.is_file() else ""
+    instead = f"give its module name, {module}, or " if module else "give a module name, or "
+    return (f"{name!r} is not a module name: scanning imports packages and modules by name "
+            f"(mypkg, mypkg.losses); {instead}run `lossguard {name}`, which takes files and "
+            "directories")
+
+
+def _modules(name: str, problems: Problems | None) -> Iterator[ModuleType]:
     """The module and, for a package, its submodules depth first: each imported here, under
     the quiet guard, and a package's submodules listed only once the package imported."""
+    if misnamed(name):
+        if problems is None:
+            raise LossguardError(misnamed(name))
+        problems.append((name, misnamed(name)))
+        return
     try:
         with framework_import():  # the user's modules may load TensorFlow: no C++ logs
             module = importlib.import_module(name)
     except (Exception, SystemExit) as exc:  # a script that parses its arguments exits
-        if onerror is None:
+        if problems is None:
             raise
-        onerror(name, exc)
+        if isinstance(exc, ModuleNotFoundError) and exc.name == name:
+            problems.append((name, f"no module named {name!r}; check the name, and that its "
+                                   "folder is where imports look (the rootdir, or pythonpath "
+                                   "under [tool.pytest.ini_options])"))
+        else:
+            problems.append(unimportable(name, origin(name), exc))
         return
     yield module
     for info in pkgutil.iter_modules(getattr(module, "__path__", []), f"{name}."):
-        yield from _modules(info.name, onerror)
+        yield from _modules(info.name, problems)
 
 
 def discover(
     names: list[str], targets: Mapping[str, Mapping[str, Any]] | None = None,
-    onerror: OnError | None = None,
+    problems: Problems | None = None,
 ) -> list[Candidate]:
     """Every candidate in the named modules and packages (imported), each object once.
 
     `targets` is `[tool.lossguard.targets]`, whose `init` entries let classes be built. A
-    module that cannot be imported raises, or with `onerror` is handed to it and left out."""
+    module that cannot be imported raises, or with `problems` is told there and left out."""
     found: dict[int, Candidate] = {}
     for name in names:
-        for module in _modules(name, onerror):
+        for module in _modules(name, problems):
             for candidate in module_candidates(module, targets):
                 found.setdefault(id(candidate.obj), candidate)
     return sorted(found.values(), key=lambda c: c.id)

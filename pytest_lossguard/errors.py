@@ -14,9 +14,19 @@ class LossguardError(Exception):
     """
 
 
-class OptionNeeded(LossguardError):
+class NotProbed(LossguardError):
+    """A target lossguard cannot probe as it stands, through no fault of its code (an option
+    only its author can give, a model whose steps take no labels). Marked, it is an error;
+    found by a scan, it is skipped (not checked) with the reason."""
+
+    def for_scan(self, target_id: str) -> str:
+        """The reason as a skipped, unmarked target's row gives it."""
+        return str(self)
+
+
+class OptionNeeded(NotProbed):
     """A target that needs an option only its author can give (a subclassed model's input
-    shape). Marked, it is an error; found by a scan, it is skipped with the option to set."""
+    shape): found by a scan, it is skipped with where pyproject.toml takes the option."""
 
     def __init__(self, reason: str, option: str, placeholder: str = "<features>") -> None:
         # A placeholder, not a guess: only the target's author knows the shape.

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_lossguard.configure import MARKER, enabled, options_for
-from pytest_lossguard.errors import LossguardError, LossguardWarning, OptionNeeded
+from pytest_lossguard.errors import LossguardError, LossguardWarning, NotProbed
 from pytest_lossguard.text import prefixed
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ class LossguardItem(pytest.Item):
             options = options_for(self.config, self.target_id, self.target, self.options)
             self.report = probe(self.target, options, name=named(self.target, self.target_id))
         except BaseException as exc:  # whatever happened (SystemExit too), the target keeps its row
-            if isinstance(exc, OptionNeeded) and isinstance(self.parent, ScanRoot):
+            if isinstance(exc, NotProbed) and isinstance(self.parent, ScanRoot):
                 self._unchecked(exc.for_scan(self.target_id))  # unmarked code
             why = str(exc) if isinstance(exc, LossguardError) else f"{type(exc).__name__}: {exc}"
             self.user_properties.append(

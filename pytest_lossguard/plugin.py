@@ -96,16 +96,17 @@ def pytest_collection_modifyitems(
     packages = [*given, *project_settings(config).scan]
     if not packages:
         return
-    from pytest_lossguard.discovery import discover
+    from pytest_lossguard.discovery import Problems, discover
 
-    try:
-        candidates = discover(list(dict.fromkeys(packages)),
-                              project_settings(config).targets)
-    except ImportError as exc:
-        raise pytest.UsageError(f"--lossguard-scan: cannot import {exc.name}: {exc}") from None
+    problems: Problems = []  # a module that cannot be imported: an error item, the rest go on
+    candidates = discover(list(dict.fromkeys(packages)), project_settings(config).targets,
+                          problems)
     marked = config.stash[_MARKED]
     root = ScanRoot.from_parent(session, name="lossguard-scan", path=config.rootpath,
                                 nodeid="lossguard-scan")
+    for where, why in problems:
+        items.append(LossguardItem.from_parent(root, name=f"{where}[lossguard]", target=None,
+                                               options={}, problem=f"--lossguard-scan: {why}"))
     for candidate in candidates:
         if id(candidate.obj) in marked:
             continue

@@ -310,6 +310,37 @@ def test_cli_reads_tool_lossguard_of_the_project_it_imports_from_not_the_cwd(tmp
             "one's [tool.lossguard]") in err
 
 
+UNSUPERVISED = """\
+import keras
+
+
+class Autoencoder(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.code = keras.layers.Dense(2)
+        self.out = keras.layers.Dense(3)
+
+    def call(self, x):
+        return self.out(self.code(x))
+
+    def train_step(self, data):
+        loss = keras.ops.mean(keras.ops.square(data - self(data)))
+        return {"loss": loss}
+"""
+
+
+def test_a_scanned_model_whose_step_takes_no_labels_is_skipped_with_why(tmp_path):
+    (tmp_path / "unsupervised.py").write_text(UNSUPERVISED)
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.lossguard.targets."unsupervised:Autoencoder"]\ninput_shape = [3]\n')
+    code, out, _ = lossguard_here("unsupervised.py", cwd=tmp_path)
+    assert code == 1, out  # nothing could be checked: not a clean pass, and not an error
+    assert ("lossguard: skipped unsupervised:Autoencoder (a keras Model overriding "
+            "train_step): Autoencoder's train_step takes its data as inputs alone, as fit(x) "
+            "gives it") in out.replace("\n  ", " ")
+    assert "unsupervised:Autoencoder (not checked)" in out
+
+
 # A model whose input shape Keras cannot know, and LOSSES' class that needs arguments.
 UNCHECKED = ("import keras\n\n\nclass Net(keras.Model):\n    def train_step(self, data):\n"
              "        return {}\n\n\n" + LOSSES[LOSSES.index("class Scaled"):
@@ -473,6 +504,26 @@ def test_the_fast_path_imports_no_framework(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
                             text=True, timeout=60)
     assert result.stdout.strip().splitlines()[-1] == "0 []"
+
+
+def test_a_scan_entry_that_names_no_module_is_an_error_row_and_the_rest_run(
+        pytester, package, tmp_path):
+    path = tmp_path / "lgpkg" / "losses.py"
+    result = pytester.runpytest("--lossguard", f"--lossguard-scan={path}",
+                                "--lossguard-scan=lgpkg.nosuch", "--lossguard-scan=lgpkg.losses",
+                                "-p", "no:randomly", "--lossguard-report=r.json")
+    rows = {row["nodeid"]: row for row in
+            json.loads((pytester.path / "r.json").read_text())["targets"]}
+    # A path is told what to give instead: its module name, or the lossguard command.
+    assert rows[f"lossguard-scan::{path}[lossguard]"]["message"] == (
+        f"--lossguard-scan: {str(path)!r} is not a module name: scanning imports packages and "
+        "modules by name (mypkg, mypkg.losses); give its module name, lgpkg.losses, or run "
+        f"`lossguard {path}`, which takes files and directories")
+    assert rows["lossguard-scan::lgpkg.nosuch[lossguard]"]["message"].startswith(
+        "--lossguard-scan: no module named 'lgpkg.nosuch'; check the name")
+    # The scan goes on: the module named right is probed, and the session is not aborted.
+    assert rows["lossguard-scan::lgpkg.losses:naive[lossguard]"]["broadcast"] > 0
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
 
 
 def test_scan_probes_candidates_once_alongside_marked_ones(pytester, package):

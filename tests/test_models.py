@@ -18,6 +18,7 @@ from pasting import pasted
 from pytest_lossguard import LossguardError, Options, check, check_loss, check_model, probes
 from pytest_lossguard.advice import fix_code
 from pytest_lossguard.backends import load
+from pytest_lossguard.errors import NotProbed
 from pytest_lossguard.introspect import requires_weights, unpacks_weights
 from pytest_lossguard.kinds import model as model_kind
 
@@ -151,6 +152,25 @@ def test_a_model_raising_on_aligned_labels_is_an_error_with_its_exception():
     assert report.error is not None
     assert "train_step raised on canonical labels: RuntimeError" in report.error.message
     assert isinstance(report.error.exception, RuntimeError)
+
+
+def test_a_model_whose_step_takes_no_labels_is_not_probed_and_says_why():
+    # An autoencoder's step raises on (x, y) and runs on x alone, as fit(x) gives it.
+    with pytest.raises(NotProbed, match=r"Autoencoder's train_step takes its data as inputs "
+                                        r"alone, as fit\(x\) gives it .*nothing to probe"):
+        check(zoo.Autoencoder, **SHAPE)
+    # The near miss, a step that raises on x alone too, is the user's error, as before.
+    assert "train_step raised on canonical labels" in check(zoo.Raising, **SHAPE).error.message
+
+
+def test_weights_a_step_builds_are_named_and_the_model_is_not_probed():
+    # fit() lets a first step build a layer call() never uses: probing needs them all first.
+    with pytest.raises(NotProbed, match=r"StepOnlyLayer's train_step builds weights that its "
+                                        r"call\(\) does not \(.*kernel, .*bias\)"):
+        check(zoo.StepOnlyLayer, **SHAPE)
+    # Built in build(), the same layer is probed: the step's broadcast is found.
+    report = check(zoo.StepLayerBuilt, **SHAPE)
+    assert report.error is None and not report.ok, str(report)
 
 
 class ConcatInputs(zoo.keras.Model):

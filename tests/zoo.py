@@ -217,6 +217,37 @@ class OwnNames(Linear):
         return self.fit_step((features, targets), lambda x, y, y_pred: mse(targets, y_pred))
 
 
+class Autoencoder(Linear):
+    """Unsupervised: its step takes its data as inputs alone, as fit(x) gives them."""
+
+    def build(self, input_shape):
+        self.layer = keras.layers.Dense(input_shape[-1])
+        super().build(input_shape)
+
+    def train_step(self, data):
+        return self.fit_step((data, data), lambda x, y, y_pred: mse(y, y_pred))
+
+
+class StepOnlyLayer(Linear):
+    """A layer its train_step uses but its call() never builds: fit() builds it in its first
+    step. With `built_early`, the near miss builds it in build()."""
+
+    built_early = False
+
+    def build(self, input_shape):
+        self.scale = keras.layers.Dense(1)
+        if self.built_early:
+            self.scale.build((None, 1))
+        super().build(input_shape)
+
+    def train_step(self, data):
+        return self.fit_step(data, lambda x, y, y_pred: mse(y, self.scale(y_pred)))
+
+
+class StepLayerBuilt(StepOnlyLayer):
+    built_early = True
+
+
 class CompiledLoss(Linear):
     def train_step(self, data):
         return self.fit_step(data, lambda x, y, y_pred: self.compiled_loss(y, y_pred))

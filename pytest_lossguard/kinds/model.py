@@ -24,7 +24,7 @@ from pytest_lossguard.advice import advised, fix_code, step_labels, weights_hint
 from pytest_lossguard.backends import Backend
 from pytest_lossguard.conventions import STEPS
 from pytest_lossguard.deadline import shielded
-from pytest_lossguard.errors import LossguardError, stage
+from pytest_lossguard.errors import LossguardError, NotProbed, stage
 from pytest_lossguard.findings import Finding, Fix, Method, PathStatus, Report, Verdict
 from pytest_lossguard.introspect import KERAS_ROOTS, keras_base, source, user_defines
 from pytest_lossguard.kinds import BuiltKind
@@ -75,6 +75,10 @@ class Step:
     def logs_only(self) -> Step:
         """This step as a phase that moves no weight would report it."""
         return dataclasses.replace(self, update=())
+
+
+class Unsnapshotted(NotProbed):
+    """A step made weights after the snapshot every probe starts from (`Harness.created`)."""
 
 
 def _variables(owner: Any) -> list[Any]:
@@ -229,11 +233,30 @@ class Harness:
                 values = step_logs(self.backend.step(model, self.methods[phase], data),
                                    self.backend)
         except Exception as exc:
-            return Step(error=exc)
+            return Step(error=self.created(phase) or exc)
+        created = self.created(phase)
+        if created:
+            return Step(error=created)
         update = tuple(self.backend.read(v) - self.start[id(v)]
                        for v in model.trainable_variables)
         itemsize = min((u.dtype.itemsize for u in update if u.dtype.kind == "f"), default=4)
         return Step(values, update, itemsize, notes=notes_of(warned))
+
+    def created(self, phase: str) -> Unsnapshotted | None:
+        """What a step that made weights the snapshot does not hold raised: layers its call()
+        never built (a VAE's or a GAN's layers used only in train_step). fit() builds them in
+        its first step, but every probe must start from one snapshot of every weight."""
+        new = [str(getattr(v, "path", v.name)) for v in self.model.trainable_variables
+               if id(v) not in self.start]
+        if not new:
+            return None
+        method = self.methods[phase]
+        return Unsnapshotted(
+            f"{self.name}'s {method} builds weights that its call() does not "
+            f"({', '.join(new)}), as fit() lets a first step do; lossguard starts every probe "
+            "from one snapshot of every weight, taken before any step, so it cannot probe "
+            f"{self.name} as it stands: build them in the model's build(), or call those "
+            "layers in call()")
 
     def traced(self, phase: str, batch: Batch) -> tuple[Callable[..., Any], list[np.ndarray]]:
         """The step as a function of the positional tensors of its data, for tracing, and the
@@ -441,9 +464,12 @@ def _check_canonical(harness: Harness, batch: Batch) -> Finding | None:
     """An error finding when the model cannot be probed from its own canonical labels."""
     for phase, method in harness.methods.items():
         first = harness.step(phase, batch)
+        if isinstance(first.error, NotProbed):
+            raise first.error
         if isinstance(first.error, LossguardError):
             return _error(f"{method} {first.error}", batch, harness)
         if first.error is not None:
+            _unlabelled(harness, phase, first.error)
             return _error(f"{method} raised on canonical labels: {one_line(first.error)}"
                           f"{_labelled_outputs(harness)}", batch, harness, first.error)
         bad = _nonfinite(first)
@@ -456,6 +482,26 @@ def _check_canonical(harness: Harness, batch: Batch) -> Finding | None:
                           "to compare; return {'loss': loss} and apply the gradients", batch,
                           harness)
     return None
+
+
+def _unlabelled(harness: Harness, phase: str, error: BaseException) -> None:
+    """For a step of the user's that raised on (x, y): raise NotProbed when it runs on its
+    inputs alone, as fit(x) hands an autoencoder's or a GAN's steps their data (no labels
+    meet its predictions, so there is nothing to probe, and the step is not at fault), or
+    when run so it builds weights (`Harness.created`)."""
+    method = harness.methods[phase]
+    if harness.options.batch is not None or not user_defines(type(harness.model), method,
+                                                             harness.feed.library):
+        return
+    alone = harness.run(phase, Batch(harness.inputs(harness.options.probe_batch), []))
+    if isinstance(alone.error, NotProbed):
+        raise alone.error
+    if alone.error is None:
+        raise NotProbed(
+            f"{harness.name}'s {method} takes its data as inputs alone, as fit(x) gives it "
+            f"(it raised on inputs and labels: {one_line(error)}), so no labels meet its "
+            "predictions and there is nothing to probe; check the loss functions it calls "
+            "instead, or if it does take labels, give its data with batch=")
 
 
 def _labelled_outputs(harness: Harness) -> str:

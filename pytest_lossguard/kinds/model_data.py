@@ -277,7 +277,10 @@ class Feed:
     def data(self, phase: str, batch: Batch) -> Any:
         """A phase's step data for one batch, as NumPy arrays. A step of the user's that
         cannot run without sample weights (`x, y, w = data`) gets weights of one where the
-        batch has none: they leave a mean-reduced loss as it was unweighted."""
+        batch has none: they leave a mean-reduced loss as it was unweighted. A batch without
+        labels is its inputs alone, as fit(x) hands them over."""
+        if not batch.y:
+            return batch.x
         y = pack(self.outputs, batch.y)
         if self.batch is None or not self._built(phase):
             given = batch.weights
