@@ -243,7 +243,7 @@ class Harness:
         return Step(values, update, itemsize, notes=notes_of(warned))
 
     def created(self, phase: str) -> Unsnapshotted | None:
-        """What a step that made weights the snapshot does not hold raised: layers its call()
+        """The error of a step that made weights the snapshot does not hold: layers its call()
         never built (a VAE's or a GAN's layers used only in train_step). fit() builds them in
         its first step, but every probe must start from one snapshot of every weight."""
         new = [str(getattr(v, "path", v.name)) for v in self.model.trainable_variables
