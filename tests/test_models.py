@@ -436,7 +436,7 @@ class Noisy(zoo.Linear):
 
     def train_step(self, data):
         return self.fit_step(data, lambda x, y, y_pred: zoo.aligned_mse(y, y_pred)
-                             + tf.random.uniform(()))
+                             + np.random.uniform())
 
 
 def test_a_step_with_unseeded_randomness_is_an_error_not_a_verdict():
@@ -445,6 +445,16 @@ def test_a_step_with_unseeded_randomness_is_an_error_not_a_verdict():
     assert "train_step is not deterministic" in report.error.message
     # The near miss: the same step without the noise is a clean, deterministic model.
     assert check(zoo.ComputeLoss, **SHAPE).ok
+
+
+def test_a_step_drawing_from_the_framework_s_global_random_state_is_judged_from_a_seed():
+    """An unseeded Dropout draws its mask from TensorFlow's global state in tf_keras (Keras 3
+    seeds its own layers' generators, which the snapshot holds): each step starts it from the
+    seed, so the seed bug behind it is flagged and its twin passes."""
+    report = check(zoo.DroppedHandMSE, **SHAPE)
+    assert report.error is None and report.failures
+    assert {str(f.method) for f in report.failures} == {"train_step"}
+    assert check(zoo.DroppedComputeLoss, **SHAPE).ok
 
 
 def test_a_difference_in_logs_shown_reproducible_needs_no_repeat_run(monkeypatch):

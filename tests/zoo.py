@@ -9,6 +9,7 @@ is marked, so a direct check() sees exactly the options its test passes.
 import os
 import time
 
+import numpy as np
 import tensorflow as tf
 
 if os.environ.get("TF_USE_LEGACY_KERAS") == "1":
@@ -217,6 +218,22 @@ class OwnNames(Linear):
         return self.fit_step((features, targets), lambda x, y, y_pred: mse(targets, y_pred))
 
 
+class Dropped(Linear):
+    """An unseeded Dropout before the Dense unit, as users write one: tf_keras draws its mask
+    from TensorFlow's global random state."""
+
+    def build(self, input_shape):
+        self.dropout = keras.layers.Dropout(0.5)
+        super().build(input_shape)
+
+    def call(self, x, training=None):
+        return self.layer(self.dropout(x, training=training))
+
+
+class DroppedHandMSE(Dropped, HandMSE):
+    """The seed bug behind the Dropout."""
+
+
 class Autoencoder(Linear):
     """Unsupervised: its step takes its data as inputs alone, as fit(x) gives them."""
 
@@ -257,6 +274,10 @@ class ComputeLoss(Linear):
     def train_step(self, data):
         return self.fit_step(
             data, lambda x, y, y_pred: self.compute_loss(x=x, y=y, y_pred=y_pred))
+
+
+class DroppedComputeLoss(Dropped, ComputeLoss):
+    """Its twin that lets Keras compute the loss."""
 
 
 class BrokenTestStep(Linear):
@@ -333,7 +354,8 @@ class NoisySGD(keras.optimizers.SGD):
     """Unseeded noise on every gradient: a step's logs repeat, its weight update does not."""
 
     def apply_gradients(self, grads_and_vars, *args, **kwargs):
-        noisy = [(g + tf.random.normal(tf.shape(g)), v) for g, v in grads_and_vars]
+        noisy = [(g + np.random.normal(size=g.shape).astype(np.float32), v)
+                 for g, v in grads_and_vars]
         return super().apply_gradients(noisy, *args, **kwargs)
 
 

@@ -10,6 +10,7 @@ untouched.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import keras
@@ -89,6 +90,11 @@ class Keras(KerasModels):
 
     def read(self, variable: Any) -> np.ndarray:
         return np.array(self.native.to_numpy(variable.value))
+
+    def seeded(self, seed: int) -> AbstractContextManager[None]:
+        """Keras's own layers draw from SeedGenerator variables (seeded in the snapshot), but
+        on torch an unseeded Dropout draws from torch's global state: the native backend's."""
+        return self.native.seeded(seed)
 
 
 BACKEND = Keras()
