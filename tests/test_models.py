@@ -447,6 +447,15 @@ def test_a_step_with_unseeded_randomness_is_an_error_not_a_verdict():
     assert check(zoo.ComputeLoss, **SHAPE).ok
 
 
+def test_a_step_adding_its_regularisation_losses_is_located_at_its_loss():
+    """Keras 3 reads a weight regulariser's loss through the tracer's stateless scope."""
+    report = check(zoo.Regularised, **SHAPE)
+    assert report.failures and all(f.verdict == "broadcast" for f in report.failures)
+    assert all(f.location.source == "return tf.reduce_mean(tf.square(y_true - y_pred))"
+               for f in report.failures)
+    assert check(zoo.RegularisedComputeLoss, **SHAPE).ok
+
+
 def test_a_step_drawing_from_the_framework_s_global_random_state_is_judged_from_a_seed():
     """An unseeded Dropout draws its mask from TensorFlow's global state in tf_keras (Keras 3
     seeds its own layers' generators, which the snapshot holds): each step starts it from the

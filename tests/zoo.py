@@ -185,9 +185,11 @@ class Linear(keras.Model):
     """Linear regression: one Dense unit, no custom step."""
 
     initializer = "zeros"
+    regularizer = None
 
     def build(self, input_shape):
-        self.layer = keras.layers.Dense(1, kernel_initializer=self.initializer)
+        self.layer = keras.layers.Dense(1, kernel_initializer=self.initializer,
+                                        kernel_regularizer=self.regularizer)
         super().build(input_shape)
 
     def call(self, x, training=None):
@@ -216,6 +218,16 @@ class OwnNames(Linear):
     def train_step(self, data):
         features, targets = data
         return self.fit_step((features, targets), lambda x, y, y_pred: mse(targets, y_pred))
+
+
+class Regularised(Linear):
+    """The seed bug, with the kernel regulariser's loss added from model.losses, as a step
+    that computes its loss by hand adds it."""
+
+    regularizer = "l2"
+
+    def train_step(self, data):
+        return self.fit_step(data, lambda x, y, y_pred: mse(y, y_pred) + tf.add_n(self.losses))
 
 
 class Dropped(Linear):
@@ -274,6 +286,12 @@ class ComputeLoss(Linear):
     def train_step(self, data):
         return self.fit_step(
             data, lambda x, y, y_pred: self.compute_loss(x=x, y=y, y_pred=y_pred))
+
+
+class RegularisedComputeLoss(ComputeLoss):
+    """Its twin that lets Keras compute the loss, regularisation included."""
+
+    regularizer = "l2"
 
 
 class DroppedComputeLoss(Dropped, ComputeLoss):
