@@ -621,6 +621,14 @@ def test_a_two_input_model_takes_a_list_of_input_shapes():
     assert check(zoo.AlignedCritic, input_shape=[(3,), (1,)]).ok
     # A functional model knows its inputs' shapes.
     assert check(zoo.two_inputs).ok
+
+
+def test_a_functional_model_of_dict_inputs_is_fed_them_by_key(recwarn):
+    report = check(zoo.keyed)
+    assert report.error is None, str(report)
+    assert [str(f.method) for f in report.failures] == ["train_step"] * 2
+    assert check(lambda: zoo.keyed(zoo.AlignedKeyed)).ok
+    assert not [w for w in recwarn if "structure of `inputs`" in str(w.message)]
     with pytest.raises(LossguardError, match=r"Critic raised on inputs of per-sample shape \(4,\)"):
         check(zoo.Critic, input_shape=(4,))
 

@@ -540,6 +540,36 @@ def two_inputs():
     return model
 
 
+class Keyed(keras.Model):
+    """A functional model of dict inputs, whose step takes them by key and computes its loss
+    by hand (the seed bug); `AlignedKeyed` is the near miss."""
+
+    loss_of = staticmethod(mse)
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            y_pred = self({"state": x["state"], "action": x["action"]}, training=True)
+            loss = self.loss_of(y, y_pred)
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables, strict=True))
+        return {"loss": loss}
+
+
+class AlignedKeyed(Keyed):
+    loss_of = staticmethod(aligned_mse)
+
+
+def keyed(cls=Keyed):
+    """A `Keyed` model, whose input shapes it knows by key."""
+    inputs = {"state": keras.Input((3,), name="state"),
+              "action": keras.Input((1,), name="action")}
+    output = keras.layers.Dense(1)(keras.layers.Concatenate()(list(inputs.values())))
+    model = cls(inputs, output)
+    model.compile(**COMPILE)
+    return model
+
+
 class WeightedStep(Linear):
     """Unpacks sample weights as Keras's own steps do, and weights a (B, 1) error by them."""
 
