@@ -59,7 +59,7 @@ def _numpy_equal(a: Any, b: Any) -> bool:
     return bool(a[0] == b[0] and np.array_equal(a[1], b[1]) and a[2:] == b[2:])
 
 
-def _tf_seed(context: Any) -> tuple[Getter, Setter]:
+def tf_seed(context: Any) -> tuple[Getter, Setter]:
     """TensorFlow's global seed (`tf.random.set_seed`) with its op-seed generator: put back as
     they were, the same generator object in the same state."""
     def get() -> tuple[Any, Any, Any]:
@@ -130,7 +130,7 @@ def _slots() -> list[Slot]:
     ]
     context = sys.modules.get("tensorflow.python.eager.context")
     if context is not None:
-        slots.append(("tf global seed", *_tf_seed(context), lambda a, b: bool(a[0] == b[0])))
+        slots.append(("tf global seed", *tf_seed(context), lambda a, b: bool(a[0] == b[0])))
     keras_global = sys.modules.get("keras.src.backend.common.global_state")
     if keras_global is not None and "keras.src.random.seed_generator" in sys.modules:
         slots.append(("keras global seed generator", *_keras_seed(keras_global), _keras_equal))

@@ -127,6 +127,26 @@ class WarnsOfRank(Linear):
         return mse(y, y_pred)
 
 
+class Dropped:
+    """An unseeded Dropout before the Dense unit, as users write one: on torch its mask comes
+    from torch's global random state, not from a SeedGenerator the snapshot holds."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.dropout = keras.layers.Dropout(0.5)
+
+    def call(self, x, training=None):
+        return self.layer(self.dropout(x, training=training))
+
+
+class DroppedHandWritten(Dropped, HandWrittenLoss):
+    """The seed bug behind the Dropout."""
+
+
+class DroppedComputeLoss(Dropped, ComputeLoss):
+    """Its twin that lets Keras compute the loss."""
+
+
 def failing_methods(report):
     return {str(f.method) for f in report.failures}
 
@@ -168,6 +188,13 @@ def test_the_seed_model_is_flagged_in_train_step_at_the_loss_line_and_its_twins_
     assert dict(first.paths) == {"fit()": "affected", "evaluate()": "protected"}
     assert check(ComputeLoss, **MODEL).ok
     assert check(Linear, **MODEL).ok
+
+
+def test_a_step_behind_an_unseeded_dropout_is_judged_on_every_backend():
+    report = check(DroppedHandWritten, **MODEL)
+    assert report.error is None, str(report)
+    assert failing_methods(report) == {"train_step"}
+    assert check(DroppedComputeLoss, **MODEL).ok
 
 
 @pytest.mark.parametrize(("model", "method"), [

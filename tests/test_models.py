@@ -436,7 +436,7 @@ class Noisy(zoo.Linear):
 
     def train_step(self, data):
         return self.fit_step(data, lambda x, y, y_pred: zoo.aligned_mse(y, y_pred)
-                             + tf.random.uniform(()))
+                             + np.random.uniform())
 
 
 def test_a_step_with_unseeded_randomness_is_an_error_not_a_verdict():
@@ -445,6 +445,25 @@ def test_a_step_with_unseeded_randomness_is_an_error_not_a_verdict():
     assert "train_step is not deterministic" in report.error.message
     # The near miss: the same step without the noise is a clean, deterministic model.
     assert check(zoo.ComputeLoss, **SHAPE).ok
+
+
+def test_a_step_adding_its_regularisation_losses_is_located_at_its_loss():
+    """Keras 3 reads a weight regulariser's loss through the tracer's stateless scope."""
+    report = check(zoo.Regularised, **SHAPE)
+    assert report.failures and all(f.verdict == "broadcast" for f in report.failures)
+    assert all(f.location.source == "return tf.reduce_mean(tf.square(y_true - y_pred))"
+               for f in report.failures)
+    assert check(zoo.RegularisedComputeLoss, **SHAPE).ok
+
+
+def test_a_step_drawing_from_the_framework_s_global_random_state_is_judged_from_a_seed():
+    """An unseeded Dropout draws its mask from TensorFlow's global state in tf_keras (Keras 3
+    seeds its own layers' generators, which the snapshot holds): each step starts it from the
+    seed, so the seed bug behind it is flagged and its twin passes."""
+    report = check(zoo.DroppedHandMSE, **SHAPE)
+    assert report.error is None and report.failures
+    assert {str(f.method) for f in report.failures} == {"train_step"}
+    assert check(zoo.DroppedComputeLoss, **SHAPE).ok
 
 
 def test_a_difference_in_logs_shown_reproducible_needs_no_repeat_run(monkeypatch):
@@ -602,6 +621,14 @@ def test_a_two_input_model_takes_a_list_of_input_shapes():
     assert check(zoo.AlignedCritic, input_shape=[(3,), (1,)]).ok
     # A functional model knows its inputs' shapes.
     assert check(zoo.two_inputs).ok
+
+
+def test_a_functional_model_of_dict_inputs_is_fed_them_by_key(recwarn):
+    report = check(zoo.keyed)
+    assert report.error is None, str(report)
+    assert [str(f.method) for f in report.failures] == ["train_step"] * 2
+    assert check(lambda: zoo.keyed(zoo.AlignedKeyed)).ok
+    assert not [w for w in recwarn if "structure of `inputs`" in str(w.message)]
     with pytest.raises(LossguardError, match=r"Critic raised on inputs of per-sample shape \(4,\)"):
         check(zoo.Critic, input_shape=(4,))
 

@@ -9,6 +9,7 @@ is marked, so a direct check() sees exactly the options its test passes.
 import os
 import time
 
+import numpy as np
 import tensorflow as tf
 
 if os.environ.get("TF_USE_LEGACY_KERAS") == "1":
@@ -184,9 +185,11 @@ class Linear(keras.Model):
     """Linear regression: one Dense unit, no custom step."""
 
     initializer = "zeros"
+    regularizer = None
 
     def build(self, input_shape):
-        self.layer = keras.layers.Dense(1, kernel_initializer=self.initializer)
+        self.layer = keras.layers.Dense(1, kernel_initializer=self.initializer,
+                                        kernel_regularizer=self.regularizer)
         super().build(input_shape)
 
     def call(self, x, training=None):
@@ -215,6 +218,32 @@ class OwnNames(Linear):
     def train_step(self, data):
         features, targets = data
         return self.fit_step((features, targets), lambda x, y, y_pred: mse(targets, y_pred))
+
+
+class Regularised(Linear):
+    """The seed bug, with the kernel regulariser's loss added from model.losses, as a step
+    that computes its loss by hand adds it."""
+
+    regularizer = "l2"
+
+    def train_step(self, data):
+        return self.fit_step(data, lambda x, y, y_pred: mse(y, y_pred) + tf.add_n(self.losses))
+
+
+class Dropped(Linear):
+    """An unseeded Dropout before the Dense unit, as users write one: tf_keras draws its mask
+    from TensorFlow's global random state."""
+
+    def build(self, input_shape):
+        self.dropout = keras.layers.Dropout(0.5)
+        super().build(input_shape)
+
+    def call(self, x, training=None):
+        return self.layer(self.dropout(x, training=training))
+
+
+class DroppedHandMSE(Dropped, HandMSE):
+    """The seed bug behind the Dropout."""
 
 
 class Autoencoder(Linear):
@@ -257,6 +286,16 @@ class ComputeLoss(Linear):
     def train_step(self, data):
         return self.fit_step(
             data, lambda x, y, y_pred: self.compute_loss(x=x, y=y, y_pred=y_pred))
+
+
+class RegularisedComputeLoss(ComputeLoss):
+    """Its twin that lets Keras compute the loss, regularisation included."""
+
+    regularizer = "l2"
+
+
+class DroppedComputeLoss(Dropped, ComputeLoss):
+    """Its twin that lets Keras compute the loss."""
 
 
 class BrokenTestStep(Linear):
@@ -333,7 +372,8 @@ class NoisySGD(keras.optimizers.SGD):
     """Unseeded noise on every gradient: a step's logs repeat, its weight update does not."""
 
     def apply_gradients(self, grads_and_vars, *args, **kwargs):
-        noisy = [(g + tf.random.normal(tf.shape(g)), v) for g, v in grads_and_vars]
+        noisy = [(g + np.random.normal(size=g.shape).astype(np.float32), v)
+                 for g, v in grads_and_vars]
         return super().apply_gradients(noisy, *args, **kwargs)
 
 
@@ -496,6 +536,36 @@ def two_inputs():
     state, action = keras.Input((3,)), keras.Input((1,))
     output = keras.layers.Dense(1)(keras.layers.Concatenate()([state, action]))
     model = keras.Model([state, action], output)
+    model.compile(**COMPILE)
+    return model
+
+
+class Keyed(keras.Model):
+    """A functional model of dict inputs, whose step takes them by key and computes its loss
+    by hand (the seed bug); `AlignedKeyed` is the near miss."""
+
+    loss_of = staticmethod(mse)
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            y_pred = self({"state": x["state"], "action": x["action"]}, training=True)
+            loss = self.loss_of(y, y_pred)
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables, strict=True))
+        return {"loss": loss}
+
+
+class AlignedKeyed(Keyed):
+    loss_of = staticmethod(aligned_mse)
+
+
+def keyed(cls=Keyed):
+    """A `Keyed` model, whose input shapes it knows by key."""
+    inputs = {"state": keras.Input((3,), name="state"),
+              "action": keras.Input((1,), name="action")}
+    output = keras.layers.Dense(1)(keras.layers.Concatenate()(list(inputs.values())))
+    model = cls(inputs, output)
     model.compile(**COMPILE)
     return model
 

@@ -13,7 +13,8 @@ the judge changes:
    traced; `locate` treats that as "not located".
 4. `forward`, `step`, `read` and `write` call a model on inputs, run its train / test step,
    and read or set its variables; `held` gives a value in the form `write` takes fastest (a
-   tensor, for Keras's variables).
+   tensor, for Keras's variables); `seeded` starts the framework's global randomness, if it
+   has any, from a seed for the length of a step.
 5. Add the name to `_MODULES` and to `options.BACKENDS`, and roots that identify its code to
    `_ROOTS` so `infer` picks it for targets written against it.
 
@@ -23,10 +24,12 @@ Backend modules import only leaf modules (`text`, `findings`, `trace`, `errors`,
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 import types
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 import numpy as np
@@ -91,6 +94,11 @@ class Backend(Protocol):
 
     def write(self, variable: Any, value: Any) -> None:
         """Set a variable's value, from a NumPy array or from what `held` made of one."""
+
+    def seeded(self, seed: int) -> AbstractContextManager[None]:
+        """A block whose draws from the framework's global random state (what a step draws
+        with no seed of its own: Dropout on Keras's torch backend, or in tf_keras) start from
+        `seed`, that state put back afterwards, so that every run of a step draws alike."""
 
 
 def load(name: str) -> Backend:
@@ -161,6 +169,10 @@ class ArrayBackend:
 
     def held(self, value: np.ndarray) -> Any:
         return value
+
+    def seeded(self, seed: int) -> AbstractContextManager[None]:
+        """Nothing to seed: NumPy code is not stepped, and JAX has no global random state."""
+        return contextlib.nullcontext()
 
 
 class KerasModels(ArrayBackend):

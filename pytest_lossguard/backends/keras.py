@@ -10,6 +10,7 @@ untouched.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import keras
@@ -19,9 +20,20 @@ from pytest_lossguard.backends import KerasModels, load
 from pytest_lossguard.trace import Growth
 
 
+class _Scope(keras.StatelessScope):
+    """A StatelessScope in which a variable the block has not assigned reads as its own
+    value, as `Variable.value` reads it: some of Keras's code asks the scope itself for a
+    variable's value (a weight regulariser's loss, read through `model.losses` in a step),
+    and a plain scope answers None for every variable it was not given."""
+
+    def get_current_value(self, variable: Any) -> Any:
+        value = super().get_current_value(variable)
+        return getattr(variable, "_value", None) if value is None else value
+
+
 def _stateless(call: Callable[..., Any]) -> Callable[..., Any]:
     def traced(*tensors: Any) -> Any:
-        with keras.StatelessScope():
+        with _Scope():
             return call(*tensors)
 
     return traced
@@ -89,6 +101,11 @@ class Keras(KerasModels):
 
     def read(self, variable: Any) -> np.ndarray:
         return np.array(self.native.to_numpy(variable.value))
+
+    def seeded(self, seed: int) -> AbstractContextManager[None]:
+        """Keras's own layers draw from SeedGenerator variables (seeded in the snapshot), but
+        on torch an unseeded Dropout draws from torch's global state: the native backend's."""
+        return self.native.seeded(seed)
 
 
 BACKEND = Keras()

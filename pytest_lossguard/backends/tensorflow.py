@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import random
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.eager import context
 from tensorflow.python.framework import op_callbacks
 
 from pytest_lossguard.backends import KerasModels
+from pytest_lossguard.state import tf_seed
 from pytest_lossguard.trace import Growth, grown, live_frames
 
 
@@ -73,6 +77,25 @@ class TensorFlow(KerasModels):
         return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
 
     growth = staticmethod(eager_growth)
+
+    @contextlib.contextmanager
+    def seeded(self, seed: int) -> Iterator[None]:
+        """TensorFlow's global seed, which the seeds of unseeded ops follow (tf_keras's Dropout
+        draws so), set for the block and put back after. tf.random.set_seed would also empty
+        the kernel cache, which costs each step as much time again: the cache is emptied
+        (with the seed put back) only after a block that drew a seed, since its random
+        kernels would otherwise go on where they stopped in the next block."""
+        get, put = tf_seed(context)
+        saved = get()
+        ctx = context.context()
+        ctx._seed, ctx._rng = seed, random.Random(seed)
+        try:
+            yield
+        finally:
+            if ctx._rng.getstate() == random.Random(seed).getstate():
+                ctx._seed, ctx._rng = saved[0], saved[1]
+            else:
+                put(saved)
 
 
 BACKEND = TensorFlow()

@@ -3,8 +3,9 @@ tensor op with its arguments while the Python stack still names the user's line.
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -88,6 +89,13 @@ class Torch(ArrayBackend):
         plain = value.astype(np.float32) if value.dtype.name == "bfloat16" else np.array(value)
         with torch.no_grad():
             variable.copy_(torch.from_numpy(plain).to(variable.dtype))
+
+    @contextlib.contextmanager
+    def seeded(self, seed: int) -> Iterator[None]:
+        """torch's default generator seeded in a fork of its state."""
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(seed)
+            yield
 
 
 BACKEND = Torch()

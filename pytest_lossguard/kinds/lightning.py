@@ -147,8 +147,7 @@ class LightningHarness(Harness):
         self.original = self.snapshot()
         torch = self.torch
         reset: set[int] = set()
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            torch.default_generator.manual_seed(self.options.seed)
+        with self.backend.seeded(self.options.seed), torch.no_grad():
             for submodule in self.model.modules():
                 if callable(getattr(submodule, "reset_parameters", None)):
                     _reset(submodule, self.name)
@@ -176,9 +175,8 @@ class LightningHarness(Harness):
         module.train(phase == "train")
         vars(module).update(log=log, log_dict=log_dict)
         try:
-            with torch.random.fork_rng(devices=[]), torch.set_grad_enabled(phase == "train"), \
-                    warnings_recorded() as warned:
-                torch.default_generator.manual_seed(self.options.seed)
+            with self.backend.seeded(self.options.seed), \
+                    torch.set_grad_enabled(phase == "train"), warnings_recorded() as warned:
                 yield logged, warned
         finally:
             vars(module).pop("log", None)

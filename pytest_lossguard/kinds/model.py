@@ -284,9 +284,10 @@ class Harness:
     def attached(self, phase: str) -> Iterator[tuple[dict[str, Any], list[Any]]]:
         """What a phase's step runs inside, yielding what it logs and what it warns: a Keras
         model's warnings (torch's size warning on Keras's torch backend) become notes, as a
-        loss's do, in its runs and its traces; a Lightning module is also attached to what its
-        Trainer would give it."""
-        with warnings_recorded() as warned:
+        loss's do, in its runs and its traces, and what it draws from the framework's global
+        random state is seeded; a Lightning module is also attached to what its Trainer would
+        give it."""
+        with warnings_recorded() as warned, self.backend.seeded(self.options.seed):
             yield {}, warned
 
     def retyped(self, tensor: Any) -> Any:

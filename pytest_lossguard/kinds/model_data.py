@@ -138,14 +138,19 @@ def heads(model: Any, outputs: Any, options: Options, target: str) -> list[Head]
 
 
 def input_shapes(model: Any, options: Options, target: str) -> InputShape:
-    """Per-sample input shapes: the option, else the model's own symbolic inputs, else the
-    shapes it was built on."""
+    """Per-sample input shapes: the option, else the model's own symbolic inputs (keyed as a
+    functional model of dict inputs takes them), else the shapes it was built on."""
     if options.input_shape is not None:
         return options.input_shape
     try:
         inputs = list(model.inputs or [])
+        structure = model.input if inputs else None
     except (AttributeError, ValueError):
-        inputs = []
+        inputs, structure = [], None
+    if isinstance(structure, Mapping):
+        keyed = {str(key): tuple(tensor.shape)[1:] for key, tensor in structure.items()}
+        if all(None not in shape for shape in keyed.values()):
+            return keyed
     shapes = tuple(tuple(tensor.shape)[1:] for tensor in inputs) or _built_with(model)
     if shapes and all(None not in shape for shape in shapes):
         return shapes[0] if len(shapes) == 1 else shapes
