@@ -14,7 +14,7 @@ import math
 
 from pytest_lossguard.backends import Backend
 from pytest_lossguard.findings import Finding, Fix, Location, Report, Shape
-from pytest_lossguard.introspect import labels_name
+from pytest_lossguard.introspect import labels_name, statement_start
 
 CANONICAL_ERROR = ("make the target work on canonical input, or describe its intended shapes "
                    "with output_shape / y_true_shape / y_pred_shape and its values with domain=")
@@ -151,11 +151,10 @@ def step_labels(finding: Finding, head: str | int | None, true_shape: Shape, pre
     """(statement, the line it goes before, if it is read off one) that aligns a step's labels
     to its prediction. On one output of several (`head`: its key or index; its canonical
     shapes), the located op's operands as its line writes them (`y["reg"]`, or the step's own
-    names for them), else the step's labels and predictions (`names`) subscripted by the head:
-    `y` alone is then a dict or a list, which a reshape cannot take. A model of one output
-    gets its labels reshaped to their own shape, in the name its step (a method of `owner`)
-    gives them, before the step's line that the broadcast runs under; else `names` as they
-    are, for want of those."""
+    names for them). Else the labels are reshaped to their own shape, in the name the step (a
+    method of `owner`) gives them, subscripted by the head (`y` alone is then a dict or a
+    list, which a reshape cannot take), before the statement of the step that the broadcast
+    runs under; else, for want of those, the step's labels and predictions are `names`."""
     where = finding.location
     # An op inside a library function the line calls has operands of its own, not the line's.
     if (head is not None and where is not None and where.where and not where.layout
@@ -163,24 +162,28 @@ def step_labels(finding: Finding, head: str | int | None, true_shape: Shape, pre
         code = _reshape(where, finding.y_true, backend, finding.y_pred)
         if code is not None:
             return code, where.where
-    step, line = _step_line(finding)
+    step, line = _step_line(finding, owner)
     labels = labels_name(getattr(owner, step, None)) if line else None
-    if head is None and labels:
+    if labels:
+        labels = labels if head is None else f"{labels}[{json.dumps(head)}]"
         return _assign(labels, backend.reshape(labels, str((-1, *true_shape)))), line
     return fix_code(finding, true_shape, pred_shape, backend, names, head), ""
 
 
-def _step_line(finding: Finding) -> tuple[str, str]:
-    """The finding's step (or compute_loss), and `path:line` of its line that the broadcast
-    runs under: the call chain's link in it, the located line itself when the op is written
-    there; "" when the broadcast runs under no step's line."""
+def _step_line(finding: Finding, owner: type) -> tuple[str, str]:
+    """The finding's step (or compute_loss), and `path:line` of its statement that the
+    broadcast runs under (the call chain's link in it, moved up to the first line of a
+    statement written over several); "" when it runs under no step of `owner`'s."""
     method, where = finding.method, finding.location
     if method is None or where is None or where.layout or (method.metric and not method.step):
         return "", ""
     step = method.step or method.name
     suffix = f" in {step}"
-    return step, next((link.removesuffix(suffix) for link in where.chain
-                       if link.endswith(suffix)), "")
+    link = next((link.removesuffix(suffix) for link in where.chain if link.endswith(suffix)),
+                "")
+    path, _, line = link.rpartition(":")
+    start = statement_start(getattr(owner, step, None), int(line)) if line.isdigit() else None
+    return step, f"{path}:{start}" if start else ""
 
 
 def weights_hint(backend: Backend, where: Location | None = None,

@@ -69,9 +69,9 @@ OPTIONAL, REQUIRED = "optional", "required"
 
 def labels_name(step: Any) -> str | None:
     """The name a model step's own code gives its labels, so that a fix can be written in it:
-    the second name its data argument unpacks into (`x, y = data`, or through Keras's
-    `unpack_x_y_sample_weight(data)`), or compute_loss's own parameter for them; None when
-    the step takes them another way."""
+    the second name its data argument unpacks into (`x, y = data`, through Keras's
+    `unpack_x_y_sample_weight(data)`, or item by item), or compute_loss's own parameter for
+    them; None when the step takes them another way."""
     return memo(_labels, unwrap(step))
 
 
@@ -89,13 +89,37 @@ def _labels(inner: Any) -> str | None:
         if not isinstance(node, ast.Assign) or len(node.targets) != 1:
             continue
         target, value = node.targets[0], node.value
-        unpacks = (isinstance(value, ast.Name) and value.id == data) or (
-            isinstance(value, ast.Call)
-            and any(isinstance(a, ast.Name) and a.id == data for a in value.args))
-        if (unpacks and isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) > 1
+        if not (isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) > 1
                 and isinstance(target.elts[1], ast.Name)):
+            continue
+        # `x, y = data`, `x, y = unpack_x_y_sample_weight(data)`, or item by item:
+        # `x, y = batch["features"], batch["target"]`.
+        second = value.elts[1] if isinstance(value, (ast.Tuple, ast.List)) and len(
+            value.elts) == len(target.elts) else value
+        if any(isinstance(name, ast.Name) and name.id == data for name in ast.walk(second)):
             return target.elts[1].id
     return None
+
+
+def statement_start(function: Any, line: int) -> int | None:
+    """The first line of the innermost statement of `function` (a method) that spans `line`
+    of its file: where a statement pasted before it runs, when the line continues one written
+    over several. None when the source cannot be read, or the line is not in it."""
+    spans = [(start, end) for start, end in memo(_statements, unwrap(function))
+             if start <= line <= end] if function is not None else []
+    return max(spans)[0] if spans else None
+
+
+@cached()
+def _statements(inner: Any) -> tuple[tuple[int, int], ...]:
+    """The first and last line in its file of every statement of a function, read off its
+    source once per session."""
+    parsed = _step_source(inner)
+    if parsed is None or not hasattr(inner, "__code__"):
+        return ()
+    offset = inner.__code__.co_firstlineno - 1
+    return tuple((node.lineno + offset, (node.end_lineno or node.lineno) + offset)
+                 for node in ast.walk(parsed[0]) if isinstance(node, ast.stmt))
 
 
 def _step_source(inner: Any) -> tuple[ast.FunctionDef | ast.AsyncFunctionDef, str] | None:

@@ -64,6 +64,23 @@ class LogsAlignedMetric(LogsHandMetric):
         return torch.mean(torch.abs(y.reshape(y_hat.shape) - y_hat))
 
 
+class KeyedBatch(Regression):
+    """The seed case on dict batches, whose labels the step takes item by item."""
+
+    def training_step(self, batch, batch_idx):
+        x, target = batch["features"], batch["target"]
+        return torch.mean((target - self(x)) ** 2)
+
+
+def test_a_step_taking_its_labels_item_by_item_is_fixed_in_its_own_name():
+    keyed = {"batch": lambda x, y: {"features": x, "target": y}}
+    report = check(KeyedBatch, **keyed)
+    text = " ".join(report.failures[0].fix.text.split())
+    assert "before tests/test_lightning.py:" in text and "target = target.reshape(-1, 1)" in text
+    fixed, _ = pasted(KeyedBatch, report)
+    assert check(fixed, **keyed).ok
+
+
 def test_the_broadcast_that_lossguard_reports_is_real():
     """The differential computation behind the verdicts below: (B,) labels against (B, 1)
     predictions give another loss than the aligned labels do."""
@@ -485,10 +502,10 @@ class TupleHeads(DictHeads):
 
 
 @pytest.mark.parametrize(("module", "head", "domain", "code"), [
-    # Located inside mse_loss, on a line that is not a whole statement: the step's y and
-    # y_hat, by the head's key, on a copy of the dict.
+    # Located inside mse_loss, on a line that is not a whole statement: the step's y by the
+    # head's key, on a copy of the dict, in its own shape, before the step's statement.
     (DictHeads, "reg", {"cls": "sparse"},
-     'y_hat = self(x); y = dict(y); y["reg"] = y["reg"].reshape(y_hat["reg"].shape)'),
+     'y = dict(y); y["reg"] = y["reg"].reshape(-1, 1)'),
     # Located on the line's own operands, by index, on a list copy.
     (TupleHeads, "0", {1: "sparse"}, "y = list(y); y[0] = y[0].reshape(y_hat[0].shape)"),
 ])

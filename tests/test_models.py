@@ -769,11 +769,12 @@ DICT_HEADS = {**HEADS, "compile": {"optimizer": "sgd", "loss": {
     # The located line names the head: the fix uses its operands, on a copy of the dict.
     (zoo.DictHands, DICT_HEADS, 'y = dict(y); y["reg"] = {ns}.reshape(y["reg"], '
                                 '{ns}.shape(y_pred["reg"]))'),
-    # A statement over several lines: the step's y and y_pred, by the head's index, on a list
-    # (fit() hands a list of labels over as a tuple).
-    (zoo.ListHands, HAND_HEADS, "y = list(y); y[0] = {ns}.reshape(y[0], {ns}.shape(y_pred[0]))"),
-    (zoo.DictComputeLoss, DICT_HEADS, 'y = dict(y); y["reg"] = {ns}.reshape(y["reg"], '
-                                      '{ns}.shape(y_pred["reg"]))'),
+    # A statement over several lines: the step's labels by the head's index, on a list (fit()
+    # hands a list of labels over as a tuple), in their own shape, before the statement.
+    (zoo.ListHands, HAND_HEADS, "y = list(y); y[0] = {ns}.reshape(y[0], (-1, 1))"),
+    # The head's loss on a line that continues the statement, the predictions named otherwise.
+    (zoo.NamedHeads, HAND_HEADS, "y = list(y); y[0] = {ns}.reshape(y[0], (-1, 1))"),
+    (zoo.DictComputeLoss, DICT_HEADS, 'y = dict(y); y["reg"] = {ns}.reshape(y["reg"], (-1, 1))'),
 ])
 def test_the_fix_of_one_head_of_several_names_it_and_works_pasted(model, options, code):
     report = check(model, **options)
