@@ -173,6 +173,26 @@ def test_weights_a_step_builds_are_named_and_the_model_is_not_probed():
     assert report.error is None and not report.ok, str(report)
 
 
+def test_a_model_compiled_without_a_loss_has_fit_judged_and_evaluate_left_out():
+    # Keras's guide writes the loss in train_step and compiles an optimizer alone: Keras's own
+    # test_step has no loss to compute, so evaluate() fails on it, but fit() is probed.
+    report = check(zoo.tracked)
+    assert report.error is None and not report.ok, str(report)
+    assert {str(f.method) for f in report.failures} == {"train_step"}
+    assert all(any(link.endswith(" in train_step") for link in f.location.chain)
+               for f in report.failures)
+    fix = " ".join(report.failures[0].fix.text.split())
+    assert "compute_loss" not in fix  # there is no compiled loss for Keras to align
+    if not zoo.LEGACY:  # tf_keras's test_step reports no loss instead of raising
+        assert all(dict(f.paths) == {"fit()": "affected"} for f in report.failures)
+        assert report.failures[0].notes[-1].startswith(
+            "evaluate() not probed: Keras's own test_step raises on the canonical labels "
+            "(ValueError: No loss to compute")
+    # The near miss, its aligned twin, passes; a test_step the user wrote that raises is still
+    # an error (test_a_model_raising_on_aligned_labels_is_an_error_with_its_exception).
+    assert check(zoo.tracked_aligned).ok
+
+
 class ConcatInputs(zoo.keras.Model):
     def __init__(self):
         super().__init__()

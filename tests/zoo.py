@@ -402,6 +402,45 @@ class Raising(Linear):
         raise RuntimeError("this train_step is unfinished")
 
 
+class Tracked(keras.Model):
+    """Keras's guide to custom steps, going lower level: compiled with an optimizer alone, its
+    train_step computes the loss and updates its own tracker, so Keras's test_step (and so
+    evaluate()) has no loss to compute."""
+
+    loss_of = staticmethod(mse)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            loss = self.loss_of(y, self(x, training=True))
+        applied(self, tape, loss)
+        self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+
+class TrackedAligned(Tracked):
+    loss_of = staticmethod(aligned_mse)
+
+
+def tracked(cls=Tracked):
+    inputs = keras.Input((3,))
+    model = cls(inputs, keras.layers.Dense(1)(inputs))
+    model.compile(optimizer="sgd")
+    return model
+
+
+def tracked_aligned():
+    return tracked(TrackedAligned)
+
+
 def hand_mse_factory():
     model = HandMSE()
     model.compile(**COMPILE)

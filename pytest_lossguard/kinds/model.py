@@ -697,11 +697,43 @@ def _status(finding: Finding | None) -> PathStatus:
     return PathStatus.of(finding.verdict)
 
 
+def _unrunnable(harness: Harness, batch: Batch) -> tuple[str, ...]:
+    """Leave out each phase whose step Keras wrote and that raises on the canonical labels
+    the first phase runs on: evaluate() of a model compiled with no loss, whose own train_step
+    computes one, as Keras's guide to custom steps writes it. That call path fails as the
+    model is compiled, so it has nothing to probe, but fit() is judged. The notes that say so."""
+    lead, *others = harness.methods
+    if harness.step(lead, batch).error is not None:
+        return ()
+    notes = {}
+    for phase in others:
+        method, error = harness.methods[phase], harness.step(phase, batch).error
+        if error is None or isinstance(error, LossguardError) or user_defines(
+                type(harness.model), method, harness.feed.library):
+            continue
+        path = harness.paths[phase]
+        notes[phase] = (f"{path} not probed: Keras's own {method} raises on the canonical labels "
+                        f"({one_line(error)}), so {path} fails on this model as compiled; "
+                        f"{harness.paths[lead]} is judged alone")
+    harness.methods = {key: m for key, m in harness.methods.items() if key not in notes}
+    harness.paths = {key: p for key, p in harness.paths.items() if key not in notes}
+    return tuple(notes.values())
+
+
 def judge_steps(harness: Harness) -> list[Finding]:
     canonical = harness.canonical(harness.options.probe_batch)
+    notes = _unrunnable(harness, canonical)
     error = _check_canonical(harness, canonical)
     if error is not None:
         return [error]
+    findings = _probed(harness, canonical)
+    if notes and findings:
+        findings[0] = dataclasses.replace(findings[0], notes=(*findings[0].notes, *notes))
+    return findings
+
+
+def _probed(harness: Harness, canonical: Batch) -> list[Finding]:
+    """The findings of every probe of a model that runs on its canonical labels."""
     mirrors = _mirrors(harness, canonical)
     findings: list[Finding] = []
     deterministic = False
@@ -752,6 +784,9 @@ class ModelObject:
         self.flavour = keras_base(type(model), "Model") or "keras"
         self.backend = backends.load(_BACKENDS[self.flavour])
         self.outputs: Outputs | None = None  # set by check, read by advise
+        # Whether the model was probed compiled with a loss (its own, compile= or the
+        # default), so that the fix may send a step's labels to Keras's compute_loss.
+        self.compiled_loss = True
 
     def check(self, options: Options) -> Report:
         """Every label probe of the model; its state is put back on the way out."""
@@ -761,6 +796,7 @@ class ModelObject:
             with stage("building and compiling the model"), preserved() as built:
                 harness = Harness(self.obj, self.name, self.backend, options)
                 self.outputs = harness.outputs
+                self.compiled_loss = bool(getattr(self.obj, "loss", None))
             # Keras's unseeded initialisers draw seeds from Python's random state while
             # lossguard builds the model: put back, but not blamed on the target.
             restored.extend(name for name in built if name != PYTHON_RANDOM)
@@ -817,6 +853,8 @@ class ModelObject:
                      if method.name == "compute_loss"
                      else "loss = self.compute_loss(x=x, y=y, y_pred=y_pred)")
         place = f"before {line}: " if line else "before the loss, e.g. "
+        if not self.compiled_loss:  # Keras has no loss to align for it
+            return f"in {method}, align the labels to the prediction {place}{labels}"
         return (f"in {method}, let Keras align the labels: {keras_own}, or align them to the "
                 f"prediction {place}{labels}")
 
