@@ -213,8 +213,11 @@ def render(report: Report, markup: Markup = plain) -> str:
     the verdict words (the text is the same without it)."""
     failures = report.failures
     notes = [line for finding in report.notes for line in _note(finding)]
-    if not failures:
-        return "\n".join([_passed(report, markup), *notes, *_restored(report)])
+    if not failures:  # what a safe probe noted (a call path left out, a warning) is shown too
+        told = [line for finding in report.findings if finding.verdict is Verdict.SAFE
+                for line in _warned(finding)]
+        return "\n".join([_passed(report, markup), *dict.fromkeys(told), *notes,
+                          *_restored(report)])
     worst = next(v for v in Verdict if v is not Verdict.SAFE
                  and any(f.verdict is v for f in failures))
     lines = [prefixed(f"{report.target} {markup(_headline(worst, failures), COLOURS[worst])}"),
