@@ -173,6 +173,20 @@ def test_weights_a_step_builds_are_named_and_the_model_is_not_probed():
     assert report.error is None and not report.ok, str(report)
 
 
+def test_a_model_not_probed_for_the_weights_its_step_builds_still_fits():
+    # lossguard builds the optimizer before its snapshot; fit() builds it in the first step,
+    # once that step has made the layer. Left built without it, fit() raised 'Unknown
+    # variable' (tf_keras: KeyError) on the user's model after the check.
+    model = zoo.StepOnlyLayer()
+    model.compile(**zoo.COMPILE)
+    with pytest.raises(NotProbed):
+        check(model, **SHAPE)
+    rng = np.random.default_rng(0)
+    history = model.fit(rng.normal(size=(8, 3)), rng.normal(size=(8, 1)), verbose=0)
+    assert len(history.history["loss"]) == 1
+    assert len(model.optimizer.variables) > 1  # built by fit(), with the step's layer
+
+
 def test_a_model_compiled_without_a_loss_has_fit_judged_and_evaluate_left_out():
     # Keras's guide writes the loss in train_step and compiles an optimizer alone: Keras's own
     # test_step has no loss to compute, so evaluate() fails on it, but fit() is probed.
