@@ -832,6 +832,15 @@ def test_the_fix_of_a_model_of_one_output_uses_the_step_s_own_name_and_works_pas
     assert check(fixed, **SHAPE).ok, str(check(fixed, **SHAPE))
 
 
+def test_the_fix_of_a_step_names_its_labels_only_where_the_name_is_bound():
+    report = check(zoo.LateNames, **SHAPE)
+    assert report.failures, str(report)
+    text = " ".join(report.failures[0].fix.text.split())
+    # Was 'before zoo.py:<the loss>: y = ...(y, (-1, 1))', where y is not bound yet
+    # (UnboundLocalError pasted): the step's own names are used only before their statement.
+    assert "(y, (-1, 1))" not in text and "before the loss, e.g. y = " in text, text
+
+
 def test_the_fix_of_a_model_of_one_output_keeps_the_step_s_y_and_y_pred():
     report = check(zoo.HandMSE, **SHAPE)
     ns = "tf" if zoo.LEGACY else "keras.ops"
