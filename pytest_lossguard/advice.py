@@ -163,7 +163,8 @@ def step_labels(finding: Finding, head: str | int | None, true_shape: Shape, pre
         if code is not None:
             return code, where.where
     step, line = _step_line(finding, owner)
-    labels = labels_name(getattr(owner, step, None)) if line else None
+    start = int(line.rpartition(":")[2]) if line else 0
+    labels = labels_name(getattr(owner, step, None), start) if line else None
     if labels:
         labels = labels if head is None else f"{labels}[{json.dumps(head)}]"
         return _assign(labels, backend.reshape(labels, str((-1, *true_shape)))), line

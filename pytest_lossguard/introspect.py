@@ -67,24 +67,28 @@ def requires_weights(step: Any) -> bool:
 OPTIONAL, REQUIRED = "optional", "required"
 
 
-def labels_name(step: Any) -> str | None:
-    """The name a model step's own code gives its labels, so that a fix can be written in it:
-    the second name its data argument unpacks into (`x, y = data`, through Keras's
-    `unpack_x_y_sample_weight(data)`, or item by item), or compute_loss's own parameter for
-    them; None when the step takes them another way."""
-    return memo(_labels, unwrap(step))
+def labels_name(step: Any, before: int) -> str | None:
+    """The name a model step's own code gives its labels, so that a fix can be written in it
+    before line `before` of its file: the second name its data argument unpacks into (`x, y =
+    data`, through Keras's `unpack_x_y_sample_weight(data)`, or item by item) in a statement
+    that ends above that line, or compute_loss's own parameter for them; None when the step
+    takes them another way, or names them only further down."""
+    return next((name for line, name in memo(_labels, unwrap(step)) if line < before), None)
 
 
 @cached()
-def _labels(inner: Any) -> str | None:
-    """`labels_name`, read off the step's source once per session."""
+def _labels(inner: Any) -> tuple[tuple[int, str], ...]:
+    """Each name the step's source gives its labels, with the last line in its file of the
+    statement that binds it (0 for a parameter); read off its source once per session."""
     parsed = _step_source(inner)
-    if parsed is None:
-        return None
+    if parsed is None or not hasattr(inner, "__code__"):
+        return ()
     function, data = parsed
     if function.name == "compute_loss":  # compute_loss(self, x, y, y_pred, ...)
         names = [p.arg for p in (*function.args.posonlyargs, *function.args.args)]
-        return names[2] if len(names) > 2 else None
+        return ((0, names[2]),) if len(names) > 2 else ()
+    offset = inner.__code__.co_firstlineno - 1
+    found = []
     for node in ast.walk(function):
         if not isinstance(node, ast.Assign) or len(node.targets) != 1:
             continue
@@ -97,8 +101,8 @@ def _labels(inner: Any) -> str | None:
         second = value.elts[1] if isinstance(value, (ast.Tuple, ast.List)) and len(
             value.elts) == len(target.elts) else value
         if any(isinstance(name, ast.Name) and name.id == data for name in ast.walk(second)):
-            return target.elts[1].id
-    return None
+            found.append(((node.end_lineno or node.lineno) + offset, target.elts[1].id))
+    return tuple(found)
 
 
 def statement_start(function: Any, line: int) -> int | None:

@@ -173,6 +173,20 @@ def test_weights_a_step_builds_are_named_and_the_model_is_not_probed():
     assert report.error is None and not report.ok, str(report)
 
 
+def test_a_model_not_probed_for_the_weights_its_step_builds_still_fits():
+    # lossguard builds the optimizer before its snapshot; fit() builds it in the first step,
+    # once that step has made the layer. Left built without it, fit() raised 'Unknown
+    # variable' (tf_keras: KeyError) on the user's model after the check.
+    model = zoo.StepOnlyLayer()
+    model.compile(**zoo.COMPILE)
+    with pytest.raises(NotProbed):
+        check(model, **SHAPE)
+    rng = np.random.default_rng(0)
+    history = model.fit(rng.normal(size=(8, 3)), rng.normal(size=(8, 1)), verbose=0)
+    assert len(history.history["loss"]) == 1
+    assert len(model.optimizer.variables) > 1  # built by fit(), with the step's layer
+
+
 def test_a_model_compiled_without_a_loss_has_fit_judged_and_evaluate_left_out():
     # Keras's guide writes the loss in train_step and compiles an optimizer alone: Keras's own
     # test_step has no loss to compute, so evaluate() fails on it, but fit() is probed.
@@ -816,6 +830,15 @@ def test_the_fix_of_a_model_of_one_output_uses_the_step_s_own_name_and_works_pas
     assert text.endswith(f"before {line.split()[0]}: targets = {ns}.reshape(targets, (-1, 1))")
     fixed, _ = pasted(zoo.OwnNames, report)
     assert check(fixed, **SHAPE).ok, str(check(fixed, **SHAPE))
+
+
+def test_the_fix_of_a_step_names_its_labels_only_where_the_name_is_bound():
+    report = check(zoo.LateNames, **SHAPE)
+    assert report.failures, str(report)
+    text = " ".join(report.failures[0].fix.text.split())
+    # Was 'before zoo.py:<the loss>: y = ...(y, (-1, 1))', where y is not bound yet
+    # (UnboundLocalError pasted): the step's own names are used only before their statement.
+    assert "(y, (-1, 1))" not in text and "before the loss, e.g. y = " in text, text
 
 
 def test_the_fix_of_a_model_of_one_output_keeps_the_step_s_y_and_y_pred():

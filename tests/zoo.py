@@ -220,6 +220,18 @@ class OwnNames(Linear):
         return self.fit_step((features, targets), lambda x, y, y_pred: mse(targets, y_pred))
 
 
+class LateNames(Linear):
+    """The seed bug in a step that reads its labels by index, and names them only after the
+    loss: a fix in its name there would run before the name is bound."""
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            loss = mse(data[1], self(data[0], training=True))
+        logs = applied(self, tape, loss)
+        _, y = data
+        return {**logs, "labels": tf.reduce_mean(y)}
+
+
 class Regularised(Linear):
     """The seed bug, with the kernel regulariser's loss added from model.losses, as a step
     that computes its loss by hand adds it."""

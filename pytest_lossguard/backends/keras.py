@@ -9,12 +9,14 @@ untouched.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import keras
 import numpy as np
+from keras.src.backend.common import global_state
+from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR, draw_seed
 
 from pytest_lossguard.backends import KerasModels, load
 from pytest_lossguard.trace import Growth
@@ -56,6 +58,7 @@ class Keras(KerasModels):
 
     def __init__(self) -> None:
         self.native = load(keras.backend.backend())
+        self.generator: Any = None  # the global SeedGenerator of seeded blocks, made once
 
     def to_tensor(self, array: np.ndarray) -> Any:
         return keras.ops.convert_to_tensor(array)
@@ -102,10 +105,23 @@ class Keras(KerasModels):
     def read(self, variable: Any) -> np.ndarray:
         return np.array(self.native.to_numpy(variable.value))
 
-    def seeded(self, seed: int) -> AbstractContextManager[None]:
+    @contextlib.contextmanager
+    def seeded(self, seed: int) -> Iterator[None]:
         """Keras's own layers draw from SeedGenerator variables (seeded in the snapshot), but
-        on torch an unseeded Dropout draws from torch's global state: the native backend's."""
-        return self.native.seeded(seed)
+        on torch an unseeded Dropout draws from torch's global state: the native backend's.
+        keras.random's draws without a seed come from Keras's global SeedGenerator, which a
+        block finds started from `seed` (made at a step's first run, outside the tracer's
+        StatelessScope, where no variable can be made), the user's put back after."""
+        if self.generator is None:
+            self.generator = keras.random.SeedGenerator(seed)
+        saved = global_state.get_global_attribute(GLOBAL_SEED_GENERATOR)
+        self.generator.state.assign(draw_seed(seed))
+        global_state.set_global_attribute(GLOBAL_SEED_GENERATOR, self.generator)
+        try:
+            with self.native.seeded(seed):
+                yield
+        finally:
+            global_state.set_global_attribute(GLOBAL_SEED_GENERATOR, saved)
 
 
 BACKEND = Keras()

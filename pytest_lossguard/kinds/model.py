@@ -110,12 +110,14 @@ class Harness:
         self.to_tensor = backend.to_tensor
         self.options = options
         self.uncompile = _compile(model, options, name)
-        with _undone_on_error(self.uncompile):  # every failure, the time limit too
+        with _undone_on_error(lambda: self.uncompile()):  # every failure, the time limit too
             self.input_shapes = input_shapes(model, options, name)
             x = self.inputs(options.probe_batch)
             outputs = self.forward(x)
             self.judged(outputs, name)
             labels = pack(outputs, self.canonical(options.probe_batch).y)
+            optimizer = getattr(model, "optimizer", None)
+            held = _held(optimizer) if optimizer is not None else None
             try:
                 _build_training_state(model, x, labels)
             except Exception as exc:
@@ -123,6 +125,24 @@ class Harness:
                     f"cannot build the compiled loss, metrics or optimizer of {name}: "
                     f"{one_line(exc)}; fix the compile= option"
                 ) from exc
+            finally:
+                if held is not None:
+                    self.uncompile = _both(self._unbuilt(optimizer, *held), self.uncompile)
+
+    def _unbuilt(self, optimizer: Any, before: dict[str, Any],
+                 contents: dict[str, list[Any]]) -> Callable[[], None]:
+        """What gives the optimizer back as it was before `_build_training_state` built it,
+        when a step has since made weights it was not built with (a layer only train_step
+        calls): fit() builds it in that step, with them, and built without them it refuses
+        them ('Unknown variable'). Else it stays built, as fit() would build it."""
+        known = {id(v) for v in self.model.trainable_variables}
+        undo = _compiled_since(optimizer, before, contents)
+
+        def unbuilt() -> None:
+            if any(id(v) not in known for v in self.model.trainable_variables):
+                undo()
+
+        return unbuilt
 
     def judged(self, outputs: Any, name: str, library: tuple[str, ...] = KERAS_ROOTS) -> None:
         """What the step judging needs once the model has run on its inputs: its heads, its
@@ -359,8 +379,7 @@ def _compile(model: Any, options: Options, name: str) -> Callable[[], None]:
     if compiled and options.compile is None:
         return lambda: None
     kwargs = dict(DEFAULT_COMPILE if options.compile is None else options.compile)
-    before = dict(vars(model))
-    contents = {key: list(value) for key, value in before.items() if isinstance(value, list)}
+    before, contents = _held(model)
     try:
         model.compile(**kwargs)
     except BaseException as exc:
@@ -373,6 +392,24 @@ def _compile(model: Any, options: Options, name: str) -> Callable[[], None]:
             "compile= option"
         ) from exc
     return _compiled_since(model, before, contents)
+
+
+def _held(owner: Any) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """An object's attributes, and the contents of those that are lists, as
+    `_compiled_since` puts them back."""
+    before = dict(vars(owner))
+    return before, {key: list(value) for key, value in before.items() if isinstance(value, list)}
+
+
+def _both(first: Callable[[], None], then: Callable[[], None]) -> Callable[[], None]:
+    """One undo that runs `first`, then `then` however `first` ended."""
+    def undo() -> None:
+        try:
+            first()
+        finally:
+            then()
+
+    return undo
 
 
 def _compiled_since(model: Any, before: dict[str, Any],
