@@ -442,6 +442,19 @@ class TrackedAligned(Tracked):
     loss_of = staticmethod(aligned_mse)
 
 
+class EvaluationRaises(Linear):
+    """Trains aligned, but its own compute_loss raises when evaluating (Keras 3 tells it the
+    phase): evaluate() fails in the user's code, which stays the check's error."""
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if not training:
+            raise ValueError("the evaluation loss is unfinished")
+        return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
+
+    def train_step(self, data):
+        return self.fit_step(data, lambda x, y, y_pred: aligned_mse(y, y_pred))
+
+
 def tracked(cls=Tracked):
     inputs = keras.Input((3,))
     model = cls(inputs, keras.layers.Dense(1)(inputs))

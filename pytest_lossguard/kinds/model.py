@@ -13,7 +13,9 @@ import contextlib
 import dataclasses
 import inspect
 import math
+import os
 import time
+import traceback
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -45,7 +47,7 @@ from pytest_lossguard.options import Options
 from pytest_lossguard.paths import EVALUATE, FIT
 from pytest_lossguard.probes import Case
 from pytest_lossguard.state import PYTHON_RANDOM, notes_of, preserved, warnings_recorded
-from pytest_lossguard.text import one_line, stable_repr
+from pytest_lossguard.text import library, one_line, stable_repr
 from pytest_lossguard.tolerance import close, tolerances
 
 # What an uncompiled model is compiled with when the `compile` option is not given.
@@ -735,10 +737,12 @@ def _status(finding: Finding | None) -> PathStatus:
 
 
 def _unrunnable(harness: Harness, batch: Batch) -> tuple[str, ...]:
-    """Leave out each phase whose step Keras wrote and that raises on the canonical labels
-    the first phase runs on: evaluate() of a model compiled with no loss, whose own train_step
-    computes one, as Keras's guide to custom steps writes it. That call path fails as the
-    model is compiled, so it has nothing to probe, but fit() is judged. The notes that say so."""
+    """Leave out each phase whose step Keras wrote and that raises, in Keras's code alone, on
+    the canonical labels the first phase runs on: evaluate() of a model compiled with no loss,
+    whose own train_step computes one, as Keras's guide to custom steps writes it. That call
+    path fails as the model is compiled, so it has nothing to probe, but fit() is judged. An
+    error raised in the user's code (call(), compute_loss) stays the check's error. The notes
+    that say what was left out."""
     lead, *others = harness.methods
     if harness.step(lead, batch).error is not None:
         return ()
@@ -746,7 +750,7 @@ def _unrunnable(harness: Harness, batch: Batch) -> tuple[str, ...]:
     for phase in others:
         method, error = harness.methods[phase], harness.step(phase, batch).error
         if error is None or isinstance(error, LossguardError) or user_defines(
-                type(harness.model), method, harness.feed.library):
+                type(harness.model), method, harness.feed.library) or _user_raised(error):
             continue
         path = harness.paths[phase]
         notes[phase] = (f"{path} not probed: Keras's own {method} raises on the canonical labels "
@@ -755,6 +759,14 @@ def _unrunnable(harness: Harness, batch: Batch) -> tuple[str, ...]:
     harness.methods = {key: m for key, m in harness.methods.items() if key not in notes}
     harness.paths = {key: p for key, p in harness.paths.items() if key not in notes}
     return tuple(notes.values())
+
+
+def _user_raised(error: BaseException) -> bool:
+    """Whether a frame of the user's own code is in the exception's traceback (lossguard's
+    own frames aside)."""
+    own = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return any(not library(frame.filename) and not frame.filename.startswith(own)
+               for frame in traceback.extract_tb(error.__traceback__))
 
 
 def judge_steps(harness: Harness) -> list[Finding]:
