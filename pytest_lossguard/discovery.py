@@ -208,6 +208,9 @@ def misnamed(name: str) -> str:
     path, most likely), and what to give instead; "" for a module name."""
     if name and all(part.isidentifier() for part in name.split(".")):
         return ""
+    if not name.strip():
+        return ("an empty entry names no module: give a package or module name as `import` "
+                "spells it (mypkg, mypkg.losses), or drop the entry")
     path = Path(name)
     source = path if path.suffix == ".py" else path / "__init__.py"
     module = module_name(source)[0] if source.is_file() else ""

@@ -509,7 +509,7 @@ def test_the_fast_path_imports_no_framework(tmp_path):
 def test_a_scan_entry_that_names_no_module_is_an_error_row_and_the_rest_run(
         pytester, package, tmp_path):
     path = tmp_path / "lgpkg" / "losses.py"
-    result = pytester.runpytest("--lossguard", f"--lossguard-scan={path}",
+    result = pytester.runpytest("--lossguard", f"--lossguard-scan={path}", "--lossguard-scan=",
                                 "--lossguard-scan=lgpkg.nosuch", "--lossguard-scan=lgpkg.losses",
                                 "-p", "no:randomly", "--lossguard-report=r.json")
     rows = {row["nodeid"]: row for row in
@@ -519,6 +519,8 @@ def test_a_scan_entry_that_names_no_module_is_an_error_row_and_the_rest_run(
         f"--lossguard-scan: {str(path)!r} is not a module name: scanning imports packages and "
         "modules by name (mypkg, mypkg.losses); give its module name, lgpkg.losses, or run "
         f"`lossguard {path}`, which takes files and directories")
+    assert rows["lossguard-scan::[lossguard]"]["message"].startswith(
+        "--lossguard-scan: an empty entry names no module")
     assert rows["lossguard-scan::lgpkg.nosuch[lossguard]"]["message"].startswith(
         "--lossguard-scan: no module named 'lgpkg.nosuch'; check the name")
     # The scan goes on: the module named right is probed, and the session is not aborted.

@@ -123,6 +123,11 @@ class Harness:
             try:
                 _build_training_state(model, x, labels)
             except Exception as exc:
+                if _user_raised(exc):  # a JAX trainer's symbolic pass runs the user's loss
+                    raise LossguardError(
+                        f"{name}'s own code raised while Keras built its training state (a "
+                        f"symbolic pass through its loss): {one_line(exc)}; make it run as "
+                        "fit() runs it") from exc
                 raise LossguardError(
                     f"cannot build the compiled loss, metrics or optimizer of {name}: "
                     f"{one_line(exc)}; fix the compile= option"
