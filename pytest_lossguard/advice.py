@@ -9,8 +9,10 @@ when the line writes it; otherwise the hint names shapes, never an invented vari
 from __future__ import annotations
 
 import ast
+import inspect
 import json
 import math
+from typing import Any
 
 from pytest_lossguard.backends import Backend
 from pytest_lossguard.findings import Finding, Fix, Location, Report, Shape
@@ -164,7 +166,7 @@ def step_labels(finding: Finding, head: str | int | None, true_shape: Shape, pre
             return code, where.where
     step, line = _step_line(finding, owner)
     start = int(line.rpartition(":")[2]) if line else 0
-    labels = labels_name(getattr(owner, step, None), start) if line else None
+    labels = labels_name(_as_written(owner, step), start) if line else None
     if labels:
         labels = labels if head is None else f"{labels}[{json.dumps(head)}]"
         return _assign(labels, backend.reshape(labels, str((-1, *true_shape)))), line
@@ -183,8 +185,15 @@ def _step_line(finding: Finding, owner: type) -> tuple[str, str]:
     link = next((link.removesuffix(suffix) for link in where.chain if link.endswith(suffix)),
                 "")
     path, _, line = link.rpartition(":")
-    start = statement_start(getattr(owner, step, None), int(line)) if line.isdigit() else None
+    start = statement_start(_as_written(owner, step), int(line)) if line.isdigit() else None
     return step, f"{path}:{start}" if start else ""
+
+
+def _as_written(owner: type, step: str) -> Any:
+    """The step as the user wrote it, whose frame the call chain names: a decorator's wrapper
+    (`functools.wraps`) followed to the function it wraps."""
+    found = getattr(owner, step, None)
+    return inspect.unwrap(found) if callable(found) else found
 
 
 def weights_hint(backend: Backend, where: Location | None = None,

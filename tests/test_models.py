@@ -825,14 +825,15 @@ def test_the_fix_of_one_head_of_several_names_it_and_works_pasted(model, options
     assert check(fixed, **options).ok, str(check(fixed, **options))
 
 
-def test_the_fix_of_a_model_of_one_output_uses_the_step_s_own_name_and_works_pasted():
-    report = check(zoo.OwnNames, **SHAPE)
+@pytest.mark.parametrize("model", [zoo.OwnNames, zoo.DecoratedOwnNames])
+def test_the_fix_of_a_model_of_one_output_uses_the_step_s_own_name_and_works_pasted(model):
+    report = check(model, **SHAPE)
     ns = "tf" if zoo.LEGACY else "keras.ops"
     # The broadcast is in zoo.mse: the fix goes before the step's line that calls it.
     line = next(link for link in report.failures[0].location.chain if "in train_step" in link)
     text = " ".join(report.failures[0].fix.text.split())
     assert text.endswith(f"before {line.split()[0]}: targets = {ns}.reshape(targets, (-1, 1))")
-    fixed, _ = pasted(zoo.OwnNames, report)
+    fixed, _ = pasted(model, report)
     assert check(fixed, **SHAPE).ok, str(check(fixed, **SHAPE))
 
 

@@ -6,6 +6,7 @@ Tests import this module directly; pytester tests copy it next to the test files
 is marked, so a direct check() sees exactly the options its test passes.
 """
 
+import functools
 import os
 import time
 
@@ -215,6 +216,25 @@ class HandMSE(Linear):
 class OwnNames(Linear):
     """The seed bug in a step that names its labels its own way."""
 
+    def train_step(self, data):
+        features, targets = data
+        return self.fit_step((features, targets), lambda x, y, y_pred: mse(targets, y_pred))
+
+
+def logged(step):
+    """A decorator around a step, as functools.wraps writes one."""
+
+    @functools.wraps(step)
+    def wrapper(self, data):
+        return step(self, data)
+
+    return wrapper
+
+
+class DecoratedOwnNames(Linear):
+    """OwnNames with its step decorated: the fix reads the step the decorator wraps."""
+
+    @logged
     def train_step(self, data):
         features, targets = data
         return self.fit_step((features, targets), lambda x, y, y_pred: mse(targets, y_pred))
