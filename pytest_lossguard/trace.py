@@ -121,6 +121,11 @@ def role(filename: str) -> str:
     return DISPATCH if any(part in path for part in _DISPATCH) else INTERNALS
 
 
+def users(filename: str) -> bool:
+    """Whether a frame's file is the user's own code: neither a library's nor lossguard's."""
+    return _OWN not in filename and role(filename) == USER
+
+
 def _split(frames: Iterable[Frame]) -> tuple[list[Frame], Frame | None]:
     """The user's frames of a stack (outermost first), from where lossguard called in; and the
     innermost library frame below the last of them that is more than an op's dispatch: the

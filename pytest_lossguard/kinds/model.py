@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import inspect
 import math
-import os
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -47,8 +46,9 @@ from pytest_lossguard.options import Options
 from pytest_lossguard.paths import EVALUATE, FIT
 from pytest_lossguard.probes import Case
 from pytest_lossguard.state import PYTHON_RANDOM, notes_of, preserved, warnings_recorded
-from pytest_lossguard.text import library, one_line, stable_repr
+from pytest_lossguard.text import one_line, stable_repr
 from pytest_lossguard.tolerance import close, tolerances
+from pytest_lossguard.trace import users
 
 # What an uncompiled model is compiled with when the `compile` option is not given.
 DEFAULT_COMPILE: Mapping[str, Any] = {"optimizer": "sgd", "loss": "mean_squared_error"}
@@ -767,11 +767,8 @@ def _unrunnable(harness: Harness, batch: Batch) -> tuple[str, ...]:
 
 
 def _user_raised(error: BaseException) -> bool:
-    """Whether a frame of the user's own code is in the exception's traceback (lossguard's
-    own frames aside)."""
-    own = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return any(not library(frame.filename) and not frame.filename.startswith(own)
-               for frame in traceback.extract_tb(error.__traceback__))
+    """Whether a frame of the user's own code is in the exception's traceback."""
+    return any(users(frame.filename) for frame in traceback.extract_tb(error.__traceback__))
 
 
 def judge_steps(harness: Harness) -> list[Finding]:
