@@ -223,10 +223,11 @@ def misnamed(name: str) -> str:
 def _modules(name: str, problems: Problems | None) -> Iterator[ModuleType]:
     """The module and, for a package, its submodules depth first: each imported here, under
     the quiet guard, and a package's submodules listed only once the package imported."""
-    if misnamed(name):
+    why = misnamed(name)
+    if why:
         if problems is None:
-            raise LossguardError(misnamed(name))
-        problems.append((name, misnamed(name)))
+            raise LossguardError(why)
+        problems.append((name, why))
         return
     try:
         with framework_import():  # the user's modules may load TensorFlow: no C++ logs

@@ -89,10 +89,11 @@ class TensorFlow(KerasModels):
         saved = get()
         ctx = context.context()
         ctx._seed, ctx._rng = seed, random.Random(seed)
+        start = ctx._rng.getstate()
         try:
             yield
         finally:
-            if ctx._rng.getstate() == random.Random(seed).getstate():
+            if ctx._rng.getstate() == start:
                 ctx._seed, ctx._rng = saved[0], saved[1]
             else:
                 put(saved)
