@@ -164,8 +164,7 @@ def step_labels(finding: Finding, head: str | int | None, true_shape: Shape, pre
         code = _reshape(where, finding.y_true, backend, finding.y_pred)
         if code is not None:
             return code, where.where
-    step, line = _step_line(finding, owner)
-    start = int(line.rpartition(":")[2]) if line else 0
+    step, line, start = _step_line(finding, owner)
     labels = labels_name(_as_written(owner, step), start) if line else None
     if labels:
         labels = labels if head is None else f"{labels}[{json.dumps(head)}]"
@@ -173,20 +172,20 @@ def step_labels(finding: Finding, head: str | int | None, true_shape: Shape, pre
     return fix_code(finding, true_shape, pred_shape, backend, names, head), ""
 
 
-def _step_line(finding: Finding, owner: type) -> tuple[str, str]:
-    """The finding's step (or compute_loss), and `path:line` of its statement that the
-    broadcast runs under (the call chain's link in it, moved up to the first line of a
-    statement written over several); "" when it runs under no step of `owner`'s."""
+def _step_line(finding: Finding, owner: type) -> tuple[str, str, int]:
+    """The finding's step (or compute_loss), and `path:line` and line of its statement that
+    the broadcast runs under (the call chain's link in it, moved up to the first line of a
+    statement written over several); "" and 0 when it runs under no step of `owner`'s."""
     method, where = finding.method, finding.location
     if method is None or where is None or where.layout or (method.metric and not method.step):
-        return "", ""
+        return "", "", 0
     step = method.step or method.name
     suffix = f" in {step}"
     link = next((link.removesuffix(suffix) for link in where.chain if link.endswith(suffix)),
                 "")
     path, _, line = link.rpartition(":")
     start = statement_start(_as_written(owner, step), int(line)) if line.isdigit() else None
-    return step, f"{path}:{start}" if start else ""
+    return step, f"{path}:{start}" if start else "", start or 0
 
 
 def _as_written(owner: type, step: str) -> Any:
